@@ -1,0 +1,149 @@
+-- The one ingest engine behind every path (psql CALL, CSV load, REST API).
+-- Rows wait in the session's temp table ingest_input(position, payload); the
+-- engine validates them all in one set-based statement generated from the data
+-- dictionary, inserts the valid ones, logs the batch and every reject.
+-- Raises IBTAB for an unknown table. Takes the table's ingest lock until commit.
+
+-- Creates (once per session) or empties the staging table.
+create or replace function api.open_ingest_input() returns void
+language plpgsql volatile as $$
+begin
+  if to_regclass('pg_temp.ingest_input') is null then
+    create temp table ingest_input (position bigint not null, payload jsonb not null) on commit delete rows;
+  else
+    truncate pg_temp.ingest_input;
+  end if;
+end $$;
+
+create or replace function internal.check_table(p_table text) returns data.dictionary_tables
+language plpgsql stable as $$
+declare
+  v_table data.dictionary_tables;
+begin
+  select * into v_table from data.dictionary_tables where table_name = p_table;
+  if not found then
+    raise exception 'unknown table "%"', p_table
+      using errcode = 'IBTAB',
+            hint = (select 'use one of: ' || string_agg(table_name, ', ' order by load_order) from data.dictionary_tables);
+  end if;
+  return v_table;
+end $$;
+
+-- Ingest, backup and restore of one table never interleave: all take this lock.
+create or replace function internal.lock_table(p_table text) returns void
+language sql volatile
+return pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
+
+-- The validating statement for one table; p_csv: payloads are arrays of CSV fields
+-- rather than JSON objects. $1 is the batch id. Exposed for inspection:
+--   select internal.ingest_statement('employees', false);
+create or replace function internal.ingest_statement(p_table text, p_csv boolean) returns text
+language plpgsql stable as $$
+declare
+  v_table  data.dictionary_tables := internal.check_table(p_table);
+  v_fields text[];
+  v_count  integer;
+  f        record;
+  v_shape_ok text;  v_shape_reasons text;
+  v_checks text := '';  v_values text := '';  v_reasons text := '';  v_joins text := '';
+  v_columns text;  v_new text;  v_old text;
+begin
+  select array_agg(field order by ordinal), count(*) into v_fields, v_count
+    from data.dictionary_fields where table_name = p_table;
+
+  if p_csv then
+    v_shape_ok := format('jsonb_typeof(payload) = %L and jsonb_array_length(payload) = %s', 'array', v_count);
+    v_shape_reasons := 'case when (' || v_shape_ok || ') then ''{}''::text[] else array[''wrong_field_count''] end';
+  else
+    v_shape_ok := 'jsonb_typeof(payload) = ''object''';
+    v_shape_reasons := format(
+      'case when jsonb_typeof(payload) <> ''object'' then array[''not_an_object'']
+            when (payload - %1$L::text[]) = ''{}''::jsonb then ''{}''::text[]
+            else array(select ''unknown_field:'' || k from jsonb_object_keys(payload - %1$L::text[]) k order by k) end',
+      v_fields);
+  end if;
+
+  for f in select d.*, r.key_field as ref_key
+             from data.dictionary_fields d left join data.dictionary_tables r on r.table_name = d.ref_table
+            where d.table_name = p_table order by d.ordinal loop
+    declare
+      v_get text := case when p_csv then format('payload -> %s', f.ordinal - 1) else format('payload -> %L', f.field) end;
+      v_check text := case f.kind
+        when 'id' then format('internal.id_reasons(%L, %s)', f.field, v_get)
+        when 'name' then format('internal.name_reasons(%L, %s, %s)', f.field, v_get, f.max_length)
+        when 'datetime' then format('internal.datetime_reasons(%L, %s)', f.field, v_get) end;
+    begin
+      v_checks := v_checks || format(', case when shape_ok then %s else ''{}''::text[] end as %I', v_check, 'r_' || f.field);
+      v_values := v_values || format(', case when shape_ok and %I = ''{}'' then internal.%s_value(%s) end as %I',
+                                     'r_' || f.field, f.kind, v_get, f.field);
+      v_reasons := v_reasons || format(' || %I', 'r_' || f.field);
+      if f.ref_table is not null then
+        v_joins := v_joins || format(' left join data.%1$I %2$I on %2$I.%3$I = t.%4$I', f.ref_table, 'ref_' || f.field, f.ref_key, f.field);
+        v_reasons := v_reasons || format(' || case when t.%1$I is not null and %2$I.%3$I is null then array[%4$L] else ''{}''::text[] end',
+                                         f.field, 'ref_' || f.field, f.ref_key, 'unknown_reference:' || f.field);
+      end if;
+    end;
+  end loop;
+
+  select string_agg(format('%I', x), ', '), string_agg(format('t.%I', x), ', '), string_agg(format('cur.%I', x), ', ')
+    into v_columns, v_new, v_old from unnest(v_fields) x;
+
+  return format($sql$
+    with shaped as (
+      select position, payload, %1$s as shape_ok, %2$s as shape_reasons from pg_temp.ingest_input
+    ), checked as (
+      select * %3$s from shaped
+    ), typed as (
+      select * %4$s from checked
+    ), verdict as (
+      select t.position, t.payload, %5$s,
+             shape_reasons %6$s as field_reasons,
+             cur.%7$I is not null as known,
+             (%8$s) is not distinct from (%9$s) as same
+        from typed t %10$s
+        left join data.%11$I cur on cur.%7$I = t.%7$I
+    ), judged as (
+      select v.*, field_reasons || case
+               when %7$I is not null and ((known and not same)
+                 or count(*) filter (where field_reasons = '{}') over (partition by %7$I order by position
+                                                                       rows between unbounded preceding and 1 preceding) > 0)
+               then array['duplicate_id'] else '{}'::text[] end as reasons
+        from verdict v
+    ), rejected as (
+      insert into data.ingest_rejects (batch_id, table_name, position, payload, reasons)
+      select $1, %12$L, position, payload, reasons from judged where reasons <> '{}'
+      returning 1
+    ), inserted as (
+      insert into data.%11$I (%13$s)
+      select %13$s from judged where reasons = '{}' and not (known and same) order by %7$I
+      returning 1
+    )
+    select (select count(*) from judged)::integer as received,
+           (select count(*) from inserted)::integer as inserted,
+           (select count(*) from judged where reasons = '{}' and known and same)::integer as unchanged,
+           (select count(*) from rejected)::integer as rejected
+  $sql$,
+    v_shape_ok, v_shape_reasons, v_checks, v_values, v_new, v_reasons, v_table.key_field,
+    v_old, v_new, v_joins, p_table, p_table, v_columns);
+end $$;
+
+-- Validates and writes everything staged in ingest_input, then empties it.
+-- Returns the batch's log row.
+create or replace function api.ingest_staged(p_table text, p_source text, p_csv boolean default false) returns data.ingest_batches
+language plpgsql volatile as $$
+declare
+  v_batch data.ingest_batches;
+  v_counts record;
+begin
+  perform internal.check_table(p_table);
+  perform internal.lock_table(p_table);
+  insert into data.ingest_batches (table_name, source) values (p_table, p_source) returning * into v_batch;
+  execute internal.ingest_statement(p_table, p_csv) into v_counts using v_batch.batch_id;
+  update data.ingest_batches
+     set received = v_counts.received, inserted = v_counts.inserted, unchanged = v_counts.unchanged,
+         rejected = v_counts.rejected, finished_at = clock_timestamp()
+   where batch_id = v_batch.batch_id
+  returning * into v_batch;
+  truncate pg_temp.ingest_input;
+  return v_batch;
+end $$;

@@ -1,0 +1,38 @@
+// What every entry point shares: find the database, run, report errors plainly, clean up.
+import { openDatabase, type Database } from './database.ts'
+
+/** A PostgreSQL error as the driver hands it over. */
+interface PgError extends Error { code?: string; detail?: string; hint?: string; where?: string }
+
+export function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const e = err as PgError
+  const lines = [e.code && /^[0-9A-Z]{5}$/.test(e.code) ? `${e.message} [${e.code}]` : e.message]
+  if (e.detail) lines.push(`detail: ${e.detail}`)
+  if (e.hint) lines.push(`hint: ${e.hint}`)
+  return lines.join('\n')
+}
+
+/**
+ * Runs `task` against the configured database (DATABASE_URL or the embedded one),
+ * stops an embedded server this process started, and sets the exit code.
+ */
+export async function run(task: (db: Database) => Promise<void>): Promise<void> {
+  let db: Database | undefined
+  const stop = async (signal: string) => {
+    process.stderr.write(`\n${signal}: stopping\n`)
+    await db?.stop().catch(() => {})
+    process.exit(130)
+  }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    db = await openDatabase()
+    await task(db)
+  } catch (err) {
+    process.stderr.write(`error: ${describeError(err)}\n`)
+    process.exitCode = 1
+  } finally {
+    await db?.stop()
+  }
+}

