@@ -1,0 +1,143 @@
+// The historical CSV load: the samples, the CSV dialect's edge cases, failures that must
+// leave the database as it was, and the zx entry point itself.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { describe, test } from 'node:test'
+import { promisify } from 'node:util'
+import { copyIn } from '../../src/copy.ts'
+import { loadDirectory, loadFile } from '../../src/load.ts'
+import { projectRoot } from '../../src/paths.ts'
+import { SAMPLE_DIR } from '../../src/tasks.ts'
+import { freshDatabase } from '../support.ts'
+
+const db = await freshDatabase()
+const { sql } = db
+
+const summary = (results: Awaited<ReturnType<typeof loadDirectory>>) =>
+  Object.fromEntries(results.map((r) => [r.table, [r.batch.inserted, r.batch.unchanged, r.batch.rejected]]))
+
+async function csvFile(name: string, content: string | Buffer): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'hirebase-csv-'))
+  const file = join(dir, name)
+  await writeFile(file, content)
+  return file
+}
+
+const tableCounts = () => sql`select (select count(*) from jobs) j, (select count(*) from departments) d,
+  (select count(*) from employees) e, (select count(*) from ingest_batches) b, (select count(*) from ingest_rejects) r`
+
+describe('the sample data', () => {
+  test('first load: 12 departments, 183 jobs, 1929 employees and 70 rejected for missing fields', async () => {
+    const results = await loadDirectory(sql, SAMPLE_DIR)
+    assert.deepEqual(summary(results), { departments: [12, 0, 0], jobs: [183, 0, 0], employees: [1929, 0, 70] })
+    const employees = results.find((r) => r.table === 'employees')!
+    assert.ok(employees.reasons.every((r) => r.reason.startsWith('missing:')), JSON.stringify(employees.reasons))
+    assert.equal(employees.reasons.reduce((n, r) => n + r.rows, 0), 70)
+    const [{ sources }] = await sql`select array_agg(distinct source) as sources from ingest_batches`
+    assert.deepEqual(sources, ['csv'])
+  })
+
+  test('second load changes nothing: all unchanged, the same rows rejected', async () => {
+    const before = await sql`select md5(string_agg(e::text, ',' order by employee_id)) as h from employees e`
+    const results = await loadDirectory(sql, SAMPLE_DIR)
+    assert.deepEqual(summary(results), { departments: [0, 12, 0], jobs: [0, 183, 0], employees: [0, 1929, 70] })
+    const after = await sql`select md5(string_agg(e::text, ',' order by employee_id)) as h from employees e`
+    assert.deepEqual(after, before)
+  })
+
+  test('a reject records its line number and the fields exactly as read', async () => {
+    // employees.csv line 2 is `2,Ty Hofer,2021-05-30T05:43:46Z,8,` (no job).
+    const [reject] = await sql`select position::integer, payload, reasons from ingest_rejects
+                                where table_name = 'employees' and position = 2 order by batch_id limit 1`
+    assert.deepEqual(reject, { position: 2, payload: ['2', 'Ty Hofer', '2021-05-30T05:43:46Z', '8', ''], reasons: ['missing:job_id'] })
+  })
+})
+
+describe('the CSV dialect', () => {
+  test('quotes, embedded commas and quotes, a BOM, CRLF and no final newline', async () => {
+    const file = await csvFile('jobs.csv', '\uFEFF5001,"Engineer, Data"\r\n5002,"The ""Best"" Job"\r\n5003,Plain')
+    const result = await loadFile(sql, 'jobs', file)
+    assert.deepEqual([result.batch.inserted, result.batch.rejected], [3, 0])
+    const rows = await sql`select job_id, job_name from jobs where job_id between 5001 and 5003 order by job_id`
+    assert.deepEqual(rows.map((r) => r.job_name), ['Engineer, Data', 'The "Best" Job', 'Plain'])
+  })
+
+  test('LF endings, blank lines skipped, positions are line numbers', async () => {
+    const file = await csvFile('jobs.csv', '5011,A\n\n5012\n5013,"multi\nline"\n5014,B,extra\n')
+    const result = await loadFile(sql, 'jobs', file)
+    assert.deepEqual([result.batch.received, result.batch.inserted, result.batch.rejected], [4, 1, 3])
+    const rejects = await sql`select position::integer, reasons from ingest_rejects where batch_id = ${result.batch.batch_id} order by position`
+    assert.deepEqual(rejects.map((r) => [r.position, r.reasons]), [[3, ['wrong_field_count']], [4, ['bad_text:job_name']], [6, ['wrong_field_count']]])
+  })
+
+  test('CRLF inside a quoted field does not shift later line numbers', async () => {
+    const file = await csvFile('jobs.csv', '5021,"two\r\nlines"\r\n5022,\r\n')
+    const result = await loadFile(sql, 'jobs', file)
+    const rejects = await sql`select position::integer, reasons from ingest_rejects where batch_id = ${result.batch.batch_id} order by position`
+    assert.deepEqual(rejects.map((r) => [r.position, r.reasons]), [[1, ['bad_text:job_name']], [3, ['missing:job_name']]])
+  })
+
+  test('UTF-8 names and a NUL byte', async () => {
+    const file = await csvFile('jobs.csv', Buffer.from('5031,Ingénieure données 数据\n5032,nul\0byte\n'))
+    const result = await loadFile(sql, 'jobs', file)
+    assert.equal(result.batch.inserted, 2)
+    const [row] = await sql`select job_name from jobs where job_id = 5031`
+    assert.equal(row.job_name, 'Ingénieure données 数据')
+  })
+
+  test('malformed CSV fails the file with its line, and leaves everything as it was', async () => {
+    const before = await tableCounts()
+    const file = await csvFile('jobs.csv', '5041,fine\n5042,"unclosed\n')
+    await assert.rejects(loadFile(sql, 'jobs', file), /jobs\.csv.*Quote Not Closed/)
+    const bad = await csvFile('jobs.csv', '5043,fine\n5044,bro"ken\n')
+    await assert.rejects(loadFile(sql, 'jobs', bad), /jobs\.csv, line 2: Invalid Opening Quote/)
+    assert.deepEqual(await tableCounts(), before)
+  })
+
+  test('a directory without CSV files is an error that names what it expected', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hirebase-empty-'))
+    await assert.rejects(loadDirectory(sql, dir), /no CSV files to load .* departments\.csv, jobs\.csv, employees\.csv/)
+  })
+})
+
+describe('COPY failures', () => {
+  test('data the server rejects fails the transaction, releases the connection, and keeps nothing', async () => {
+    const one = (await import('../../src/database.ts')).connect(db.url, { max: 1 })
+    try {
+      await assert.rejects(one.begin(async (tx) => {
+        await tx`select api.open_ingest_input()`
+        await copyIn(tx`copy pg_temp.ingest_input (position, payload) from stdin`, Readable.from(['1\t[]\n', 'not-a-number\t[]\n']))
+      }), { code: '22P02' })
+      // The same single connection answers again, and is not left in an aborted transaction.
+      const [{ state }] = await one`select count(*)::integer as state from pg_stat_activity where state like 'idle in transaction%' and datname = current_database()`
+      assert.equal(state, 0)
+    } finally {
+      await one.end()
+    }
+  })
+})
+
+describe('scripts/load.mjs', () => {
+  const run = promisify(execFile)
+  const env = { ...process.env, DATABASE_URL: db.url }
+  const zx = join(projectRoot, 'node_modules/.bin/zx')
+
+  test('loads a directory and prints a summary per table', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hirebase-dir-'))
+    await writeFile(join(dir, 'departments.csv'), '7001,Ops\n7002,\n')
+    const { stdout } = await run(zx, ['scripts/load.mjs', dir], { cwd: projectRoot, env })
+    assert.match(stdout, /departments: 2 rows read, 1 inserted, 0 unchanged, 1 rejected/)
+    assert.match(stdout, /missing:department_name: 1/)
+  })
+
+  test('exits 1 with a clear message when the directory has no CSV files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hirebase-none-'))
+    const failed = await run(zx, ['scripts/load.mjs', dir], { cwd: projectRoot, env }).then(() => null, (e) => e)
+    assert.equal(failed?.code, 1)
+    assert.match(failed.stderr, /error: no CSV files to load/)
+  })
+})
