@@ -28,7 +28,7 @@ export async function migrate(url: string): Promise<MigrateResult> {
 export async function definitionFiles(): Promise<string[]> {
   const files: string[] = []
   for (const dir of ['sql/procedures', 'sql/views']) {
-    const names = (await readdir(join(projectRoot, dir))).filter((n) => n.endsWith('.sql')).sort()
+    const names = (await readdir(join(projectRoot, dir)).catch(() => [])).filter((n) => n.endsWith('.sql')).sort()
     files.push(...names.map((n) => join(dir, n)))
   }
   return files
