@@ -1,11 +1,11 @@
 #!/usr/bin/env zx
-// Usage: npm start — migrate, load the sample data, then report what is there.
+// Usage: npm start — migrate, load the sample data, then serve the API until Ctrl-C.
 import { lib } from './ts.mjs'
 
 const { run } = await lib('cli.ts')
-const { loadSamples } = await lib('tasks.ts')
+const { loadSamples, serve } = await lib('tasks.ts')
 
-await run(async ({ url }) => {
+await run(async ({ url }, shutdown) => {
   await loadSamples(url)
-  console.log(`\nDone. Look around with: zx scripts/db.mjs (keeps the database up and prints the psql command)`)
+  await serve(url, shutdown)
 })

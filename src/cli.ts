@@ -2,7 +2,7 @@
 import { openDatabase, type Database } from './database.ts'
 
 /** A PostgreSQL error as the driver hands it over. */
-interface PgError extends Error { code?: string; detail?: string; hint?: string; where?: string }
+interface PgError extends Error { code?: string; detail?: string; hint?: string }
 
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err)
@@ -16,19 +16,26 @@ export function describeError(err: unknown): string {
 /**
  * Runs `task` against the configured database (DATABASE_URL or the embedded one),
  * stops an embedded server this process started, and sets the exit code.
+ * On SIGINT/SIGTERM a task that takes `shutdown` (a long-running server) is asked to
+ * finish and exits 0; any other task is cut short with exit code 130.
  */
-export async function run(task: (db: Database) => Promise<void>): Promise<void> {
+export async function run(task: (db: Database, shutdown: AbortSignal) => Promise<void>): Promise<void> {
   let db: Database | undefined
-  const stop = async (signal: string) => {
+  const shutdown = new AbortController()
+  const onSignal = async (signal: string) => {
+    if (task.length >= 2 && !shutdown.signal.aborted) {
+      process.stderr.write(`${signal}: shutting down\n`)
+      return shutdown.abort()
+    }
     process.stderr.write(`\n${signal}: stopping\n`)
     await db?.stop().catch(() => {})
     process.exit(130)
   }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
   try {
     db = await openDatabase()
-    await task(db)
+    await task(db, shutdown.signal)
   } catch (err) {
     process.stderr.write(`error: ${describeError(err)}\n`)
     process.exitCode = 1

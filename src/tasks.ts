@@ -26,3 +26,19 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadRe
     await sql.end()
   }
 }
+
+/** Serves the API until `shutdown` fires: then stops accepting, finishes in-flight requests, closes the pool. */
+export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
+  const { buildServer, checkListenAddress } = await import('./server.ts')
+  const host = process.env.HOST ?? '127.0.0.1'
+  const port = Number(process.env.PORT ?? 8000)
+  const token = process.env.API_TOKEN || undefined
+  checkListenAddress(host, token)
+  const { app, sql } = await buildServer({ databaseUrl: url, token, logLevel: process.env.LOG_LEVEL })
+  await app.listen({ host, port })
+  console.log(`API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
+    ` (OpenAPI: /openapi.json; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'})`)
+  await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
+  await app.close()
+  await sql.end({ timeout: 5 })
+}

@@ -6,7 +6,7 @@
 
 -- Creates (once per session) or empties the staging table.
 create or replace function api.open_ingest_input() returns void
-language plpgsql volatile as $$
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 begin
   if to_regclass('pg_temp.ingest_input') is null then
     create temp table ingest_input (position bigint not null, payload jsonb not null) on commit delete rows;
@@ -127,23 +127,64 @@ begin
     v_old, v_new, v_joins, p_table, p_table, v_columns);
 end $$;
 
--- Validates and writes everything staged in ingest_input, then empties it.
--- Returns the batch's log row.
-create or replace function api.ingest_staged(p_table text, p_source text, p_csv boolean default false) returns data.ingest_batches
+-- Runs the validating statement on everything staged in ingest_input for an open batch,
+-- records the counts, and empties the staging table.
+create or replace function internal.run_ingest(p_batch data.ingest_batches) returns data.ingest_batches
 language plpgsql volatile as $$
 declare
-  v_batch data.ingest_batches;
   v_counts record;
 begin
-  perform internal.check_table(p_table);
-  perform internal.lock_table(p_table);
-  insert into data.ingest_batches (table_name, source) values (p_table, p_source) returning * into v_batch;
-  execute internal.ingest_statement(p_table, p_csv) into v_counts using v_batch.batch_id;
+  perform internal.lock_table(p_batch.table_name);
+  execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv') into v_counts using p_batch.batch_id;
   update data.ingest_batches
      set received = v_counts.received, inserted = v_counts.inserted, unchanged = v_counts.unchanged,
          rejected = v_counts.rejected, finished_at = clock_timestamp()
-   where batch_id = v_batch.batch_id
-  returning * into v_batch;
+   where batch_id = p_batch.batch_id
+  returning * into p_batch;
   truncate pg_temp.ingest_input;
-  return v_batch;
+  return p_batch;
+end $$;
+
+-- Validates and writes everything staged in ingest_input as one new batch; p_csv: the
+-- payloads are arrays of CSV fields. Returns the batch's log row. Used by the CSV loader.
+create or replace function api.ingest_staged(p_table text, p_source text, p_csv boolean default false) returns data.ingest_batches
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  v_batch data.ingest_batches;
+begin
+  perform internal.check_table(p_table);
+  insert into data.ingest_batches (table_name, source, format)
+  values (p_table, p_source, case when p_csv then 'csv' else 'json' end)
+  returning * into v_batch;
+  return internal.run_ingest(v_batch);
+end $$;
+
+-- The most rows one batch may hold (ingest_batch and the API).
+create or replace function internal.max_batch_rows() returns integer
+language sql immutable parallel safe
+return 1000;
+
+-- What makes a whole batch unusable, if anything: (sqlstate, code, message).
+create or replace function internal.batch_problem(p_rows jsonb) returns table (sqlstate text, code text, message text)
+language sql immutable as $$
+  select p.sqlstate, p.code, p.message from (values
+    (1, 'IBARR', 'not_an_array', 'a batch must be a JSON array of row objects, got ' || coalesce(jsonb_typeof(p_rows), 'null')),
+    (2, 'IBEMP', 'empty_batch', 'the batch is empty: send 1 to ' || internal.max_batch_rows() || ' rows'),
+    (3, 'IBBIG', 'batch_too_large', 'the batch has ' || case when jsonb_typeof(p_rows) = 'array' then jsonb_array_length(p_rows) end
+                                   || ' rows: the limit is ' || internal.max_batch_rows() || ' rows per batch')
+  ) as p(rank, sqlstate, code, message)
+  where (rank = 1 and jsonb_typeof(p_rows) is distinct from 'array')
+     or (rank = 2 and jsonb_typeof(p_rows) = 'array' and jsonb_array_length(p_rows) = 0)
+     or (rank = 3 and jsonb_typeof(p_rows) = 'array' and jsonb_array_length(p_rows) > internal.max_batch_rows())
+  order by rank limit 1
+$$;
+
+-- Stages the elements of a JSON array (positions 1..n) and ingests them as one batch.
+create or replace function internal.ingest_array(p_table text, p_source text, p_format text, p_rows jsonb) returns data.ingest_batches
+language plpgsql volatile as $$
+begin
+  perform api.open_ingest_input();
+  insert into pg_temp.ingest_input (position, payload)
+  select ordinality, value from jsonb_array_elements(p_rows) with ordinality;
+  return api.ingest_staged(p_table, p_source, p_format = 'csv');
 end $$;

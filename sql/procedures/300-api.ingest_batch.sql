@@ -13,26 +13,18 @@ create or replace procedure api.ingest_batch(
   inout unchanged integer default null,
   inout rejected integer default null
 )
-language plpgsql as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_batch data.ingest_batches;
+  v_problem record;
 begin
   perform internal.check_table(p_table);
-  if p_rows is null or jsonb_typeof(p_rows) <> 'array' then
-    raise exception 'a batch must be a JSON array of row objects, got %', coalesce(jsonb_typeof(p_rows), 'null')
-      using errcode = 'IBARR', hint = 'send [{"field": value, ...}, ...]';
-  elsif jsonb_array_length(p_rows) = 0 then
-    raise exception 'the batch is empty: send 1 to 1000 rows'
-      using errcode = 'IBEMP';
-  elsif jsonb_array_length(p_rows) > 1000 then
-    raise exception 'the batch has % rows: the limit is 1000 rows per batch', jsonb_array_length(p_rows)
-      using errcode = 'IBBIG', hint = 'split it into batches of at most 1000 rows';
+  select * into v_problem from internal.batch_problem(p_rows);
+  if found then
+    raise exception '%', v_problem.message using errcode = v_problem.sqlstate,
+      hint = format('send a JSON array of 1 to %s row objects, e.g. [{"field": value, ...}]', internal.max_batch_rows());
   end if;
-
-  perform api.open_ingest_input();
-  insert into pg_temp.ingest_input (position, payload)
-  select ordinality, value from jsonb_array_elements(p_rows) with ordinality;
-  v_batch := api.ingest_staged(p_table, p_source);
+  v_batch := internal.ingest_array(p_table, p_source, 'json', p_rows);
 
   batch_id := v_batch.batch_id;
   received := v_batch.received;

@@ -1,0 +1,59 @@
+// The one place where errors become HTTP statuses and `{"error": {"code", "message"}}` bodies.
+
+export interface ApiError { status: number; code: string; message: string; hint?: string }
+
+/** SQLSTATEs the procedures raise (docs/errors.md), by HTTP status and API code. */
+const SQLSTATES: Record<string, [number, string]> = {
+  IBTAB: [404, 'unknown_table'],
+  P0002: [404, 'not_found'],
+  IBKEY: [409, 'idempotency_key_reused'],
+  IBARR: [400, 'not_an_array'],
+  IBEMP: [400, 'empty_batch'],
+  IBBIG: [400, 'batch_too_large'],
+  '22023': [400, 'bad_request'],
+  '42501': [403, 'forbidden'],
+}
+
+/** Refusals the database answers with (not raised): the request was malformed. */
+const REFUSALS: Record<string, number> = {
+  not_an_array: 400, empty_batch: 400, batch_too_large: 400, malformed_json: 400, malformed_csv: 400,
+}
+
+/** The database cannot be reached, is starting, or is shutting down: retry later. */
+const UNAVAILABLE = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300',
+])
+
+/** Errors fastify raises before a handler runs. */
+const FRAMEWORK: Record<string, [number, string]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed_json'],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed_json'],
+  FST_ERR_VALIDATION: [400, 'bad_request'],
+}
+
+interface RaisedError { code?: string; message?: string; hint?: string; statusCode?: number; validation?: unknown }
+
+export function refusalStatus(code: string): number {
+  return REFUSALS[code] ?? 400
+}
+
+export function toApiError(err: unknown): ApiError {
+  const e = (err ?? {}) as RaisedError
+  const code = String(e.code ?? '')
+  const message = e.message ?? String(err)
+  if (e.validation) return { status: 400, code: 'bad_request', message }
+  if (SQLSTATES[code]) return { status: SQLSTATES[code][0], code: SQLSTATES[code][1], message, hint: e.hint }
+  if (UNAVAILABLE.has(code) || code.startsWith('08')) {
+    return { status: 503, code: 'database_unavailable', message: `the database is not available (${code}); try again shortly` }
+  }
+  if (FRAMEWORK[code]) return { status: FRAMEWORK[code][0], code: FRAMEWORK[code][1], message }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, code: 'bad_request', message }
+  return { status: 500, code: 'internal_error', message: 'internal error: see the server log' }
+}
+
+export function errorBody(e: ApiError): { error: { code: string; message: string; hint?: string } } {
+  return { error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } }
+}

@@ -1,0 +1,261 @@
+// The REST API: every handler parses the request, makes one api.* call, and maps errors.
+// The rules live in the database; nothing here re-checks a row.
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
+import { isIP } from 'node:net'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import swagger from '@fastify/swagger'
+import { parse as parseCsv } from 'csv-parse/sync'
+import { connect, type Sql } from './database.ts'
+import { errorBody, refusalStatus, toApiError } from './errors.ts'
+import { projectVersion } from './paths.ts'
+
+/** The least-privilege role the API switches to (created by migration 0002). */
+export const API_ROLE = 'hirebase_api'
+const BODY_LIMIT = 2 * 1024 * 1024
+
+export interface ServerOptions {
+  databaseUrl: string
+  /** When set, POST routes require `Authorization: Bearer <token>`. */
+  token?: string
+  logLevel?: string
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'))
+}
+
+/** Refuses, before listening, what would expose writes to the network without a token. */
+export function checkListenAddress(host: string, token: string | undefined): void {
+  if (!isLoopback(host) && !token) {
+    throw new Error(`refusing to listen on ${host} without API_TOKEN: set API_TOKEN, or HOST=127.0.0.1 for local use`)
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest()
+
+function authorized(header: string | undefined, token: string): boolean {
+  const given = /^Bearer (.+)$/.exec(header ?? '')?.[1] ?? ''
+  // Equal-length digests: the comparison takes the same time whatever the token.
+  return timingSafeEqual(digest(given), digest(token))
+}
+
+// ---- schemas (they also make up /openapi.json) ----
+const tableParam = { type: 'string', pattern: '^[a-z_]{1,63}$', description: 'departments, jobs or employees' }
+const errorSchema = {
+  type: 'object',
+  properties: { batch_id: { type: 'integer', description: 'the refused request in the ingest log' }, error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, hint: { type: 'string' } } } },
+}
+const rejectSchema = {
+  type: 'object',
+  properties: { position: { type: 'integer' }, row: {}, reasons: { type: 'array', items: { type: 'string' } } },
+  additionalProperties: true,
+}
+const batchResult = {
+  type: 'object',
+  properties: {
+    batch_id: { type: ['integer', 'null'] }, table: { type: 'string' }, received: { type: 'integer' }, inserted: { type: 'integer' },
+    unchanged: { type: 'integer' }, rejected: { type: 'integer' }, rejects: { type: 'array', items: rejectSchema },
+    dry_run: { type: 'boolean' }, replayed: { type: 'boolean' },
+  },
+}
+const anyObject = { type: 'object', additionalProperties: true }
+const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 413: errorSchema, 503: errorSchema }
+const rowBodyDoc = {
+  description: 'A JSON array of 1..1000 row objects, or text/csv: header-less lines in the historical files\' format. ' +
+    'Validated by the database (see GET /data-dictionary), so any body is accepted here and every refusal is logged.',
+  content: {
+    'application/json': { schema: { type: 'array', minItems: 1, maxItems: 1000, items: anyObject } },
+    'text/csv': { schema: { type: 'string' } },
+  },
+}
+
+declare module 'fastify' {
+  interface FastifyRequest { batchLog?: Record<string, unknown> }
+}
+
+export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sql: Sql }> {
+  const sql = connect(options.databaseUrl, {
+    max: 10,
+    idle_timeout: 60,
+    connect_timeout: 5,
+    connection: { role: API_ROLE, application_name: 'hirebase-api' },
+    // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
+    types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
+  })
+  const app = Fastify({
+    logger: { level: options.logLevel ?? 'info', stream: process.stderr },
+    // One line per request, written by our onResponse hook (with the batch's counts).
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  })
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'hirebase API', version: projectVersion, description: 'Batch ingest and look-ups over the hirebase procedures.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    // Ingest bodies are documented here, not validated by fastify: the database validates them.
+    transformObject: (doc) => {
+      if (!('openapiObject' in doc)) return doc.swaggerObject
+      const post = doc.openapiObject.paths?.['/tables/{table}/rows']?.post
+      if (post) post.requestBody = rowBodyDoc as never
+      return doc.openapiObject
+    },
+  })
+
+  // Shutting down: answer in-flight requests with Connection: close, so keep-alive
+  // clients do not hold the server open after their last response.
+  let closing = false
+  app.addHook('preClose', async () => { closing = true })
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+    if (closing) reply.header('connection', 'close')
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({
+      method: request.method, route: request.routeOptions.url ?? request.url, status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 10) / 10, ...request.batchLog,
+    }, 'request')
+  })
+  app.setErrorHandler((err, request, reply) => {
+    const e = toApiError(err)
+    if (e.status >= 500) request.log.error({ code: (err as { code?: string }).code, err: (err as Error).message }, 'request failed')
+    reply.code(e.status).send(errorBody(e))
+  })
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(errorBody({ status: 404, code: 'not_found', message: `no route ${request.method} ${request.url}` }))
+  })
+
+  const requireToken = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (options.token && !authorized(request.headers.authorization, options.token)) {
+      reply.header('www-authenticate', 'Bearer')
+      return reply.code(401).send(errorBody({ status: 401, code: 'unauthorized', message: 'this route needs Authorization: Bearer <API_TOKEN>' }))
+    }
+  }
+  const security = options.token ? [{ bearer: [] }] : []
+
+  // Ingest: raw bodies go to the database untouched (JSON) or as parsed CSV records.
+  await app.register(async (ingest) => {
+    ingest.removeContentTypeParser('application/json')
+    ingest.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body))
+    ingest.addContentTypeParser('text/csv', { parseAs: 'string' }, (_req, body, done) => done(null, body))
+
+    ingest.post<{ Params: { table: string }; Querystring: { dry_run?: boolean }; Body: string | undefined }>('/tables/:table/rows', {
+      preHandler: requireToken,
+      schema: {
+        summary: 'Ingest a batch of 1..1000 rows',
+        tags: ['ingest'],
+        security,
+        params: { type: 'object', properties: { table: tableParam }, required: ['table'] },
+        querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } } },
+        headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', maxLength: 255 } } },
+        response: { 200: batchResult, ...errors },
+      },
+    }, async (request, reply) => {
+      const isCsv = (request.headers['content-type'] ?? '').startsWith('text/csv')
+      let body = request.body ?? null
+      let parseError: string | null = null
+      if (isCsv) {
+        try {
+          body = JSON.stringify(parseCsv(body ?? '', { bom: true, relax_column_count: true, skip_empty_lines: true }))
+        } catch (err) {
+          parseError = `the body is not valid CSV: ${(err as Error).message}`
+          body = null
+        }
+      }
+      const key = request.headers['idempotency-key']
+      const [{ response }] = await sql`
+        select api.ingest_request(${request.params.table}, ${body}, ${isCsv ? 'csv' : 'json'},
+                                  ${request.query.dry_run ?? false}, ${typeof key === 'string' ? key : null}, ${parseError}) as response`
+      const { rejects: _rejects, ...counts } = response
+      request.batchLog = counts
+      if (response.error) return reply.code(refusalStatus(response.error.code)).send(response)
+      return response
+    })
+  })
+
+  app.get<{ Params: { table: string; id: number } }>('/tables/:table/rows/:id', {
+    schema: {
+      summary: 'One row by id', tags: ['rows'],
+      params: { type: 'object', properties: { table: tableParam, id: { type: 'integer', minimum: 1, maximum: 2147483647 } }, required: ['table', 'id'] },
+      response: { 200: anyObject, ...errors },
+    },
+  }, async (request) => (await sql`select api.get_row(${request.params.table}, ${request.params.id}) as row`)[0].row)
+
+  app.get<{ Params: { table: string }; Querystring: { after_id: number; limit: number } }>('/tables/:table/rows', {
+    schema: {
+      summary: 'Rows in id order, keyset-paged: pass next_after_id as after_id', tags: ['rows'],
+      params: { type: 'object', properties: { table: tableParam }, required: ['table'] },
+      querystring: {
+        type: 'object',
+        properties: { after_id: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+      },
+      response: { 200: { type: 'object', properties: { rows: { type: 'array', items: anyObject }, next_after_id: { type: ['integer', 'null'] } } }, ...errors },
+    },
+  }, async (request) => {
+    const { table } = request.params
+    return (await sql`select api.list_rows(${table}, ${request.query.after_id}, ${request.query.limit}) as page`)[0].page
+  })
+
+  app.get<{ Querystring: { table?: string; limit: number } }>('/ingest/batches', {
+    schema: {
+      summary: 'The ingest log, newest first', tags: ['ingest log'],
+      querystring: { type: 'object', properties: { table: tableParam, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } } },
+      response: { 200: { type: 'array', items: anyObject }, ...errors },
+    },
+  }, async (request) => (await sql`select api.list_batches(${request.query.table ?? null}, ${request.query.limit}) as batches`)[0].batches)
+
+  app.get<{ Params: { batch_id: number }; Querystring: { after_position: number; limit: number } }>('/ingest/batches/:batch_id/rejects', {
+    schema: {
+      summary: 'The rejected rows of one batch, with their reasons', tags: ['ingest log'],
+      params: { type: 'object', properties: { batch_id: { type: 'integer', minimum: 1 } }, required: ['batch_id'] },
+      querystring: {
+        type: 'object',
+        properties: { after_position: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 } },
+      },
+      response: { 200: anyObject, ...errors },
+    },
+  }, async (request) => {
+    const { batch_id: batchId } = request.params
+    return (await sql`select api.batch_rejects(${batchId}, ${request.query.after_position}, ${request.query.limit}) as r`)[0].r
+  })
+
+  app.post<{ Querystring: { table: string } }>('/ingest/rejects/replay', {
+    preHandler: requireToken,
+    schema: {
+      summary: 'Re-validate the stored rejects of a table; rows that now pass are inserted', tags: ['ingest'], security,
+      querystring: { type: 'object', properties: { table: tableParam }, required: ['table'] },
+      response: { 200: anyObject, ...errors },
+    },
+  }, async (request) => {
+    const [result] = await sql`call api.replay_rejects(${request.query.table}, 'api')`
+    request.batchLog = { ...result }
+    return { table: request.query.table, ...result }
+  })
+
+  app.get('/data-dictionary', {
+    schema: { summary: 'The rules as data: tables, fields, types, limits, reason codes', tags: ['reference'], response: { 200: anyObject, ...errors } },
+  }, async () => (await sql`select api.data_dictionary() as d`)[0].d)
+
+  app.get('/stats', {
+    schema: { summary: 'Rows received, inserted, unchanged, rejected per table; rejects per reason', tags: ['reference'], response: { 200: anyObject, ...errors } },
+  }, async () => (await sql`select api.stats() as s`)[0].s)
+
+  app.get('/health', {
+    schema: {
+      summary: '200 when the database answers, 503 when it does not', tags: ['reference'],
+      response: { 200: anyObject, 503: errorSchema },
+    },
+  }, async () => {
+    await sql`select 1`
+    return { status: 'ok' }
+  })
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  return { app, sql }
+}
