@@ -9,6 +9,9 @@ import postgres from 'postgres'
 import { projectRoot } from './paths.ts'
 
 export type Sql = postgres.Sql<{}>
+export type Tx = postgres.TransactionSql<{}>
+/** Anything that runs a query: the pool or a transaction. */
+export type Queryable = Sql | Tx
 
 export interface Database {
   url: string

@@ -42,3 +42,72 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   await app.close()
   await sql.end({ timeout: 5 })
 }
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`
+const rate = (rows: number, seconds: number) => `${Math.round(rows / Math.max(seconds, 0.001))} rows/s`
+const ttyRows = process.stderr.isTTY
+  ? (table: string, rows: number, total: number) =>
+      process.stderr.write(`\r\x1b[K${table}: ${rows.toLocaleString('en')}${total ? ` of ${total.toLocaleString('en')}` : ''} rows`)
+  : undefined
+const clearTty = () => { if (ttyRows) process.stderr.write('\r\x1b[K') }
+
+/** `backup.mjs <table...|--all>`: one Avro file per table, then its path, rows, bytes and SHA-256. */
+export async function backupCommand(url: string, tables: string[] | 'all'): Promise<void> {
+  const { backupDirFromEnv, backupTable, keepFromEnv } = await import('./backup.ts')
+  const { tablesInLoadOrder } = await import('./load.ts')
+  const sql = connect(url, { max: 1 })
+  try {
+    const options = { dir: backupDirFromEnv(), keep: keepFromEnv(), progress: ttyRows }
+    for (const table of tables === 'all' ? await tablesInLoadOrder(sql) : tables) {
+      const r = await backupTable(sql, table, options)
+      clearTty()
+      console.log(`${r.path}\n  ${table}: ${r.rows} rows, ${mb(r.bytes)}, sha256 ${r.sha256} (${r.seconds.toFixed(2)} s, ${rate(r.rows, r.seconds)})`)
+    }
+  } finally {
+    await sql.end()
+  }
+}
+
+/** `backup.mjs --verify <file>`: read it end to end and check checksum, row count and schema. */
+export async function verifyCommand(url: string, file: string, table?: string): Promise<void> {
+  const { verifyBackup } = await import('./backup.ts')
+  const sql = connect(url, { max: 1 })
+  try {
+    const r = await verifyBackup(sql, resolve(file), table)
+    console.log(`${r.path}: ok — ${r.table}, ${r.rows} rows${r.metadataRows === null ? ' (no row count in its metadata)' : ', as its metadata says'}, ` +
+      `sha256 ${r.sha256} (${r.checksum === 'ok' ? 'matches its .sha256' : 'no .sha256 beside it'}), schema fits the table`)
+  } finally {
+    await sql.end()
+  }
+}
+
+/** `backup.mjs --list <table>`: the backups and pre-restore snapshots of a table. */
+export async function listCommand(table: string): Promise<void> {
+  const { backupDirFromEnv, listBackups } = await import('./backup.ts')
+  const list = await listBackups(backupDirFromEnv(), table)
+  if (list.length === 0) console.log(`no backups of ${table} in ${backupDirFromEnv()}`)
+  for (const b of list) console.log(`${b.file}\t${b.kind}\t${b.rows ?? '?'} rows\t${mb(b.bytes)}\t${b.created_at ?? ''}`)
+}
+
+/** `restore.mjs <table> [file] | --all`, optionally `--dry-run`. */
+export async function restoreCommand(url: string, tables: string[] | 'all', file: string | undefined, dryRun: boolean): Promise<void> {
+  const { backupDirFromEnv, keepFromEnv, restoreTables } = await import('./backup.ts')
+  const { tablesInLoadOrder } = await import('./load.ts')
+  const sql = connect(url, { max: 1 })
+  try {
+    const names = tables === 'all' ? await tablesInLoadOrder(sql) : tables
+    const result = await restoreTables(sql, names, {
+      dir: backupDirFromEnv(), keep: keepFromEnv(), dryRun, progress: ttyRows, files: file ? { [names[0]]: file } : {},
+    })
+    clearTty()
+    for (const t of result.tables) {
+      console.log(`${t.table} ${dryRun ? 'would be restored' : 'restored'} from ${t.file}: ${t.rows_before} rows before, ${t.rows_after} after` +
+        ` (${t.added} added, ${t.changed} changed, ${t.removed} removed)` +
+        (t.snapshot ? `\n  undo with: zx scripts/restore.mjs ${t.table} ${t.snapshot.split('/').slice(1).join('/')}` : ''))
+    }
+    const rows = result.tables.reduce((n, t) => n + t.rows_after, 0)
+    console.log(`${dryRun ? 'dry run, nothing changed' : 'done'} in ${result.seconds.toFixed(2)} s (${rate(rows, result.seconds)})`)
+  } finally {
+    await sql.end()
+  }
+}

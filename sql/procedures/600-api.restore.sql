@@ -1,0 +1,104 @@
+-- Backup and restore support. The runner streams Avro files; the database stages, checks
+-- and swaps the rows. Restored rows skip the ingest rules (they were validated on the way
+-- in) but meet every constraint: types, NOT NULL, primary and foreign keys.
+-- Raises IBTAB unknown table, IBORP restore would orphan rows, 23505 an id twice in a backup.
+
+-- Takes the table's ingest lock (backup, restore and ingest never interleave) until commit.
+create or replace function api.lock_table(p_table text) returns void
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+begin
+  perform internal.check_table(p_table);
+  perform internal.lock_table(p_table);
+end $$;
+
+-- A date-time as staged from Avro: microseconds since the epoch, or an RFC 3339 string.
+create or replace function internal.timestamptz_from_avro(p_value text) returns timestamptz
+language sql stable parallel safe
+return case
+  when p_value ~ '^-?[0-9]+$' then
+    timestamptz 'epoch' + (p_value::bigint / 1000000) * interval '1 second' + (p_value::bigint % 1000000) * interval '1 microsecond'
+  else p_value::timestamptz
+end;
+
+-- Creates (or empties) the session's staging table restore_<table>, all columns text,
+-- writable by the API's role, which COPYs into it.
+create or replace function api.open_restore_stage(p_table text) returns void
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  v_stage text := 'restore_' || (internal.check_table(p_table)).table_name;
+begin
+  execute format('drop table if exists pg_temp.%I', v_stage);
+  execute format('create temp table %I (%s) on commit drop', v_stage,
+    (select string_agg(format('%I text', field), ', ' order by ordinal) from data.dictionary_fields where table_name = p_table));
+  execute format('grant insert on pg_temp.%I to hirebase_api', v_stage);
+end $$;
+
+-- Checks the staged tables and, unless p_dry_run, makes each table's contents equal to its
+-- stage: new rows inserted, changed rows updated, missing rows deleted (parents before
+-- children on the way in, children before parents on the way out). Returns per table:
+-- rows_before, rows_after, added, changed, removed.
+create or replace function api.restore_apply(p_tables text[], p_dry_run boolean default false) returns jsonb
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  t record;
+  f record;
+  v_typed text;
+  v_cols text;
+  v_n bigint;
+  v_key text;
+  v_result jsonb := '{}';
+  v_stats jsonb;
+begin
+  for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
+    -- The file must not repeat an id.
+    execute format('select %1$I from pg_temp.%2$I group by %1$I having count(*) > 1 limit 1', t.key_field, 'restore_' || t.table_name) into v_key;
+    if v_key is not null then
+      raise exception 'the backup of % has id % more than once', t.table_name, v_key using errcode = '23505';
+    end if;
+  end loop;
+
+  -- Rows of other tables that would point at nothing: refuse, and say how many.
+  for f in select r.*, d.key_field as ref_key from data.dictionary_fields r join data.dictionary_tables d on d.table_name = r.ref_table
+            where r.ref_table = any(p_tables) loop
+    execute format('select count(*) from %1$s c where c.%2$I is not null and not exists (select from pg_temp.%3$I s where s.%4$I::integer = c.%2$I::integer)',
+                   case when f.table_name = any(p_tables) then format('pg_temp.%I', 'restore_' || f.table_name) else format('data.%I', f.table_name) end,
+                   f.field, 'restore_' || f.ref_table, f.ref_key) into v_n;
+    if v_n > 0 then
+      raise exception 'restoring % would orphan % % rows (their % is not in the backup)', f.ref_table, v_n, f.table_name, f.field
+        using errcode = 'IBORP', hint = 'restore all tables together from their newest backups (--all), or restore ' || f.table_name || ' first';
+    end if;
+  end loop;
+
+  for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
+    select string_agg(case kind when 'id' then format('s.%I::integer', field)
+                                when 'datetime' then format('internal.timestamptz_from_avro(s.%I)', field)
+                                else format('s.%I', field) end || format(' as %I', field), ', ' order by ordinal),
+           string_agg(format('%I', field), ', ' order by ordinal)
+      into v_typed, v_cols from data.dictionary_fields where table_name = t.table_name;
+    execute format('drop table if exists pg_temp.%I', 'typed_' || t.table_name);
+    execute format('create temp table %I on commit drop as select %s from pg_temp.%I s', 'typed_' || t.table_name, v_typed, 'restore_' || t.table_name);
+    execute format($q$
+      select jsonb_build_object(
+        'rows_before', (select count(*) from data.%1$I),
+        'rows_after', (select count(*) from pg_temp.%2$I),
+        'added', (select count(*) from pg_temp.%2$I s where not exists (select from data.%1$I c where c.%3$I = s.%3$I)),
+        'removed', (select count(*) from data.%1$I c where not exists (select from pg_temp.%2$I s where c.%3$I = s.%3$I)),
+        'changed', (select count(*) from data.%1$I c join pg_temp.%2$I s using (%3$I) where (c.*) is distinct from (s.*)))$q$,
+      t.table_name, 'typed_' || t.table_name, t.key_field) into v_stats;
+    v_result := v_result || jsonb_build_object(t.table_name, v_stats);
+    if not p_dry_run then
+      execute format('insert into data.%1$I (%2$s) select %2$s from pg_temp.%3$I s order by %4$I
+                      on conflict (%4$I) do update set (%2$s) = row(%5$s) where (%1$I.*) is distinct from (excluded.*)',
+                     t.table_name, v_cols, 'typed_' || t.table_name, t.key_field,
+                     (select string_agg(format('excluded.%I', field), ', ' order by ordinal) from data.dictionary_fields where table_name = t.table_name));
+    end if;
+  end loop;
+
+  if not p_dry_run then
+    for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order desc loop
+      execute format('delete from data.%1$I c where not exists (select from pg_temp.%2$I s where s.%3$I = c.%3$I)',
+                     t.table_name, 'typed_' || t.table_name, t.key_field);
+    end loop;
+  end if;
+  return v_result;
+end $$;
