@@ -1,5 +1,6 @@
 // Avro schemas derived from the tables, and the types that read and write them with avsc.
 import avro from 'avsc'
+import { BackupFileError } from './errors.ts'
 import type { Queryable } from './database.ts'
 
 export const NAMESPACE = 'hirebase'
@@ -103,18 +104,18 @@ function plainType(t: unknown): { type: string; logicalType?: string } {
  */
 export function readersFor(table: string, columns: Column[], writerSchema: { type?: string; fields?: AvroField[] }): FieldReader[] {
   if (writerSchema.type !== 'record' || !Array.isArray(writerSchema.fields)) {
-    throw new Error(`schema mismatch: the file does not hold records`)
+    throw new BackupFileError('bad_backup', `schema mismatch: the file does not hold records`)
   }
   const fields = new Map(writerSchema.fields.map((f) => [f.name, plainType(f.type)]))
   const expected = columns.map((c) => c.name)
   const extra = [...fields.keys()].filter((f) => !expected.includes(f))
   const missing = expected.filter((c) => !fields.has(c))
   if (extra.length || missing.length) {
-    throw new Error(`schema mismatch: the file's fields (${[...fields.keys()].join(', ')}) are not the columns of ${table} (${expected.join(', ')})`)
+    throw new BackupFileError('bad_backup', `schema mismatch: the file's fields (${[...fields.keys()].join(', ')}) are not the columns of ${table} (${expected.join(', ')})`)
   }
   return columns.map((c) => {
     const f = fields.get(c.name)!
-    const wrong = () => new Error(`schema mismatch: ${table}.${c.name} is ${c.type} but the file has ${JSON.stringify(f)}`)
+    const wrong = () => new BackupFileError('bad_backup', `schema mismatch: ${table}.${c.name} is ${c.type} but the file has ${JSON.stringify(f)}`)
     if (c.type === 'integer') {
       if (f.type !== 'int' && f.type !== 'long') throw wrong()
       return (v) => String(v)

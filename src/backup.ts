@@ -12,10 +12,12 @@ import { pipeline } from 'node:stream/promises'
 import avro from 'avsc'
 import { avroSchema, avroType, readersFor, tableColumns, type FieldReader } from './avro.ts'
 import { copyIn } from './copy.ts'
+import { BackupFileError } from './errors.ts'
 import type { Queryable, Sql, Tx } from './database.ts'
 import { projectRoot, projectVersion } from './paths.ts'
 
 export const PRE_RESTORE = 'pre-restore'
+
 
 export interface BackupOptions {
   /** The backup folder (BACKUP_DIR). */
@@ -38,6 +40,7 @@ export function keepFromEnv(): number {
 }
 
 /** Sortable UTC timestamp for file names: 20261124T181530123Z. */
+const BACKUP_NAME = /^\d{8}T\d{9}Z\.avro$/
 const stamp = (d: Date) => d.toISOString().replace(/[-:.]/g, '')
 
 /** Writes the table's current rows (as `tx` sees them) to <dir>/<table>[/<subfolder>]/<stamp>.avro. */
@@ -139,7 +142,9 @@ export async function listBackups(dir: string, table: string): Promise<BackupInf
   const list: BackupInfo[] = []
   for (const [sub, kind] of [['', 'backup'], [PRE_RESTORE, 'pre-restore']] as const) {
     const folder = join(dir, table, sub)
-    const names = (await readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith('.avro')).sort().reverse()
+    // The toolkit's timestamped files, newest first; any other .avro files after them.
+    const names = (await readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith('.avro'))
+      .sort((a, b) => Number(BACKUP_NAME.test(b)) - Number(BACKUP_NAME.test(a)) || b.localeCompare(a))
     for (const name of names) {
       const path = join(folder, name)
       const header = avro.extractFileHeader(path) as { meta: Record<string, Buffer> } | null
@@ -162,14 +167,15 @@ export async function listBackups(dir: string, table: string): Promise<BackupInf
  * or a path), which must resolve inside the backup folder.
  */
 export async function resolveBackupFile(dir: string, table: string, file?: string): Promise<string> {
-  const root = await realpath(dir).catch(() => { throw new Error(`no backups yet: ${dir} does not exist (run: zx scripts/backup.mjs ${table})`) })
+  const root = await realpath(dir).catch(() => { throw new BackupFileError('backup_not_found', `no backups yet: ${dir} does not exist (run: zx scripts/backup.mjs ${table})`) })
   if (!file) {
-    const newest = (await listBackups(dir, table)).find((b) => b.kind === 'backup')
-    if (!newest) throw new Error(`no backup of ${table} in ${join(dir, table)} (run: zx scripts/backup.mjs ${table})`)
+    // Only the toolkit's own timestamped backups, which sort by name; never a snapshot.
+    const newest = (await listBackups(dir, table)).find((b) => b.kind === 'backup' && BACKUP_NAME.test(b.file))
+    if (!newest) throw new BackupFileError('backup_not_found', `no backup of ${table} in ${join(dir, table)} (run: zx scripts/backup.mjs ${table})`)
     return join(root, table, newest.file)
   }
   const inside = (p: string) => p === root || p.startsWith(root + sep)
-  const outside = () => new Error(`refused: ${file} is outside the backup folder ${root}`)
+  const outside = () => new BackupFileError('bad_backup', `refused: ${file} is outside the backup folder ${root}`)
   const candidates = isAbsolute(file) ? [file] : [resolve(file), join(dir, table, file), join(dir, file)]
   for (const candidate of candidates) {
     const real = await realpath(candidate).catch(() => undefined)
@@ -179,7 +185,7 @@ export async function resolveBackupFile(dir: string, table: string, file?: strin
     }
   }
   if (!inside(resolve(candidates.at(-1)!))) throw outside()
-  throw new Error(`no such backup file: ${file} (see: zx scripts/backup.mjs --list ${table})`)
+  throw new BackupFileError('backup_not_found', `no such backup file: ${file} (see: zx scripts/backup.mjs --list ${table})`)
 }
 
 export interface FileCheck { path: string; table: string | null; rows: number; metadataRows: number | null; sha256: string; checksum: 'ok' | 'none' }
@@ -224,20 +230,20 @@ async function readBackupFile(path: string, onHeader: (schema: object, meta: Rec
   })
   await pipeline(createReadStream(path), tap, decoder, counter, new PassThrough({ objectMode: true }).resume())
     .catch((err: Error) => {
-      throw refused ?? new Error(`${basename(path)} is not a readable Avro file: ${err.message}`, { cause: err })
+      throw refused ?? new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: ${err.message}`, { cause: err })
     })
-  if (!type) throw new Error(`${basename(path)} is not a readable Avro file: no header`)
+  if (!type) throw new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: no header`)
   const sha256 = hash.digest('hex')
   const expected = await readSidecar(path)
-  if (expected && expected !== sha256) throw new Error(`${basename(path)} is damaged: its SHA-256 is ${sha256}, the .sha256 beside it says ${expected}`)
+  if (expected && expected !== sha256) throw new BackupFileError('bad_backup', `${basename(path)} is damaged: its SHA-256 is ${sha256}, the .sha256 beside it says ${expected}`)
   const metaRows = meta['hirebase.rows'] ? Number(meta['hirebase.rows'].toString()) : null
-  if (metaRows !== null && metaRows !== rows) throw new Error(`${basename(path)} is incomplete: its metadata says ${metaRows} rows, it holds ${rows}`)
+  if (metaRows !== null && metaRows !== rows) throw new BackupFileError('bad_backup', `${basename(path)} is incomplete: its metadata says ${metaRows} rows, it holds ${rows}`)
   return { path, table: meta['hirebase.table']?.toString() ?? null, rows, metadataRows: metaRows, sha256, checksum: expected ? 'ok' : 'none' }
 }
 
 function checkFileTable(path: string, table: string, meta: Record<string, Buffer>): void {
   const fileTable = meta['hirebase.table']?.toString()
-  if (fileTable && fileTable !== table) throw new Error(`${basename(path)} is a backup of ${fileTable}, not of ${table}`)
+  if (fileTable && fileTable !== table) throw new BackupFileError('bad_backup', `${basename(path)} is a backup of ${fileTable}, not of ${table}`)
 }
 
 /** `backup.mjs --verify`: reads a file end to end and checks its schema against the table. */
@@ -249,7 +255,7 @@ export async function verifyBackup(sql: Queryable, path: string, table?: string)
     fileTable = table ?? meta['hirebase.table']?.toString() ?? (schema as { name?: string }).name
     writerSchema = schema
   }, () => {})
-  if (!fileTable) throw new Error(`${basename(path)} does not say which table it holds: name it with --table`)
+  if (!fileTable) throw new BackupFileError('bad_backup', `${basename(path)} does not say which table it holds: name it with --table`)
   readersFor(fileTable, await tableColumns(sql, fileTable), writerSchema)
   return { ...check, table: fileTable }
 }
@@ -311,7 +317,7 @@ async function stageFile(tx: Tx, table: string, path: string, options: RestoreOp
   }, (record) => {
     pending.push(columns.map((c, i) => readers[i](record[c.name])).join('\t') + '\n')
     if (++rows % 1000 === 0) { flush(); options.progress?.(table, rows, 0) }
-  }).then((check) => { flush(); out.end(); return check }, (err) => { out.destroy(err); throw err })
+  }).then((check) => { flush(); out.end(); return check }, (err) => { out.destroy(); throw err }) // aborts the COPY
   const [copied, read] = await Promise.allSettled([copyIn(tx`copy ${tx(`restore_${table}`)} from stdin`, out as unknown as Readable), reading])
   // The file's own problem says more than the COPY it aborted.
   if (read.status === 'rejected') throw read.reason

@@ -1,5 +1,12 @@
 // The one place where errors become HTTP statuses and `{"error": {"code", "message"}}` bodies.
 
+/** A backup file that is missing (`backup_not_found`) or unusable (`bad_backup`). */
+export class BackupFileError extends Error {
+  constructor(readonly code: 'backup_not_found' | 'bad_backup', message: string, options?: ErrorOptions) {
+    super(message, options)
+  }
+}
+
 export interface ApiError { status: number; code: string; message: string; hint?: string }
 
 /** SQLSTATEs the procedures raise (docs/errors.md), by HTTP status and API code. */
@@ -7,6 +14,9 @@ const SQLSTATES: Record<string, [number, string]> = {
   IBTAB: [404, 'unknown_table'],
   P0002: [404, 'not_found'],
   IBKEY: [409, 'idempotency_key_reused'],
+  IBORP: [409, 'would_orphan_rows'],
+  '23505': [409, 'conflict'],
+  '23503': [409, 'conflict'],
   IBARR: [400, 'not_an_array'],
   IBEMP: [400, 'empty_batch'],
   IBBIG: [400, 'batch_too_large'],
@@ -25,8 +35,10 @@ const UNAVAILABLE = new Set([
   'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300',
 ])
 
-/** Errors fastify raises before a handler runs. */
+/** Errors fastify raises before a handler runs, and the runner's own. */
 const FRAMEWORK: Record<string, [number, string]> = {
+  backup_not_found: [404, 'backup_not_found'],
+  bad_backup: [422, 'bad_backup'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed_json'],
@@ -49,6 +61,7 @@ export function toApiError(err: unknown): ApiError {
   if (UNAVAILABLE.has(code) || code.startsWith('08')) {
     return { status: 503, code: 'database_unavailable', message: `the database is not available (${code}); try again shortly` }
   }
+  if (code.startsWith('22')) return { status: 422, code: 'bad_backup_value', message }
   if (FRAMEWORK[code]) return { status: FRAMEWORK[code][0], code: FRAMEWORK[code][1], message }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, code: 'bad_request', message }
   return { status: 500, code: 'internal_error', message: 'internal error: see the server log' }

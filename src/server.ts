@@ -8,6 +8,7 @@ import { parse as parseCsv } from 'csv-parse/sync'
 import { connect, type Sql } from './database.ts'
 import { errorBody, refusalStatus, toApiError } from './errors.ts'
 import { projectVersion } from './paths.ts'
+import { backupTable, listBackups, restoreTables } from './backup.ts'
 
 /** The least-privilege role the API switches to (created by migration 0002). */
 export const API_ROLE = 'hirebase_api'
@@ -15,6 +16,9 @@ const BODY_LIMIT = 2 * 1024 * 1024
 
 export interface ServerOptions {
   databaseUrl: string
+  /** Where backups live (BACKUP_DIR) and how many to keep per table (BACKUP_KEEP). */
+  backupDir: string
+  backupKeep?: number
   /** When set, POST routes require `Authorization: Bearer <token>`. */
   token?: string
   logLevel?: string
@@ -59,7 +63,7 @@ const batchResult = {
   },
 }
 const anyObject = { type: 'object', additionalProperties: true }
-const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 413: errorSchema, 503: errorSchema }
+const errors = { 400: errorSchema, 401: errorSchema, 404: errorSchema, 409: errorSchema, 413: errorSchema, 422: errorSchema, 503: errorSchema }
 const rowBodyDoc = {
   description: 'A JSON array of 1..1000 row objects, or text/csv: header-less lines in the historical files\' format. ' +
     'Validated by the database (see GET /data-dictionary), so any body is accepted here and every refusal is logged.',
@@ -235,6 +239,56 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     const [result] = await sql`call api.replay_rejects(${request.query.table}, 'api')`
     request.batchLog = { ...result }
     return { table: request.query.table, ...result }
+  })
+
+  // Backups: the runner writes and reads the files; the database locks, stages and swaps.
+  const backupOptions = { dir: options.backupDir, keep: options.backupKeep ?? 7 }
+  const tableOnly = { type: 'object', properties: { table: tableParam }, required: ['table'] }
+
+  app.post<{ Params: { table: string } }>('/tables/:table/backup', {
+    preHandler: requireToken,
+    schema: {
+      summary: 'Back up a table to an Avro file', tags: ['backup'], security, params: tableOnly,
+      response: {
+        201: { type: 'object', properties: { table: { type: 'string' }, file: { type: 'string' }, path: { type: 'string', description: 'relative to BACKUP_DIR' }, rows: { type: 'integer' }, bytes: { type: 'integer' }, sha256: { type: 'string' } } },
+        ...errors,
+      },
+    },
+  }, async (request, reply) => {
+    const r = await backupTable(sql, request.params.table, backupOptions)
+    request.batchLog = { file: r.file, rows: r.rows }
+    return reply.code(201).send({ table: r.table, file: r.file, path: r.file, rows: r.rows, bytes: r.bytes, sha256: r.sha256 })
+  })
+
+  app.get<{ Params: { table: string } }>('/tables/:table/backups', {
+    schema: {
+      summary: 'A table\'s backups, newest first, then its pre-restore snapshots', tags: ['backup'], params: tableOnly,
+      response: { 200: { type: 'array', items: anyObject }, ...errors },
+    },
+  }, async (request) => {
+    await sql`select api.check_table(${request.params.table})` // 404 for an unknown table
+    return listBackups(options.backupDir, request.params.table)
+  })
+
+  app.post<{ Params: { table: string }; Body: { file?: string; dry_run?: boolean } | undefined }>('/tables/:table/restore', {
+    preHandler: requireToken,
+    schema: {
+      summary: 'Restore a table from its newest backup, or from a file named in the list', tags: ['backup'], security, params: tableOnly,
+      body: {
+        type: ['object', 'null'],
+        properties: {
+          file: { type: 'string', pattern: '^(pre-restore/)?[0-9A-Za-z._-]+\\.avro$', description: 'a file from GET /tables/{table}/backups' },
+          dry_run: { type: 'boolean', default: false },
+        },
+        additionalProperties: false,
+      },
+      response: { 200: anyObject, ...errors },
+    },
+  }, async (request) => {
+    const { table } = request.params
+    const result = await restoreTables(sql, [table], { ...backupOptions, files: { [table]: request.body?.file }, dryRun: request.body?.dry_run })
+    request.batchLog = { ...result.tables[0] }
+    return { dry_run: result.dryRun, ...result.tables[0] }
   })
 
   app.get('/data-dictionary', {

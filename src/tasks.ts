@@ -30,11 +30,14 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadRe
 /** Serves the API until `shutdown` fires: then stops accepting, finishes in-flight requests, closes the pool. */
 export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   const { buildServer, checkListenAddress } = await import('./server.ts')
+  const { backupDirFromEnv, keepFromEnv } = await import('./backup.ts')
   const host = process.env.HOST ?? '127.0.0.1'
   const port = Number(process.env.PORT ?? 8000)
   const token = process.env.API_TOKEN || undefined
   checkListenAddress(host, token)
-  const { app, sql } = await buildServer({ databaseUrl: url, token, logLevel: process.env.LOG_LEVEL })
+  const { app, sql } = await buildServer({
+    databaseUrl: url, token, logLevel: process.env.LOG_LEVEL, backupDir: backupDirFromEnv(), backupKeep: keepFromEnv(),
+  })
   await app.listen({ host, port })
   console.log(`API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
     ` (OpenAPI: /openapi.json; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'})`)

@@ -3,6 +3,11 @@
 -- in) but meet every constraint: types, NOT NULL, primary and foreign keys.
 -- Raises IBTAB unknown table, IBORP restore would orphan rows, 23505 an id twice in a backup.
 
+-- The table's name, or IBTAB when the data dictionary does not know it.
+create or replace function api.check_table(p_table text) returns text
+language sql stable security definer set search_path = pg_catalog, pg_temp
+return (internal.check_table(p_table)).table_name;
+
 -- Takes the table's ingest lock (backup, restore and ingest never interleave) until commit.
 create or replace function api.lock_table(p_table text) returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$

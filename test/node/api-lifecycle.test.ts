@@ -39,7 +39,7 @@ test('database down: 503 quickly, no crash; back up: the server recovers by itse
   await pg.initialise()
   await pg.start()
   const url = `postgres://postgres:restart-test@127.0.0.1:${port}/postgres`
-  const { app, sql } = await buildServer({ databaseUrl: url, logLevel: 'silent' })
+  const { app, sql } = await buildServer({ databaseUrl: url, logLevel: 'silent', backupDir: join(dir, 'backups') })
   try {
     await migrate(url)
     await app.listen({ host: '127.0.0.1', port: 0 })

@@ -1,5 +1,8 @@
 // The REST API over real HTTP on a random loopback port, against a real database.
 import assert from 'node:assert/strict'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { buildServer, checkListenAddress } from '../../src/server.ts'
 import { connect } from '../../src/database.ts'
@@ -7,9 +10,10 @@ import { freshDatabase } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
+const backupDir = await mkdtemp(join(tmpdir(), 'hirebase-api-backups-'))
 
 async function startApi(token?: string) {
-  const { app, sql: pool } = await buildServer({ databaseUrl: db.url, token, logLevel: 'silent' })
+  const { app, sql: pool } = await buildServer({ databaseUrl: db.url, token, logLevel: 'silent', backupDir })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
   return { base, close: async () => { await app.close(); await pool.end() } }
