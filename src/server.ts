@@ -9,6 +9,7 @@ import { connect, type Sql } from './database.ts'
 import { errorBody, refusalStatus, toApiError } from './errors.ts'
 import { projectVersion } from './paths.ts'
 import { backupTable, listBackups, restoreTables } from './backup.ts'
+import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUMNS, toCsv, type MeanOver } from './report.ts'
 
 /** The least-privilege role the API switches to (created by migration 0002). */
 export const API_ROLE = 'hirebase_api'
@@ -289,6 +290,44 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     const result = await restoreTables(sql, [table], { ...backupOptions, files: { [table]: request.body?.file }, dryRun: request.body?.dry_run })
     request.batchLog = { ...result.tables[0] }
     return { dry_run: result.dryRun, ...result.tables[0] }
+  })
+
+  // Reports: JSON arrays, or CSV with Accept: text/csv or ?format=csv.
+  const reportQuery = {
+    year: { type: 'integer', minimum: 1, maximum: 9999, default: 2021 },
+    format: { type: 'string', enum: ['json', 'csv'] },
+  }
+  const wantsCsv = (request: FastifyRequest<{ Querystring: { format?: string } }>) =>
+    request.query.format ? request.query.format === 'csv' : (request.headers.accept ?? '').includes('text/csv')
+  const sendReport = (request: FastifyRequest<{ Querystring: { format?: string } }>, reply: FastifyReply, rows: object[], columns: string[]) =>
+    wantsCsv(request) ? reply.type('text/csv; charset=utf-8').send(toCsv(rows, columns)) : reply.send(rows)
+  const rowsOf = (properties: Record<string, object>) => ({ type: 'array', items: { type: 'object', properties } })
+
+  app.get<{ Querystring: { year: number; format?: string } }>('/reports/hires-by-quarter', {
+    schema: {
+      summary: 'Hires per department and job in each quarter (UTC) of a year', tags: ['reports'],
+      querystring: { type: 'object', properties: reportQuery, additionalProperties: false },
+      response: {
+        200: rowsOf({ department: { type: 'string' }, job: { type: 'string' }, q1: { type: 'integer' }, q2: { type: 'integer' }, q3: { type: 'integer' }, q4: { type: 'integer' } }),
+        ...errors,
+      },
+    },
+  }, async (request, reply) => sendReport(request, reply, (await hiresByQuarter(sql, request.query.year)).rows, QUARTER_COLUMNS))
+
+  app.get<{ Querystring: { year: number; mean_over: MeanOver; format?: string } }>('/reports/departments-above-mean', {
+    schema: {
+      summary: 'Departments hiring above the mean; the X-Mean and X-Mean-Over headers say which mean', tags: ['reports'],
+      querystring: {
+        type: 'object',
+        properties: { ...reportQuery, mean_over: { type: 'string', enum: ['all', 'hiring'], default: 'all' } },
+        additionalProperties: false,
+      },
+      response: { 200: rowsOf({ id: { type: 'integer' }, department: { type: 'string' }, hired: { type: 'integer' } }), ...errors },
+    },
+  }, async (request, reply) => {
+    const metric = await departmentsAboveMean(sql, request.query.year, request.query.mean_over)
+    reply.header('x-mean-over', request.query.mean_over).header('x-mean', metric.mean === null ? '' : String(metric.mean))
+    return sendReport(request, reply, metric.rows, ABOVE_MEAN_COLUMNS)
   })
 
   app.get('/data-dictionary', {

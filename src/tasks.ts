@@ -114,3 +114,18 @@ export async function restoreCommand(url: string, tables: string[] | 'all', file
     await sql.end()
   }
 }
+
+/** `report.mjs`: the HTML and CSV reports for a year into `out`. */
+export async function reportCommand(url: string, year: number, out: string): Promise<void> {
+  const { describeDatabase, writeReports } = await import('./report.ts')
+  if (!Number.isInteger(year) || year < 1 || year > 9999) throw new Error(`--year must be a year such as 2021, got "${year}"`)
+  const sql = connect(url, { max: 1 })
+  try {
+    const r = await writeReports(sql, { year, out: resolve(out), database: describeDatabase(url) })
+    console.log(`reports for ${year}: ${r.quarterRows} hires-by-quarter rows, ${r.aboveMeanRows} departments above the mean\n  ${r.files.join('\n  ')}`)
+  } finally {
+    await sql.end()
+  }
+}
+
+export const REPORTS_DIR = resolve(projectRoot, 'reports')
