@@ -4,7 +4,7 @@
 // table with COPY, checks it, snapshots the table, then lets the database swap the rows,
 // all in one transaction: any failure leaves the table as it was.
 import { createHash } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream, createWriteStream, existsSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { PassThrough, Readable, Transform } from 'node:stream'
@@ -54,7 +54,9 @@ async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfol
   for (const name of await readdir(folder)) if (name.endsWith('.tmp')) await rm(join(folder, name), { force: true })
 
   const [{ rows: total }] = await tx<{ rows: number }[]>`select count(*)::integer as rows from ${tx(`data.${table}`)}`
-  const createdAt = new Date()
+  let createdAt = new Date()
+  // Two backups of a table within one millisecond must not share a name.
+  while (existsSync(join(folder, `${stamp(createdAt)}.avro`))) createdAt = new Date(createdAt.getTime() + 1)
   const name = `${stamp(createdAt)}.avro`
   const path = join(folder, name)
   const tmp = join(folder, `.${name}.tmp`)

@@ -330,6 +330,13 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     return sendReport(request, reply, metric.rows, ABOVE_MEAN_COLUMNS)
   })
 
+  app.get('/schedule', {
+    schema: {
+      summary: 'The pg_cron jobs of this database with their last runs, and recent backup requests', tags: ['schedule'],
+      response: { 200: anyObject, ...errors },
+    },
+  }, async () => (await sql`select api.schedule_status() as s`)[0].s)
+
   app.get('/data-dictionary', {
     schema: { summary: 'The rules as data: tables, fields, types, limits, reason codes', tags: ['reference'], response: { 200: anyObject, ...errors } },
   }, async () => (await sql`select api.data_dictionary() as d`)[0].d)

@@ -27,7 +27,10 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadRe
   }
 }
 
-/** Serves the API until `shutdown` fires: then stops accepting, finishes in-flight requests, closes the pool. */
+/**
+ * Serves the API, and runs queued backups, until `shutdown` fires: then stops accepting,
+ * finishes in-flight requests and the backup in progress, closes the pool.
+ */
 export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   const { buildServer, checkListenAddress } = await import('./server.ts')
   const { backupDirFromEnv, keepFromEnv } = await import('./backup.ts')
@@ -39,10 +42,15 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
     databaseUrl: url, token, logLevel: process.env.LOG_LEVEL, backupDir: backupDirFromEnv(), backupKeep: keepFromEnv(),
   })
   await app.listen({ host, port })
+  const { startBackupWorker } = await import('./worker.ts')
+  const worker = await startBackupWorker(sql, {
+    dir: backupDirFromEnv(), keep: keepFromEnv(), log: (msg, fields) => app.log.info(fields, msg),
+  })
   console.log(`API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
     ` (OpenAPI: /openapi.json; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'})`)
   await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
   await app.close()
+  await worker.stop() // lets a backup in progress finish
   await sql.end({ timeout: 5 })
 }
 
@@ -129,3 +137,24 @@ export async function reportCommand(url: string, year: number, out: string): Pro
 }
 
 export const REPORTS_DIR = resolve(projectRoot, 'reports')
+
+/** `schedule.mjs [--list|--remove]`: the toolkit's pg_cron jobs for this database. */
+export async function scheduleCommand(url: string, action: 'install' | 'list' | 'remove'): Promise<void> {
+  const { declaredJobs, installJobs, listJobs, removeJobs } = await import('./schedule.ts')
+  const sql = connect(url, { max: 1 })
+  try {
+    const [{ db }] = await sql<{ db: string }[]>`select current_database() as db`
+    if (action === 'remove') return console.log(`removed ${await removeJobs(sql, db)} jobs`)
+    if (action === 'install') {
+      await installJobs(sql, db)
+      for (const j of declaredJobs()) console.log(`installed ${j.name}: ${j.what}`)
+    }
+    const { timeZone, jobs } = await listJobs(sql, db)
+    console.log(`pg_cron jobs of ${db} (schedules are in ${timeZone}):`)
+    for (const j of jobs) {
+      console.log(`  ${j.job.padEnd(36)} ${j.schedule.padEnd(14)} ${j.active ? 'active' : 'paused'}  last run: ${j.last_run ? `${j.last_run} ${j.last_status}` : 'never'}\n    ${j.command}`)
+    }
+  } finally {
+    await sql.end()
+  }
+}

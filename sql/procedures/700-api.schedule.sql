@@ -1,0 +1,124 @@
+-- What the scheduled jobs call (scripts/schedule.mjs installs them with pg_cron), and the
+-- backup request queue the runner works through. Raises IBTAB for an unknown table.
+
+-- Queues a backup of one table, or of every table when p_table is null, and wakes the
+-- runners (LISTEN hirebase_backup_requests). Returns the request ids.
+create or replace function api.request_backup(p_table text default null, p_requested_by text default 'sql') returns bigint[]
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  v_ids bigint[];
+begin
+  if p_table is not null then perform internal.check_table(p_table); end if;
+  with made as (
+    insert into data.backup_requests (table_name, requested_by)
+    select table_name, p_requested_by from data.dictionary_tables
+     where p_table is null or table_name = p_table
+     order by load_order
+    returning request_id
+  )
+  select array_agg(request_id order by request_id) into v_ids from made;
+  perform pg_notify('hirebase_backup_requests', array_to_string(v_ids, ','));
+  return v_ids;
+end $$;
+
+-- Takes the oldest pending request and keeps it locked until the caller's transaction
+-- ends: two runners never take the same one, and a runner that dies gives it back.
+create or replace function api.claim_backup_request(p_worker text) returns setof data.backup_requests
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+begin
+  return query
+  update data.backup_requests r
+     set started_at = clock_timestamp(), worker = p_worker
+   where r.request_id = (select q.request_id from data.backup_requests q
+                          where q.finished_at is null
+                          order by q.request_id
+                          for update skip locked
+                          limit 1)
+  returning r.*;
+end $$;
+
+create or replace function api.finish_backup_request(p_request_id bigint, p_file text, p_rows bigint, p_bytes bigint, p_sha256 text, p_error text)
+returns void
+language sql volatile security definer set search_path = pg_catalog, pg_temp as $$
+  update data.backup_requests
+     set finished_at = clock_timestamp(), file = p_file, rows = p_rows, bytes = p_bytes, sha256 = p_sha256, error = p_error
+   where request_id = p_request_id
+$$;
+
+-- The reports read data.hires_by_quarter, which triggers keep exact. This rebuilds it from
+-- employees anyway (a safety net after, say, a trigger disabled by hand), under the
+-- employees lock. Returns how many (year, quarter, department, job) counts it corrected.
+create or replace function api.refresh_reports() returns integer
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  v_fixed integer;
+begin
+  perform internal.lock_table('employees');
+  create temp table hires_now on commit drop as
+  select extract(year from hiring_date at time zone 'UTC')::integer as year, extract(quarter from hiring_date at time zone 'UTC')::integer as quarter,
+         department_id, job_id, count(*)::integer as hires
+    from data.employees group by 1, 2, 3, 4;
+  with wrong as (
+    select coalesce(n.year, h.year) as year, coalesce(n.quarter, h.quarter) as quarter,
+           coalesce(n.department_id, h.department_id) as department_id, coalesce(n.job_id, h.job_id) as job_id, coalesce(n.hires, 0) as hires
+      from pg_temp.hires_now n
+      full join data.hires_by_quarter h using (year, quarter, department_id, job_id)
+     where n.hires is distinct from h.hires and not (n.hires is null and h.hires = 0)
+  ), fixed as (
+    insert into data.hires_by_quarter as h (year, quarter, department_id, job_id, hires)
+    select year, quarter, department_id, job_id, hires from wrong
+    on conflict (year, quarter, department_id, job_id) do update set hires = excluded.hires
+    returning 1
+  )
+  select count(*) into v_fixed from fixed;
+  drop table pg_temp.hires_now;
+  return v_fixed;
+end $$;
+
+-- Deletes what has outlived p_retention: ingest batches (with their rejects), finished
+-- backup requests, pg_cron's run history (it otherwise grows without bound), and
+-- idempotency keys older than p_key_retention (at least a day). Returns what it deleted.
+create or replace function api.housekeeping(p_retention interval default '90 days', p_key_retention interval default '7 days') returns jsonb
+language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  v_batches integer; v_requests integer; v_keys integer; v_runs integer := 0;
+begin
+  if p_retention < interval '1 day' or p_key_retention < interval '1 day' then
+    raise exception 'retentions must be at least 1 day' using errcode = '22023';
+  end if;
+  delete from data.ingest_batches where coalesce(finished_at, started_at) < now() - p_retention;
+  get diagnostics v_batches = row_count;
+  delete from data.backup_requests where finished_at < now() - p_retention;
+  get diagnostics v_requests = row_count;
+  delete from data.idempotency_keys where created_at < now() - p_key_retention;
+  get diagnostics v_keys = row_count;
+  if to_regclass('cron.job_run_details') is not null then
+    execute 'delete from cron.job_run_details where end_time < now() - $1' using p_retention;
+    get diagnostics v_runs = row_count;
+  end if;
+  return jsonb_build_object('ingest_batches', v_batches, 'backup_requests', v_requests, 'idempotency_keys', v_keys, 'cron_runs', v_runs);
+end $$;
+
+-- GET /schedule: this database's pg_cron jobs with their last run, and recent backup requests.
+create or replace function api.schedule_status() returns jsonb
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  v_jobs jsonb := '[]';
+begin
+  if to_regclass('cron.job') is not null then
+    execute $q$
+      select coalesce(jsonb_agg(jsonb_build_object(
+               'job', j.jobname, 'schedule', j.schedule, 'command', j.command, 'active', j.active,
+               'last_run', (select jsonb_build_object('status', d.status, 'started_at', d.start_time, 'finished_at', d.end_time, 'message', d.return_message)
+                              from cron.job_run_details d where d.jobid = j.jobid order by d.runid desc limit 1))
+             order by j.jobname), '[]')
+        from cron.job j where j.database = current_database() and j.jobname like 'hirebase\_%'$q$
+      into v_jobs;
+  end if;
+  return jsonb_build_object(
+    'pg_cron', to_regclass('cron.job') is not null,
+    'time_zone', coalesce(current_setting('cron.timezone', true), 'GMT'),
+    'jobs', v_jobs,
+    'backup_requests', (select coalesce(jsonb_agg(to_jsonb(r) order by r.request_id desc), '[]')
+                          from (select * from data.backup_requests order by request_id desc limit 20) r));
+end $$;

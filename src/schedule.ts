@@ -1,0 +1,90 @@
+// The toolkit's pg_cron jobs, declared in one place. Each schedule can be overridden by an
+// environment variable; the commands call api.* functions of this database.
+import type { Queryable } from './database.ts'
+
+export interface Job { name: string; schedule: string; command: string; what: string }
+
+/** The jobs, with their schedules (cron syntax, minute granularity, in pg_cron's time zone). */
+export function declaredJobs(env: NodeJS.ProcessEnv = process.env): Job[] {
+  const retentionDays = Number(env.RETENTION_DAYS ?? 90)
+  if (!Number.isInteger(retentionDays) || retentionDays < 1) throw new Error(`RETENTION_DAYS must be a whole number >= 1, got "${env.RETENTION_DAYS}"`)
+  return [
+    { name: 'backup', schedule: env.SCHEDULE_BACKUP ?? '0 2 * * *', command: `select api.request_backup(null, 'cron')`,
+      what: 'queue a backup of every table; the running server (scripts/serve.mjs) writes the files' },
+    { name: 'refresh_reports', schedule: env.SCHEDULE_REPORTS ?? '15 2 * * *', command: 'select api.refresh_reports()',
+      what: 'check the counts the reports read against employees, and correct any drift' },
+    { name: 'housekeeping', schedule: env.SCHEDULE_HOUSEKEEPING ?? '30 3 * * *', command: `select api.housekeeping(interval '${retentionDays} days')`,
+      what: `delete ingest log rows, backup requests and pg_cron run history older than ${retentionDays} days` },
+  ]
+}
+
+/** pg_cron job names are unique per user across databases: the database is part of the name. */
+export const jobName = (job: string, database: string) => `hirebase_${job}@${database}`
+
+export class NoPgCron extends Error {}
+
+/** Makes sure pg_cron can be used from this database, or explains precisely why not and how to get it. */
+export async function checkPgCron(sql: Queryable): Promise<void> {
+  // pg_settings, not current_setting(): it hides what this user may not read instead of failing.
+  const [s] = await sql<{ has_cron: boolean; preload: string | null; cron_db: string | null; db: string; available: boolean }[]>`
+    select to_regclass('cron.job') is not null as has_cron,
+           (select setting from pg_settings where name = 'shared_preload_libraries') as preload,
+           (select setting from pg_settings where name = 'cron.database_name') as cron_db, current_database() as db,
+           exists (select from pg_available_extensions where name = 'pg_cron') as available`
+  if (s.has_cron) return
+  const how = 'Use compose.yaml (PostgreSQL 15 with pg_cron), or install your distribution\'s postgresql-NN-cron package and set ' +
+    `shared_preload_libraries = 'pg_cron' and cron.database_name = '${s.db}' in postgresql.conf, restart, then as a superuser run ` +
+    `CREATE EXTENSION pg_cron in ${s.db}. The embedded default has no pg_cron; everything else works without it.`
+  if (!s.available) throw new NoPgCron(`this PostgreSQL server has no pg_cron. ${how}`)
+  if (s.preload !== null && !s.preload.split(',').map((x) => x.trim()).includes('pg_cron')) throw new NoPgCron(`pg_cron is installed but not preloaded. ${how}`)
+  if (s.cron_db && s.cron_db !== s.db) {
+    throw new NoPgCron(`pg_cron runs in database ${s.cron_db}, not ${s.db}: set cron.database_name = '${s.db}' and restart, or point DATABASE_URL at ${s.cron_db}.`)
+  }
+  // Preloaded for this database but not created yet: a superuser (as in compose.yaml) can do it now.
+  try {
+    await sql`create extension if not exists pg_cron`
+  } catch {
+    throw new NoPgCron(`pg_cron is preloaded but the extension is not created in ${s.db}: as a superuser run CREATE EXTENSION pg_cron; ` +
+      'GRANT USAGE ON SCHEMA cron TO <this user>;')
+  }
+}
+
+export interface InstalledJob { job: string; schedule: string; command: string; active: boolean; last_status: string | null; last_run: string | null }
+
+/**
+ * Installs or updates the declared jobs for `database`, run from the pg_cron database
+ * `cron` (the same connection when they coincide). Named jobs are upserts: running it
+ * twice never duplicates a job. Jobs of ours that are no longer declared are removed.
+ */
+export async function installJobs(cron: Queryable, database: string, jobs = declaredJobs()): Promise<void> {
+  await checkPgCron(cron)
+  const [{ here }] = await cron<{ here: boolean }[]>`select current_database() = ${database} as here`
+  for (const job of jobs) {
+    if (here) await cron`select cron.schedule(${jobName(job.name, database)}, ${job.schedule}, ${job.command})`
+    else await cron`select cron.schedule_in_database(${jobName(job.name, database)}, ${job.schedule}, ${job.command}, ${database})`
+  }
+  const keep = jobs.map((j) => jobName(j.name, database))
+  for (const { jobname } of await cron<{ jobname: string }[]>`
+    select jobname from cron.job where database = ${database} and jobname like 'hirebase\_%' and not (jobname = any(${keep}))`) {
+    await cron`select cron.unschedule(${jobname})`
+  }
+}
+
+export async function removeJobs(cron: Queryable, database: string): Promise<number> {
+  await checkPgCron(cron)
+  const jobs = await cron<{ jobname: string }[]>`select jobname from cron.job where database = ${database} and jobname like 'hirebase\_%'`
+  for (const { jobname } of jobs) await cron`select cron.unschedule(${jobname})`
+  return jobs.length
+}
+
+export async function listJobs(cron: Queryable, database: string): Promise<{ timeZone: string; jobs: InstalledJob[] }> {
+  await checkPgCron(cron)
+  const [{ zone }] = await cron<{ zone: string }[]>`select coalesce(current_setting('cron.timezone', true), 'GMT') as zone`
+  const jobs = await cron<InstalledJob[]>`
+    select j.jobname as job, j.schedule, j.command, j.active, d.status as last_status, d.start_time::text as last_run
+      from cron.job j
+      left join lateral (select status, start_time from cron.job_run_details r where r.jobid = j.jobid order by runid desc limit 1) d on true
+     where j.database = ${database} and j.jobname like 'hirebase\_%'
+     order by j.jobname`
+  return { timeZone: zone, jobs: [...jobs] }
+}
