@@ -117,3 +117,26 @@ async function startEmbedded(): Promise<Database> {
   }
   return { url, stop: () => server.stop() }
 }
+
+/** Creates database `name` from `template` on the server at `serverUrl`, with the template's
+ *  per-database settings (the search_path), which CREATE DATABASE does not copy. */
+export async function cloneDatabase(serverUrl: string, template: string, name: string): Promise<string> {
+  for (const n of [name, template]) if (!/^[a-z_][a-z0-9_]{0,62}$/.test(n)) throw new Error(`not a plain database name: ${n}`)
+  const admin = connect(serverUrl, { max: 1 })
+  try {
+    await admin.unsafe(`create database ${name} template ${template}`)
+    const settings = await admin<{ setting: string }[]>`
+      select unnest(s.setconfig) as setting
+        from pg_db_role_setting s join pg_database d on d.oid = s.setdatabase
+       where d.datname = ${template} and s.setrole = 0`
+    for (const { setting } of settings) {
+      const at = setting.indexOf('=')
+      await admin.unsafe(`alter database ${name} set ${setting.slice(0, at)} = ${setting.slice(at + 1)}`)
+    }
+  } finally {
+    await admin.end()
+  }
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return url.toString()
+}

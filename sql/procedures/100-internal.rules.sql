@@ -1,53 +1,67 @@
--- The data-dictionary rules, one function per kind of field. Each <kind>_reasons
--- takes the field's name and its JSON value (SQL null when absent) and returns
--- the reason codes that apply ('{}' when valid); <kind>_value casts a valid value.
--- Plain SQL functions so the planner inlines them into the set-based ingest.
+-- The data-dictionary rules, one function per kind of field. Each <kind>_reasons takes the
+-- field's name, its JSON type (jsonb_typeof; SQL null when absent) and its text trimmed of
+-- blanks (internal.field_text), and returns the reason codes that apply ('{}' when valid);
+-- <kind>_value casts a valid one. Plain SQL functions, so the planner inlines them into the
+-- set-based ingest; the caller computes the type and text once per field.
+
+-- (the signatures before 0.1.0 took jsonb)
+drop function if exists internal.id_reasons(text, jsonb);
+drop function if exists internal.id_value(jsonb);
+drop function if exists internal.name_reasons(text, jsonb, integer);
+drop function if exists internal.name_value(jsonb);
+drop function if exists internal.datetime_reasons(text, jsonb);
+drop function if exists internal.datetime_value(jsonb);
+drop function if exists internal.is_missing(jsonb);
 
 -- Whitespace that trimming removes (space, tab, LF, CR, FF, VT).
 create or replace function internal.trim_blank(p_text text) returns text
 language sql immutable parallel safe
 return btrim(p_text, E' \t\n\r\f\v');
 
-create or replace function internal.is_missing(p_value jsonb) returns boolean
+-- A field's text as the rules see it: a JSON string unquoted, a number as written, trimmed.
+create or replace function internal.field_text(p_value jsonb) returns text
 language sql immutable parallel safe
-return p_value is null
-    or jsonb_typeof(p_value) = 'null'
-    or (jsonb_typeof(p_value) = 'string' and internal.trim_blank(p_value #>> '{}') = '');
+return internal.trim_blank(p_value #>> '{}');
+
+create or replace function internal.is_missing(p_type text, p_text text) returns boolean
+language sql immutable parallel safe
+return p_type is null or p_type = 'null' or (p_type = 'string' and p_text = '');
 
 -- Ids: a JSON integer, or a string of decimal digits, within 1..2147483647.
-create or replace function internal.id_reasons(p_field text, p_value jsonb) returns text[]
+create or replace function internal.id_reasons(p_field text, p_type text, p_text text) returns text[]
 language sql immutable parallel safe
 return case
-  when internal.is_missing(p_value) then array['missing:' || p_field]
-  when (jsonb_typeof(p_value) = 'number' and p_value::text ~ '^-?[0-9]+$')
-    or (jsonb_typeof(p_value) = 'string' and internal.trim_blank(p_value #>> '{}') ~ '^[0-9]+$')
-    then case when internal.trim_blank(p_value #>> '{}')::numeric between 1 and 2147483647
+  when internal.is_missing(p_type, p_text) then array['missing:' || p_field]
+  when (p_type = 'number' and p_text ~ '^-?[0-9]+$') or (p_type = 'string' and p_text ~ '^[0-9]+$')
+    then case when (case when length(p_text) <= 10 then p_text::bigint between 1 and 2147483647
+                         else p_text::numeric between 1 and 2147483647 end)
               then '{}'::text[] else array['out_of_range:' || p_field] end
   else array['not_integer:' || p_field]
 end;
 
-create or replace function internal.id_value(p_value jsonb) returns integer
+create or replace function internal.id_value(p_text text) returns integer
 language sql immutable parallel safe
-return internal.trim_blank(p_value #>> '{}')::integer;
+return p_text::integer;
 
 -- Names: a JSON string of 1..p_max_length characters after trimming, without control characters.
-create or replace function internal.name_reasons(p_field text, p_value jsonb, p_max_length integer) returns text[]
+create or replace function internal.name_reasons(p_field text, p_type text, p_text text, p_max_length integer) returns text[]
 language sql immutable parallel safe
 return case
-  when internal.is_missing(p_value) then array['missing:' || p_field]
-  when jsonb_typeof(p_value) <> 'string' then array['bad_text:' || p_field]
+  when internal.is_missing(p_type, p_text) then array['missing:' || p_field]
+  when p_type <> 'string' then array['bad_text:' || p_field]
+  when char_length(p_text) <= p_max_length and p_text !~ '[\x01-\x1f\x7f-\x9f]' then '{}'::text[]
   else array_remove(array[
-    case when char_length(internal.trim_blank(p_value #>> '{}')) > p_max_length then 'too_long:' || p_field end,
-    case when internal.trim_blank(p_value #>> '{}') ~ '[\x01-\x1f\x7f-\x9f]' then 'bad_text:' || p_field end
+    case when char_length(p_text) > p_max_length then 'too_long:' || p_field end,
+    case when p_text ~ '[\x01-\x1f\x7f-\x9f]' then 'bad_text:' || p_field end
   ], null)
 end;
 
-create or replace function internal.name_value(p_value jsonb) returns text
+create or replace function internal.name_value(p_text text) returns text
 language sql immutable parallel safe
-return internal.trim_blank(p_value #>> '{}');
+return p_text;
 
--- An RFC 3339 date-time: seconds and an explicit offset required, and a real
--- calendar instant (no 30 February, no hour 24, no leap second).
+-- An RFC 3339 date-time: seconds and an explicit offset required, and a real calendar
+-- instant (no 30 February, no hour 24, no leap second).
 create or replace function internal.is_rfc3339(p_text text) returns boolean
 language sql immutable parallel safe
 return case
@@ -67,16 +81,15 @@ return case
         or (substr(right(p_text, 6), 2, 2)::integer <= 23 and right(p_text, 2)::integer <= 59))
 end;
 
-create or replace function internal.datetime_reasons(p_field text, p_value jsonb) returns text[]
+create or replace function internal.datetime_reasons(p_field text, p_type text, p_text text) returns text[]
 language sql immutable parallel safe
 return case
-  when internal.is_missing(p_value) then array['missing:' || p_field]
-  when jsonb_typeof(p_value) <> 'string' or not internal.is_rfc3339(internal.trim_blank(p_value #>> '{}'))
-    then array['bad_datetime:' || p_field]
+  when internal.is_missing(p_type, p_text) then array['missing:' || p_field]
+  when p_type <> 'string' or not internal.is_rfc3339(p_text) then array['bad_datetime:' || p_field]
   else '{}'::text[]
 end;
 
 -- The offset is always explicit, so the session's TimeZone never changes the instant.
-create or replace function internal.datetime_value(p_value jsonb) returns timestamptz
+create or replace function internal.datetime_value(p_text text) returns timestamptz
 language sql stable parallel safe
-return upper(internal.trim_blank(p_value #>> '{}'))::timestamptz;
+return upper(p_text)::timestamptz;

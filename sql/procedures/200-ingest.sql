@@ -45,7 +45,7 @@ declare
   v_count  integer;
   f        record;
   v_shape_ok text;  v_shape_reasons text;
-  v_checks text := '';  v_values text := '';  v_reasons text := '';  v_joins text := '';
+  v_checks text := '';  v_values text := '';  v_reasons text := '';  v_joins text := '';  v_fields_sql text := '';
   v_columns text;  v_new text;  v_old text;
 begin
   select array_agg(field order by ordinal), count(*) into v_fields, v_count
@@ -68,14 +68,18 @@ begin
             where d.table_name = p_table order by d.ordinal loop
     declare
       v_get text := case when p_csv then format('payload -> %s', f.ordinal - 1) else format('payload -> %L', f.field) end;
+      v_type text := quote_ident('k_' || f.field);
+      v_text text := quote_ident('t_' || f.field);
       v_check text := case f.kind
-        when 'id' then format('internal.id_reasons(%L, %s)', f.field, v_get)
-        when 'name' then format('internal.name_reasons(%L, %s, %s)', f.field, v_get, f.max_length)
-        when 'datetime' then format('internal.datetime_reasons(%L, %s)', f.field, v_get) end;
+        when 'id' then format('internal.id_reasons(%L, %s, %s)', f.field, v_type, v_text)
+        when 'name' then format('internal.name_reasons(%L, %s, %s, %s)', f.field, v_type, v_text, f.max_length)
+        when 'datetime' then format('internal.datetime_reasons(%L, %s, %s)', f.field, v_type, v_text) end;
     begin
+      -- Each field's JSON type and trimmed text, computed once (the CTEs are materialized).
+      v_fields_sql := v_fields_sql || format(', jsonb_typeof(%s) as %s, internal.field_text(%s) as %s', v_get, v_type, v_get, v_text);
       v_checks := v_checks || format(', case when shape_ok then %s else ''{}''::text[] end as %I', v_check, 'r_' || f.field);
       v_values := v_values || format(', case when shape_ok and %I = ''{}'' then internal.%s_value(%s) end as %I',
-                                     'r_' || f.field, f.kind, v_get, f.field);
+                                     'r_' || f.field, f.kind, v_text, f.field);
       v_reasons := v_reasons || format(' || %I', 'r_' || f.field);
       if f.ref_table is not null then
         v_joins := v_joins || format(' left join data.%1$I %2$I on %2$I.%3$I = t.%4$I', f.ref_table, 'ref_' || f.field, f.ref_key, f.field);
@@ -89,9 +93,9 @@ begin
     into v_columns, v_new, v_old from unnest(v_fields) x;
 
   return format($sql$
-    with shaped as (
-      select position, payload, %1$s as shape_ok, %2$s as shape_reasons from pg_temp.ingest_input
-    ), checked as (
+    with shaped as materialized (
+      select position, payload, %1$s as shape_ok, %2$s as shape_reasons %14$s from pg_temp.ingest_input
+    ), checked as materialized (
       select * %3$s from shaped
     ), typed as (
       select * %4$s from checked
@@ -124,7 +128,7 @@ begin
            (select count(*) from rejected)::integer as rejected
   $sql$,
     v_shape_ok, v_shape_reasons, v_checks, v_values, v_new, v_reasons, v_table.key_field,
-    v_old, v_new, v_joins, p_table, p_table, v_columns);
+    v_old, v_new, v_joins, p_table, p_table, v_columns, v_fields_sql);
 end $$;
 
 -- Runs the validating statement on everything staged in ingest_input for an open batch,

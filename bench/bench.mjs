@@ -1,0 +1,21 @@
+#!/usr/bin/env zx
+// Usage: npm run bench -- [--rows 1000000] [--api-rows 500000] [--json out.json]
+// On the embedded PostgreSQL, or DATABASE_URL (its user needs CREATEDB). pg_dump/pg_restore
+// baselines need client tools at least as new as the server (Debian's are 15).
+import { writeFile } from 'node:fs/promises'
+import { lib } from '../scripts/ts.mjs'
+
+const { run } = await lib('cli.ts')
+const { bench } = await import('./run.ts')
+
+await run(async ({ url }) => {
+  const rows = Number(argv.rows ?? 1_000_000)
+  if (!Number.isInteger(rows) || rows < 1000) throw new Error('--rows must be a whole number >= 1000')
+  const started = Date.now()
+  const result = await bench(url, { rows, apiRows: argv['api-rows'] ? Number(argv['api-rows']) : undefined, log: (s) => process.stderr.write(`${s}\n`) })
+  console.log(`\n${result.table}\n`)
+  console.log(`checks: ${Object.entries(result.checks).map(([k, v]) => `${k}=${v}`).join(', ')}`)
+  console.log(`${rows} employees (${result.generated.valid} valid, ${result.generated.rejected} invalid), ${((Date.now() - started) / 1000).toFixed(0)} s in all`)
+  if (argv.json) await writeFile(String(argv.json), JSON.stringify(result, null, 2))
+  if (Object.values(result.checks).some((v) => v === false)) throw new Error('a correctness check failed')
+})
