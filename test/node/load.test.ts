@@ -104,6 +104,23 @@ describe('the CSV dialect', () => {
   })
 })
 
+describe('bulk loads', () => {
+  test('a large file sets the foreign keys aside, loads exactly the valid rows, and puts them back', { timeout: 120_000 }, async () => {
+    const { generate } = await import('../../bench/generate.ts')
+    const data = await generate(await mkdtemp(join(tmpdir(), 'hirebase-bulk-')), 60_000, 7)
+    const fresh = await freshDatabase()
+    const results = await loadDirectory(fresh.sql, data.dir)
+    const employees = results.find((r) => r.table === 'employees')!
+    assert.deepEqual([employees.batch.inserted, employees.batch.rejected], [data.valid, data.rejected])
+    const fks = await fresh.sql`select conname, convalidated from pg_constraint where conrelid = 'data.employees'::regclass and contype = 'f' order by conname`
+    assert.deepEqual(fks.map((f) => [f.conname, f.convalidated]), [['employees_department_id_fkey', true], ['employees_job_id_fkey', true]])
+    const [{ orphans }] = await fresh.sql`select count(*)::int as orphans from data.employees e
+      where not exists (select from data.departments d where d.department_id = e.department_id)
+         or not exists (select from data.jobs j where j.job_id = e.job_id)`
+    assert.equal(orphans, 0)
+  })
+})
+
 describe('COPY failures', () => {
   test('data the server rejects fails the transaction, releases the connection, and keeps nothing', async () => {
     const one = (await import('../../src/database.ts')).connect(db.url, { max: 1 })
