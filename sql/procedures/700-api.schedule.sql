@@ -45,34 +45,52 @@ language sql volatile security definer set search_path = pg_catalog, pg_temp as 
    where request_id = p_request_id
 $$;
 
--- The reports read data.hires_by_quarter, which triggers keep exact. This rebuilds it from
--- employees anyway (a safety net after, say, a trigger disabled by hand), under the
--- employees lock. Returns how many (year, quarter, department, job) counts it corrected.
+-- The reports read data.hires_by_quarter and data.hires_by_department, which triggers
+-- keep exact. This recounts both from employees anyway (a safety net after, say, a trigger
+-- disabled by hand), under the employees lock. Returns how many counts it corrected.
 create or replace function api.refresh_reports() returns integer
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 declare
-  v_fixed integer;
+  v_quarters integer;
+  v_departments integer;
 begin
   perform internal.lock_table('employees');
-  create temp table hires_now on commit drop as
-  select extract(year from hiring_date at time zone 'UTC')::integer as year, extract(quarter from hiring_date at time zone 'UTC')::integer as quarter,
-         department_id, job_id, count(*)::integer as hires
-    from data.employees group by 1, 2, 3, 4;
+  create temp table quarters_now on commit drop as
+  select extract(year from hiring_date at time zone 'UTC')::integer as year, department_id, job_id,
+         count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 1)::integer as q1,
+         count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 2)::integer as q2,
+         count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 3)::integer as q3,
+         count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 4)::integer as q4
+    from data.employees group by 1, 2, 3;
   with wrong as (
-    select coalesce(n.year, h.year) as year, coalesce(n.quarter, h.quarter) as quarter,
-           coalesce(n.department_id, h.department_id) as department_id, coalesce(n.job_id, h.job_id) as job_id, coalesce(n.hires, 0) as hires
-      from pg_temp.hires_now n
-      full join data.hires_by_quarter h using (year, quarter, department_id, job_id)
-     where n.hires is distinct from h.hires and not (n.hires is null and h.hires = 0)
+    select coalesce(n.year, h.year) as year, coalesce(n.department_id, h.department_id) as department_id, coalesce(n.job_id, h.job_id) as job_id,
+           coalesce(n.q1, 0) as q1, coalesce(n.q2, 0) as q2, coalesce(n.q3, 0) as q3, coalesce(n.q4, 0) as q4
+      from pg_temp.quarters_now n
+      full join data.hires_by_quarter h using (year, department_id, job_id)
+     where (coalesce(n.q1, 0), coalesce(n.q2, 0), coalesce(n.q3, 0), coalesce(n.q4, 0)) is distinct from (coalesce(h.q1, 0), coalesce(h.q2, 0), coalesce(h.q3, 0), coalesce(h.q4, 0))
   ), fixed as (
-    insert into data.hires_by_quarter as h (year, quarter, department_id, job_id, hires)
-    select year, quarter, department_id, job_id, hires from wrong
-    on conflict (year, quarter, department_id, job_id) do update set hires = excluded.hires
+    insert into data.hires_by_quarter as h (year, department_id, job_id, q1, q2, q3, q4)
+    select * from wrong
+    on conflict (year, department_id, job_id) do update set q1 = excluded.q1, q2 = excluded.q2, q3 = excluded.q3, q4 = excluded.q4
     returning 1
   )
-  select count(*) into v_fixed from fixed;
-  drop table pg_temp.hires_now;
-  return v_fixed;
+  select count(*) into v_quarters from fixed;
+  with now_by_department as (
+    select year, department_id, sum(q1 + q2 + q3 + q4)::integer as hires from pg_temp.quarters_now group by 1, 2
+  ), wrong as (
+    select coalesce(n.year, h.year) as year, coalesce(n.department_id, h.department_id) as department_id, coalesce(n.hires, 0) as hires
+      from now_by_department n
+      full join data.hires_by_department h using (year, department_id)
+     where coalesce(n.hires, 0) <> coalesce(h.hires, 0)
+  ), fixed as (
+    insert into data.hires_by_department as h (year, department_id, hires)
+    select * from wrong
+    on conflict (year, department_id) do update set hires = excluded.hires
+    returning 1
+  )
+  select count(*) into v_departments from fixed;
+  drop table pg_temp.quarters_now;
+  return v_quarters + v_departments;
 end $$;
 
 -- Deletes what has outlived p_retention: ingest batches (with their rejects), finished

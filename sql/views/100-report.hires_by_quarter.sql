@@ -4,17 +4,11 @@
 create function report.hires_by_quarter(year integer default 2021)
 returns table (department text, job text, q1 integer, q2 integer, q3 integer, q4 integer)
 language sql stable as $$
-  select d.department_name, j.job_name,
-         coalesce(sum(h.hires) filter (where h.quarter = 1), 0)::integer,
-         coalesce(sum(h.hires) filter (where h.quarter = 2), 0)::integer,
-         coalesce(sum(h.hires) filter (where h.quarter = 3), 0)::integer,
-         coalesce(sum(h.hires) filter (where h.quarter = 4), 0)::integer
+  select d.department_name, j.job_name, h.q1, h.q2, h.q3, h.q4
     from data.hires_by_quarter h
     join data.departments d on d.department_id = h.department_id
     join data.jobs j on j.job_id = h.job_id
-   where h.year = hires_by_quarter.year
-   group by d.department_id, j.job_id
-  having sum(h.hires) > 0
+   where h.year = hires_by_quarter.year and h.q1 + h.q2 + h.q3 + h.q4 > 0
    order by d.department_name, j.job_name, d.department_id, j.job_id
 $$;
 

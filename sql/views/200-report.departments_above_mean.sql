@@ -1,7 +1,8 @@
 -- Departments hiring above the mean in a year. mean_over 'all' (the original deliverable):
 -- the year's hires divided by the number of departments in the departments table, those
 -- without hires counting as zero; 'hiring': divided by the departments that hired someone.
--- Raises 22023 for another mean_over.
+-- Reads data.hires_by_department (one row per department and year). Raises 22023 for
+-- another mean_over.
 create function report.hiring_mean(year integer default 2021, mean_over text default 'all') returns numeric
 language plpgsql stable as $$
 begin
@@ -10,20 +11,20 @@ begin
   end if;
   return (
     select sum(h.hires)::numeric / nullif(case mean_over when 'all' then (select count(*) from data.departments)
-                                                         else count(distinct h.department_id) end, 0)
-      from data.hires_by_quarter h
+                                                         else count(*) end, 0)
+      from data.hires_by_department h
      where h.year = hiring_mean.year and h.hires > 0);
 end $$;
 
 create function report.departments_above_mean(year integer default 2021, mean_over text default 'all')
 returns table (id integer, department text, hired integer)
 language sql stable as $$
-  select d.department_id, d.department_name, sum(h.hires)::integer
-    from data.hires_by_quarter h
+  with mean as (select report.hiring_mean(departments_above_mean.year, departments_above_mean.mean_over) as value)
+  select d.department_id, d.department_name, h.hires
+    from data.hires_by_department h
     join data.departments d on d.department_id = h.department_id
-   where h.year = departments_above_mean.year
-   group by d.department_id
-  having sum(h.hires) > report.hiring_mean(departments_above_mean.year, departments_above_mean.mean_over)
+    cross join mean
+   where h.year = departments_above_mean.year and h.hires > mean.value
    order by 3 desc, 2, 1
 $$;
 

@@ -126,10 +126,12 @@ describe('what the jobs call', () => {
 
   test('refresh_reports corrects drifted counts and leaves right ones alone', async () => {
     assert.equal((await sql`select api.refresh_reports() as n`)[0].n, 0)
-    await sql`update data.hires_by_quarter set hires = hires + 5 where (year, quarter) = (2021, 1)`
-    await sql`delete from data.hires_by_quarter where (year, quarter) = (2021, 2)`
+    await sql`update data.hires_by_quarter set q1 = q1 + 5 where year = 2021 and department_id = 1`
+    await sql`delete from data.hires_by_quarter where year = 2021 and department_id = 2`
+    await sql`update data.hires_by_department set hires = 0 where year = 2021`
     assert.ok((await sql`select api.refresh_reports() as n`)[0].n > 0)
     assert.equal((await sql`select count(*)::int as n from hires_by_quarter(2021)`)[0].n, 933)
+    assert.equal((await sql`select count(*)::int as n from departments_above_mean(2021)`)[0].n, 7)
     assert.equal((await sql`select api.refresh_reports() as n`)[0].n, 0)
   })
 
