@@ -131,12 +131,36 @@ begin
     v_old, v_new, v_joins, p_table, p_table, v_columns, v_fields_sql);
 end $$;
 
--- Staged rows above which a load sets the table's foreign keys aside and adds them back
--- (validated, set-based) afterwards: the engine has already checked every reference, and
--- the per-row foreign-key triggers would otherwise dominate a bulk load.
+-- Rows above which a bulk write (a load, a restore) sets the table's foreign keys aside and
+-- adds them back, validated set-based, afterwards: the per-row foreign-key triggers would
+-- otherwise dominate. Callers have checked every reference already; the re-added
+-- constraint proves it. Takes ACCESS EXCLUSIVE on the table until commit; a failure rolls
+-- the constraints back with everything else.
 create or replace function internal.bulk_threshold() returns integer
 language sql immutable parallel safe
 return 50000;
+
+create or replace function internal.set_foreign_keys_aside(p_table text) returns text[]
+language plpgsql volatile as $$
+declare
+  v_fk record;
+  v_fks text[] := '{}';
+begin
+  for v_fk in select conname, pg_get_constraintdef(oid) as def from pg_constraint
+               where conrelid = format('data.%I', p_table)::regclass and contype = 'f' loop
+    execute format('alter table data.%I drop constraint %I', p_table, v_fk.conname);
+    v_fks := v_fks || format('add constraint %I %s', v_fk.conname, v_fk.def);
+  end loop;
+  return v_fks;
+end $$;
+
+create or replace function internal.put_foreign_keys_back(p_table text, p_fks text[]) returns void
+language plpgsql volatile as $$
+begin
+  if cardinality(p_fks) > 0 then
+    execute format('alter table data.%I %s', p_table, array_to_string(p_fks, ', '));
+  end if;
+end $$;
 
 -- Runs the validating statement on everything staged in ingest_input for an open batch,
 -- records the counts, and empties the staging table.
@@ -144,22 +168,14 @@ create or replace function internal.run_ingest(p_batch data.ingest_batches) retu
 language plpgsql volatile as $$
 declare
   v_counts record;
-  v_fk record;
   v_fks text[] := '{}';
 begin
   perform internal.lock_table(p_batch.table_name);
   if (select count(*) from pg_temp.ingest_input) > internal.bulk_threshold() then
-    -- ACCESS EXCLUSIVE on the table until commit; a failure puts the constraints back by rolling back.
-    for v_fk in select conname, pg_get_constraintdef(oid) as def from pg_constraint
-                 where conrelid = format('data.%I', p_batch.table_name)::regclass and contype = 'f' loop
-      execute format('alter table data.%I drop constraint %I', p_batch.table_name, v_fk.conname);
-      v_fks := v_fks || format('add constraint %I %s', v_fk.conname, v_fk.def);
-    end loop;
+    v_fks := internal.set_foreign_keys_aside(p_batch.table_name);
   end if;
   execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv') into v_counts using p_batch.batch_id;
-  if cardinality(v_fks) > 0 then
-    execute format('alter table data.%I %s', p_batch.table_name, array_to_string(v_fks, ', '));
-  end if;
+  perform internal.put_foreign_keys_back(p_batch.table_name, v_fks);
   update data.ingest_batches
      set received = v_counts.received, inserted = v_counts.inserted, unchanged = v_counts.unchanged,
          rejected = v_counts.rejected, finished_at = clock_timestamp()

@@ -118,6 +118,18 @@ describe('bulk loads', () => {
       where not exists (select from data.departments d where d.department_id = e.department_id)
          or not exists (select from data.jobs j where j.job_id = e.job_id)`
     assert.equal(orphans, 0)
+
+    // A bulk restore takes the same path: into an empty table, row for row, constraints back.
+    const { backupTable, restoreTables } = await import('../../src/backup.ts')
+    const dir = await mkdtemp(join(tmpdir(), 'hirebase-bulk-backup-'))
+    const print = async () => (await fresh.sql`select md5(string_agg(e::text, '|' order by e)) as h from data.employees e`)[0].h
+    const before = await print()
+    const backup = await backupTable(fresh.sql, 'employees', { dir })
+    await fresh.sql`truncate data.employees`
+    await restoreTables(fresh.sql, ['employees'], { dir, files: { employees: backup.path } })
+    assert.equal(await print(), before)
+    const after = await fresh.sql`select conname, convalidated from pg_constraint where conrelid = 'data.employees'::regclass and contype = 'f' order by conname`
+    assert.deepEqual([...after], [...fks])
   })
 })
 
