@@ -17,7 +17,7 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadRe
   const sql = connect(url, { max: 1 })
   try {
     console.log(`loading ${resolve(dir)}`)
-    const results = await loadDirectory(sql, dir, ttyProgress && ((t, n) => ttyProgress(t, n)))
+    const results = await loadDirectory(sql, dir, ttyProgress)
     if (ttyProgress) process.stderr.write('\r\x1b[K')
     for (const r of results) console.log(formatResult(r))
     if (results.some((r) => r.batch.rejected > 0)) console.log('rejected rows and their reasons: select * from ingest_rejects where batch_id = <batch>')
