@@ -28,8 +28,14 @@ await run(async ({ url }) => {
   const template = `hirebase_test_template_${randomBytes(4).toString('hex')}`
   const templateUrl = Object.assign(new URL(url), { pathname: `/${template}` }).toString()
   const admin = connect(url, { max: 1 })
-  await admin.unsafe(`create database ${template}`)
+  let created = false
   try {
+    await admin.unsafe(`create database ${template}`).catch((err) => {
+      if (err.code !== '42501') throw err
+      throw Object.assign(new Error(`npm test creates and drops its own databases, and the user of DATABASE_URL may not create one: ` +
+        `grant it CREATEDB (ALTER ROLE ... CREATEDB), or point DATABASE_URL at a test server`), { code: err.code })
+    })
+    created = true
     await migrate(templateUrl)
     const files = argv._.length ? argv._.map(String) : await testFiles(join(projectRoot, 'test'))
     const code = await new Promise((resolve) => {
@@ -42,7 +48,7 @@ await run(async ({ url }) => {
     })
     process.exitCode = code
   } finally {
-    await admin.unsafe(`drop database if exists ${template} with (force)`)
+    if (created) await admin.unsafe(`drop database if exists ${template} with (force)`)
     await admin.end()
   }
 })

@@ -56,4 +56,8 @@ begin
   if not pg_has_role(current_user, 'hirebase_api', 'member') then
     execute format('grant hirebase_api to %I', current_user);
   end if;
+exception when insufficient_privilege then
+  raise exception 'the migrating user % may not create or join the role hirebase_api, which the API runs as', current_user
+    using errcode = '42501',
+          hint = format('grant %I CREATEROLE once, or have an administrator run: CREATE ROLE hirebase_api NOLOGIN; GRANT hirebase_api TO %I;', current_user, current_user);
 end $$;
