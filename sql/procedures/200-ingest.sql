@@ -94,13 +94,14 @@ begin
 
   return format($sql$
     with shaped as materialized (
-      select position, payload, %1$s as shape_ok, %2$s as shape_reasons %14$s from pg_temp.ingest_input
+      -- The payload stays behind in ingest_input: only rejects need it, joined back by position.
+      select position, %1$s as shape_ok, %2$s as shape_reasons %14$s from pg_temp.ingest_input
     ), checked as materialized (
       select * %3$s from shaped
     ), typed as (
       select * %4$s from checked
     ), verdict as (
-      select t.position, t.payload, %5$s,
+      select t.position, %5$s,
              shape_reasons %6$s as field_reasons,
              cur.%7$I is not null as known,
              (%8$s) is not distinct from (%9$s) as same
@@ -115,7 +116,7 @@ begin
         from verdict v
     ), rejected as (
       insert into data.ingest_rejects (batch_id, table_name, position, payload, reasons)
-      select $1, %12$L, position, payload, reasons from judged where reasons <> '{}'
+      select $1, %12$L, j.position, i.payload, j.reasons from judged j join pg_temp.ingest_input i on i.position = j.position where j.reasons <> '{}'
       returning 1
     ), inserted as (
       insert into data.%11$I (%13$s)
