@@ -293,8 +293,17 @@ export async function restoreTables(sql: Sql, tables: string[], options: Restore
       select api.restore_apply(${order}, true) as result`
     const snapshots = new Map<string, string>()
     if (!options.dryRun) {
-      for (const table of order) snapshots.set(table, (await writeBackup(tx, table, options, PRE_RESTORE)).file)
-      await tx`select api.restore_apply(${order}, false)`
+      try {
+        for (const table of order) snapshots.set(table, (await writeBackup(tx, table, options, PRE_RESTORE)).file)
+        await tx`select api.restore_apply(${order}, false)`
+      } catch (err) {
+        // The restore is rolled back: its snapshots would only be clutter.
+        for (const file of snapshots.values()) {
+          await rm(join(options.dir, file), { force: true })
+          await rm(join(options.dir, `${file}.sha256`), { force: true })
+        }
+        throw err
+      }
     }
     return {
       dryRun: !!options.dryRun,

@@ -33,6 +33,7 @@ declare
   v_stage text := 'restore_' || (internal.check_table(p_table)).table_name;
 begin
   execute format('drop table if exists pg_temp.%I', v_stage);
+  execute format('drop table if exists pg_temp.%I', 'typed_' || p_table);  -- typed from the previous staging
   execute format('create temp table %I (%s) on commit drop', v_stage,
     (select string_agg(format('%I text', field), ', ' order by ordinal) from data.dictionary_fields where table_name = p_table));
   execute format('grant insert on pg_temp.%I to hirebase_api', v_stage);
@@ -81,8 +82,10 @@ begin
                                 else format('s.%I', field) end || format(' as %I', field), ', ' order by ordinal),
            string_agg(format('%I', field), ', ' order by ordinal)
       into v_typed, v_cols from data.dictionary_fields where table_name = t.table_name;
-    execute format('drop table if exists pg_temp.%I', 'typed_' || t.table_name);
-    execute format('create temp table %I on commit drop as select %s from pg_temp.%I s', 'typed_' || t.table_name, v_typed, 'restore_' || t.table_name);
+    -- Typed once per staging: the dry pass that checks a restore and the pass that applies it share it.
+    if to_regclass(format('pg_temp.%I', 'typed_' || t.table_name)) is null then
+      execute format('create temp table %I on commit drop as select %s from pg_temp.%I s', 'typed_' || t.table_name, v_typed, 'restore_' || t.table_name);
+    end if;
     execute format($q$
       select jsonb_build_object(
         'rows_before', (select count(*) from data.%1$I),
