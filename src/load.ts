@@ -42,7 +42,7 @@ export async function loadFile(sql: Sql, table: string, file: string, progress?:
   try {
     return await sql.begin(async (tx) => {
       await tx`select api.open_ingest_input()`
-      const copy = tx`copy pg_temp.ingest_input (position, payload) from stdin`
+      const copy = tx`copy pg_temp.ingest_input (position, fields) from stdin`
       await copyIn(copy, createReadStream(file), csvParser(), lines).catch((err: Error & { lines?: number }) => {
         throw new Error(`${file}${err.lines ? `, line ${err.lines}` : ''}: ${err.message}`, { cause: err })
       })

@@ -1,6 +1,6 @@
 -- The one ingest engine behind every path (psql CALL, CSV load, REST API).
--- Rows wait in the session's temp table ingest_input(position, payload); the
--- engine validates them all in one set-based statement generated from the data
+-- Rows wait in the session's temp table ingest_input: JSON rows as payload, CSV records
+-- as fields (text[], no JSON parsing on the way in); the engine validates them all in one set-based statement generated from the data
 -- dictionary, inserts the valid ones, logs the batch and every reject.
 -- Raises IBTAB for an unknown table. Takes the table's ingest lock until commit.
 
@@ -9,7 +9,7 @@ create or replace function api.open_ingest_input() returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 begin
   if to_regclass('pg_temp.ingest_input') is null then
-    create temp table ingest_input (position bigint not null, payload jsonb not null) on commit delete rows;
+    create temp table ingest_input (position bigint not null, payload jsonb, fields text[]) on commit delete rows;
   else
     truncate pg_temp.ingest_input;
   end if;
@@ -34,8 +34,8 @@ create or replace function internal.lock_table(p_table text) returns void
 language sql volatile
 return pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
 
--- The validating statement for one table; p_csv: payloads are arrays of CSV fields
--- rather than JSON objects. $1 is the batch id. Exposed for inspection:
+-- The validating statement for one table; p_csv: the rows are CSV records (fields, all
+-- text) rather than JSON objects (payload). $1 is the batch id. Exposed for inspection:
 --   select internal.ingest_statement('employees', false);
 create or replace function internal.ingest_statement(p_table text, p_csv boolean) returns text
 language plpgsql stable as $$
@@ -52,7 +52,7 @@ begin
     from data.dictionary_fields where table_name = p_table;
 
   if p_csv then
-    v_shape_ok := format('jsonb_typeof(payload) = %L and jsonb_array_length(payload) = %s', 'array', v_count);
+    v_shape_ok := format('coalesce(cardinality(fields), 0) = %s', v_count);
     v_shape_reasons := 'case when (' || v_shape_ok || ') then ''{}''::text[] else array[''wrong_field_count''] end';
   else
     v_shape_ok := 'jsonb_typeof(payload) = ''object''';
@@ -67,8 +67,9 @@ begin
              from data.dictionary_fields d left join data.dictionary_tables r on r.table_name = d.ref_table
             where d.table_name = p_table order by d.ordinal loop
     declare
-      v_get text := case when p_csv then format('payload -> %s', f.ordinal - 1) else format('payload -> %L', f.field) end;
-      v_type text := quote_ident('k_' || f.field);
+      v_get text := format('payload -> %L', f.field);
+      -- A CSV field is always a string (an absent one empty): a constant the planner folds into the rules.
+      v_type text := case when p_csv then '''string''' else quote_ident('k_' || f.field) end;
       v_text text := quote_ident('t_' || f.field);
       v_check text := case f.kind
         when 'id' then format('internal.id_reasons(%L, %s, %s)', f.field, v_type, v_text)
@@ -76,7 +77,9 @@ begin
         when 'datetime' then format('internal.datetime_reasons(%L, %s, %s)', f.field, v_type, v_text) end;
     begin
       -- Each field's JSON type and trimmed text, computed once (the CTEs are materialized).
-      v_fields_sql := v_fields_sql || format(', jsonb_typeof(%s) as %s, internal.field_text(%s) as %s', v_get, v_type, v_get, v_text);
+      v_fields_sql := v_fields_sql || case when p_csv
+        then format(', internal.trim_blank(coalesce(fields[%s], %L)) as %s', f.ordinal, '', v_text)
+        else format(', jsonb_typeof(%s) as %s, internal.field_text(%s) as %s', v_get, v_type, v_get, v_text) end;
       v_checks := v_checks || format(', case when shape_ok then %s else ''{}''::text[] end as %I', v_check, 'r_' || f.field);
       v_values := v_values || format(', case when shape_ok and %I = ''{}'' then internal.%s_value(%s) end as %I',
                                      'r_' || f.field, f.kind, v_text, f.field);
@@ -94,7 +97,7 @@ begin
 
   return format($sql$
     with shaped as materialized (
-      -- The payload stays behind in ingest_input: only rejects need it, joined back by position.
+      -- The input stays behind in ingest_input: only rejects need it, joined back by position.
       select position, %1$s as shape_ok, %2$s as shape_reasons %14$s from pg_temp.ingest_input
     ), checked as materialized (
       select * %3$s from shaped
@@ -116,7 +119,7 @@ begin
         from verdict v
     ), rejected as (
       insert into data.ingest_rejects (batch_id, table_name, position, payload, reasons)
-      select $1, %12$L, j.position, i.payload, j.reasons from judged j join pg_temp.ingest_input i on i.position = j.position where j.reasons <> '{}'
+      select $1, %12$L, j.position, coalesce(i.payload, to_jsonb(i.fields)), j.reasons from judged j join pg_temp.ingest_input i on i.position = j.position where j.reasons <> '{}'
       returning 1
     ), inserted as (
       insert into data.%11$I (%13$s)
@@ -132,35 +135,51 @@ begin
     v_old, v_new, v_joins, p_table, p_table, v_columns, v_fields_sql);
 end $$;
 
--- Rows above which a bulk write (a load, a restore) sets the table's foreign keys aside and
--- adds them back, validated set-based, afterwards: the per-row foreign-key triggers would
--- otherwise dominate. Callers have checked every reference already; the re-added
--- constraint proves it. Takes ACCESS EXCLUSIVE on the table until commit; a failure rolls
--- the constraints back with everything else.
+-- Rows above which a bulk write (a load, a restore) sets the table's foreign keys and
+-- secondary indexes aside and puts them back afterwards, as pg_restore does: the per-row
+-- foreign-key triggers and index inserts would otherwise dominate. Callers have checked
+-- every reference already; the re-added constraints prove it. Takes ACCESS EXCLUSIVE on the
+-- table until commit; a failure rolls everything back with the rest of the transaction.
 create or replace function internal.bulk_threshold() returns integer
 language sql immutable parallel safe
 return 50000;
 
-create or replace function internal.set_foreign_keys_aside(p_table text) returns text[]
+drop function if exists internal.set_foreign_keys_aside(text);
+drop function if exists internal.put_foreign_keys_back(text, text[]);
+
+-- Drops the table's foreign keys and its indexes that back no constraint, and returns the
+-- statements that put them back. Also gives this transaction memory for the big sorts.
+create or replace function internal.set_aside(p_table text) returns text[]
 language plpgsql volatile as $$
 declare
-  v_fk record;
+  v_table regclass := format('data.%I', p_table)::regclass;
   v_fks text[] := '{}';
+  v_indexes text[] := '{}';
+  r record;
 begin
-  for v_fk in select conname, pg_get_constraintdef(oid) as def from pg_constraint
-               where conrelid = format('data.%I', p_table)::regclass and contype = 'f' loop
-    execute format('alter table data.%I drop constraint %I', p_table, v_fk.conname);
-    v_fks := v_fks || format('add constraint %I %s', v_fk.conname, v_fk.def);
+  perform set_config('work_mem', '256MB', true), set_config('maintenance_work_mem', '512MB', true);
+  for r in select conname, pg_get_constraintdef(oid) as def from pg_constraint where conrelid = v_table and contype = 'f' order by conname loop
+    execute format('alter table %s drop constraint %I', v_table, r.conname);
+    v_fks := v_fks || format('add constraint %I %s', r.conname, r.def);
   end loop;
-  return v_fks;
+  for r in select i.indexrelid::regclass as index, pg_get_indexdef(i.indexrelid) as def from pg_index i
+            where i.indrelid = v_table and not exists (select from pg_constraint c where c.conindid = i.indexrelid) order by 1 loop
+    execute format('drop index %s', r.index);
+    v_indexes := v_indexes || r.def;
+  end loop;
+  -- One ALTER TABLE validates all the foreign keys; the indexes are built after it.
+  return case when cardinality(v_fks) > 0 then array[format('alter table %s %s', v_table, array_to_string(v_fks, ', '))] else '{}' end
+         || v_indexes;
 end $$;
 
-create or replace function internal.put_foreign_keys_back(p_table text, p_fks text[]) returns void
+create or replace function internal.put_back(p_statements text[]) returns void
 language plpgsql volatile as $$
+declare
+  v_statement text;
 begin
-  if cardinality(p_fks) > 0 then
-    execute format('alter table data.%I %s', p_table, array_to_string(p_fks, ', '));
-  end if;
+  foreach v_statement in array p_statements loop
+    execute v_statement;
+  end loop;
 end $$;
 
 -- Runs the validating statement on everything staged in ingest_input for an open batch,
@@ -169,14 +188,14 @@ create or replace function internal.run_ingest(p_batch data.ingest_batches) retu
 language plpgsql volatile as $$
 declare
   v_counts record;
-  v_fks text[] := '{}';
+  v_aside text[] := '{}';
 begin
   perform internal.lock_table(p_batch.table_name);
   if (select count(*) from pg_temp.ingest_input) > internal.bulk_threshold() then
-    v_fks := internal.set_foreign_keys_aside(p_batch.table_name);
+    v_aside := internal.set_aside(p_batch.table_name);
   end if;
   execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv') into v_counts using p_batch.batch_id;
-  perform internal.put_foreign_keys_back(p_batch.table_name, v_fks);
+  perform internal.put_back(v_aside);
   update data.ingest_batches
      set received = v_counts.received, inserted = v_counts.inserted, unchanged = v_counts.unchanged,
          rejected = v_counts.rejected, finished_at = clock_timestamp()
@@ -220,12 +239,20 @@ language sql immutable as $$
   order by rank limit 1
 $$;
 
--- Stages the elements of a JSON array (positions 1..n) and ingests them as one batch.
+-- Stages the elements of a JSON array (positions 1..n) and ingests them as one batch. In
+-- p_format 'csv' each element is one record: an array of its fields.
 create or replace function internal.ingest_array(p_table text, p_source text, p_format text, p_rows jsonb) returns data.ingest_batches
 language plpgsql volatile as $$
 begin
   perform api.open_ingest_input();
-  insert into pg_temp.ingest_input (position, payload)
-  select ordinality, value from jsonb_array_elements(p_rows) with ordinality;
+  if p_format = 'csv' then
+    insert into pg_temp.ingest_input (position, payload, fields)
+    select ordinality, case when jsonb_typeof(value) <> 'array' then value end,
+           case when jsonb_typeof(value) = 'array' then array(select jsonb_array_elements_text(value)) end
+      from jsonb_array_elements(p_rows) with ordinality;
+  else
+    insert into pg_temp.ingest_input (position, payload)
+    select ordinality, value from jsonb_array_elements(p_rows) with ordinality;
+  end if;
   return api.ingest_staged(p_table, p_source, p_format = 'csv');
 end $$;

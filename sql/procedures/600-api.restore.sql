@@ -54,7 +54,7 @@ declare
   v_key text;
   v_result jsonb := '{}';
   v_stats jsonb;
-  v_aside jsonb := '{}';  -- table -> its foreign keys, set aside for a bulk restore
+  v_aside text[] := '{}';  -- what a bulk restore set aside, to put back at the end
 begin
   for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
     -- The file must not repeat an id.
@@ -99,7 +99,7 @@ begin
       -- The orphan check above covered the tables referencing this one; the constraint re-added
       -- at the end covers the tables it references.
       if (v_stats ->> 'added')::bigint + (v_stats ->> 'changed')::bigint > internal.bulk_threshold() then
-        v_aside := v_aside || jsonb_build_object(t.table_name, internal.set_foreign_keys_aside(t.table_name));
+        v_aside := v_aside || internal.set_aside(t.table_name);
       end if;
       execute format('insert into data.%1$I (%2$s) select %2$s from pg_temp.%3$I s order by %4$I
                       on conflict (%4$I) do update set (%2$s) = row(%5$s) where (%1$I.*) is distinct from (excluded.*)',
@@ -113,9 +113,7 @@ begin
       execute format('delete from data.%1$I c where not exists (select from pg_temp.%2$I s where s.%3$I = c.%3$I)',
                      t.table_name, 'typed_' || t.table_name, t.key_field);
     end loop;
-    for t in select d.* from data.dictionary_tables d where v_aside ? d.table_name loop
-      perform internal.put_foreign_keys_back(t.table_name, array(select jsonb_array_elements_text(v_aside -> t.table_name)));
-    end loop;
+    perform internal.put_back(v_aside);
   end if;
   return v_result;
 end $$;

@@ -234,7 +234,7 @@ describe('replaying rejects', () => {
   test('CALL replay_rejects in SQL, including rejects from CSV loads', async () => {
     await sql.begin(async (tx) => {
       await tx`select api.open_ingest_input()`
-      await tx`insert into pg_temp.ingest_input values (1, '["72", "From CSV", "2021-04-01T00:00:00Z", "8", "1"]')`
+      await tx`insert into pg_temp.ingest_input (position, fields) values (1, '{72,"From CSV",2021-04-01T00:00:00Z,8,1}')`
       await tx`select api.ingest_staged('employees', 'csv', true)`
     })
     await post('/tables/departments/rows', [{ department_id: 8, department_name: 'Later' }])

@@ -139,7 +139,7 @@ describe('COPY failures', () => {
     try {
       await assert.rejects(one.begin(async (tx) => {
         await tx`select api.open_ingest_input()`
-        await copyIn(tx`copy pg_temp.ingest_input (position, payload) from stdin`, Readable.from(['1\t[]\n', 'not-a-number\t[]\n']))
+        await copyIn(tx`copy pg_temp.ingest_input (position, fields) from stdin`, Readable.from(['1\t{}\n', 'not-a-number\t{}\n']))
       }), { code: '22P02' })
       // The same single connection answers again, and is not left in an aborted transaction.
       const [{ state }] = await one`select count(*)::integer as state from pg_stat_activity where state like 'idle in transaction%' and datname = current_database()`
