@@ -101,10 +101,14 @@ begin
       if (v_stats ->> 'added')::bigint + (v_stats ->> 'changed')::bigint > internal.bulk_threshold() then
         v_aside := v_aside || internal.set_aside(t.table_name);
       end if;
-      execute format('insert into data.%1$I (%2$s) select %2$s from pg_temp.%3$I s order by %4$I
-                      on conflict (%4$I) do update set (%2$s) = row(%5$s) where (%1$I.*) is distinct from (excluded.*)',
+      -- Into an empty table a plain insert does (no speculative insertion); otherwise an upsert
+      -- that leaves unchanged rows alone.
+      execute format('insert into data.%1$I (%2$s) select %2$s from pg_temp.%3$I s order by %4$I %5$s',
                      t.table_name, v_cols, 'typed_' || t.table_name, t.key_field,
-                     (select string_agg(format('excluded.%I', field), ', ' order by ordinal) from data.dictionary_fields where table_name = t.table_name));
+                     case when (v_stats ->> 'rows_before')::bigint > 0 then format(
+                       'on conflict (%1$I) do update set (%2$s) = row(%3$s) where (%4$I.*) is distinct from (excluded.*)', t.key_field, v_cols,
+                       (select string_agg(format('excluded.%I', field), ', ' order by ordinal) from data.dictionary_fields where table_name = t.table_name),
+                       t.table_name) else '' end);
     end if;
   end loop;
 
