@@ -67,7 +67,7 @@ begin
              from data.dictionary_fields d left join data.dictionary_tables r on r.table_name = d.ref_table
             where d.table_name = p_table order by d.ordinal loop
     declare
-      v_get text := format('payload -> %L', f.field);
+      v_get text := format('j.%I', f.field);
       -- A CSV field is always a string (an absent one empty): a constant the planner folds into the rules.
       v_type text := case when p_csv then '''string''' else quote_ident('k_' || f.field) end;
       v_text text := quote_ident('t_' || f.field);
@@ -98,7 +98,7 @@ begin
   return format($sql$
     with shaped as materialized (
       -- The input stays behind in ingest_input: only rejects need it, joined back by position.
-      select position, %1$s as shape_ok, %2$s as shape_reasons %14$s from pg_temp.ingest_input
+      select position, %1$s as shape_ok, %2$s as shape_reasons %14$s from pg_temp.ingest_input %15$s
     ), checked as materialized (
       select * %3$s from shaped
     ), typed as (
@@ -113,8 +113,8 @@ begin
     ), judged as (
       select v.*, field_reasons || case
                when %7$I is not null and ((known and not same)
-                 or count(*) filter (where field_reasons = '{}') over (partition by %7$I order by position
-                                                                       rows between unbounded preceding and 1 preceding) > 0)
+                 -- an earlier row with this id is valid (one aggregate per id, no per-row frame)
+                 or min(position) filter (where field_reasons = '{}') over (partition by %7$I) < position)
                then array['duplicate_id'] else '{}'::text[] end as reasons
         from verdict v
     ), rejected as (
@@ -132,7 +132,11 @@ begin
            (select count(*) from rejected)::integer as rejected
   $sql$,
     v_shape_ok, v_shape_reasons, v_checks, v_values, v_new, v_reasons, v_table.key_field,
-    v_old, v_new, v_joins, p_table, p_table, v_columns, v_fields_sql);
+    v_old, v_new, v_joins, p_table, p_table, v_columns, v_fields_sql,
+    -- A JSON object's fields, read in one pass (the rules need each one's type and text).
+    case when p_csv then '' else format(
+      'cross join lateral jsonb_to_record(case when jsonb_typeof(payload) = ''object'' then payload else ''{}'' end) as j(%s)',
+      (select string_agg(format('%I jsonb', x), ', ') from unnest(v_fields) x)) end);
 end $$;
 
 -- Rows above which a bulk write (a load, a restore) sets the table's foreign keys and
