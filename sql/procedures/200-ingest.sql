@@ -118,8 +118,9 @@ begin
                then array['duplicate_id'] else '{}'::text[] end as reasons
         from verdict v
     ), rejected as (
+      -- (cardinality(): the planner then expects few rejects and hashes them, not sorting the input)
       insert into data.ingest_rejects (batch_id, table_name, position, payload, reasons)
-      select $1, %12$L, j.position, coalesce(i.payload, to_jsonb(i.fields)), j.reasons from judged j join pg_temp.ingest_input i on i.position = j.position where j.reasons <> '{}'
+      select $1, %12$L, j.position, coalesce(i.payload, to_jsonb(i.fields)), j.reasons from judged j join pg_temp.ingest_input i on i.position = j.position where cardinality(j.reasons) > 0
       returning 1
     ), inserted as (
       insert into data.%11$I (%13$s)
@@ -194,12 +195,20 @@ language plpgsql volatile as $$
 declare
   v_counts record;
   v_aside text[] := '{}';
+  v_rows bigint := (select count(*) from pg_temp.ingest_input);
+  v_merge text := current_setting('enable_mergejoin');
 begin
   perform internal.lock_table(p_batch.table_name);
-  if (select count(*) from pg_temp.ingest_input) > internal.bulk_threshold() then
+  if v_rows > internal.bulk_threshold() then
     v_aside := internal.set_aside(p_batch.table_name);
+    analyze pg_temp.ingest_input;  -- a temp table has no statistics until asked
+  elsif v_rows <= internal.max_batch_rows() then
+    -- A batch looks its ids up in the table's primary key; a merge join would read the
+    -- whole index instead, for every batch.
+    perform set_config('enable_mergejoin', 'off', true);
   end if;
   execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv') into v_counts using p_batch.batch_id;
+  perform set_config('enable_mergejoin', v_merge, true);
   perform internal.put_back(v_aside);
   update data.ingest_batches
      set received = v_counts.received, inserted = v_counts.inserted, unchanged = v_counts.unchanged,
