@@ -1,0 +1,32 @@
+-- The per-quarter counts are upserted in key order. Two transactions writing employees at
+-- once (outside ingest_batch's table lock: plain INSERTs, a restore beside an ingest) took
+-- the summary rows' locks in hash order and could deadlock. Key order makes them queue.
+create or replace function internal.count_hires() returns trigger
+language plpgsql as $$
+begin
+  execute format($q$
+    with delta as materialized (
+      select extract(year from hiring_date at time zone 'UTC')::integer as year, department_id, job_id,
+             coalesce(sum(n) filter (where extract(quarter from hiring_date at time zone 'UTC') = 1), 0)::integer as q1,
+             coalesce(sum(n) filter (where extract(quarter from hiring_date at time zone 'UTC') = 2), 0)::integer as q2,
+             coalesce(sum(n) filter (where extract(quarter from hiring_date at time zone 'UTC') = 3), 0)::integer as q3,
+             coalesce(sum(n) filter (where extract(quarter from hiring_date at time zone 'UTC') = 4), 0)::integer as q4
+        from (%s) c
+       group by 1, 2, 3
+    ), quarters as (
+      insert into data.hires_by_quarter as h (year, department_id, job_id, q1, q2, q3, q4)
+      select * from delta order by year, department_id, job_id
+      on conflict (year, department_id, job_id) do update
+        set q1 = h.q1 + excluded.q1, q2 = h.q2 + excluded.q2, q3 = h.q3 + excluded.q3, q4 = h.q4 + excluded.q4
+      returning 1
+    )
+    insert into data.hires_by_department as h (year, department_id, hires)
+    select year, department_id, sum(q1 + q2 + q3 + q4)::integer from delta group by 1, 2 order by 1, 2
+    on conflict (year, department_id) do update set hires = h.hires + excluded.hires$q$,
+    case tg_op
+      when 'INSERT' then 'select hiring_date, department_id, job_id, 1 as n from new_rows'
+      when 'DELETE' then 'select hiring_date, department_id, job_id, -1 as n from old_rows'
+      else 'select hiring_date, department_id, job_id, -1 as n from old_rows union all select hiring_date, department_id, job_id, 1 from new_rows'
+    end);
+  return null;
+end $$;
