@@ -42,12 +42,12 @@ export function avroSchema(table: string, columns: Column[]): avro.Schema {
 }
 
 /** Longs as BigInt: microsecond timestamps past 2^53 (year 2255) must not lose precision. */
+const scratch = Buffer.alloc(8) // avsc packs the bytes at once, so one buffer serves every value
 const bigLong = avro.types.LongType.__with({
   fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
   toBuffer: (n: bigint) => {
-    const buf = Buffer.alloc(8)
-    buf.writeBigInt64LE(BigInt(n))
-    return buf
+    scratch.writeBigInt64LE(BigInt(n))
+    return scratch
   },
   fromJSON: (n: number | string) => BigInt(n),
   toJSON: (n: bigint) => Number(n),

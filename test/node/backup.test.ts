@@ -191,7 +191,8 @@ describe('orphans', () => {
 describe('crash safety', () => {
   test('a backup killed part-way leaves no file under a real name', { timeout: 120_000 }, async () => {
     const crashDir = await mkdtemp(join(tmpdir(), 'hirebase-crash-'))
-    await sql`insert into data.employees select 100000 + g, 'Bulk ' || g, '2021-01-01'::timestamptz + g * interval '1 minute', 1, 1
+    // Long, hardly compressible names keep the backup busy long enough to be caught part-way.
+    await sql`insert into data.employees select 100000 + g, 'Bulk ' || repeat(md5(g::text), 8), '2021-01-01'::timestamptz + g * interval '1 minute', 1, 1
               from generate_series(1, 300000) g`
     const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/backup.mjs', 'employees'], {
       cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, BACKUP_DIR: crashDir }, stdio: 'ignore',
@@ -202,8 +203,9 @@ describe('crash safety', () => {
       sawTmp = existsSync(folder) && (await readdir(folder)).some((n) => n.endsWith('.tmp'))
       if (!sawTmp) await new Promise((r) => setTimeout(r, 10))
     }
+    const exited = new Promise((r) => (child.exitCode !== null ? r(child.exitCode) : child.on('exit', r)))
     child.kill('SIGKILL')
-    await new Promise((r) => child.on('exit', r))
+    await exited
     assert.ok(sawTmp, 'the backup never started writing')
     assert.deepEqual((await readdir(folder)).filter((n) => n.endsWith('.avro')), [])
     // The next backup clears the leftover and completes.
