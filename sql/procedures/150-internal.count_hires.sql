@@ -1,6 +1,7 @@
--- The per-quarter counts are upserted in key order. Two transactions writing employees at
--- once (outside ingest_batch's table lock: plain INSERTs, a restore beside an ingest) took
--- the summary rows' locks in hash order and could deadlock. Key order makes them queue.
+-- The statement-level trigger function behind data.hires_by_quarter and hires_by_department
+-- (the triggers and tables are in migration 0003): one aggregate per statement over its
+-- transition tables. The counts are upserted in key order, so two transactions writing
+-- employees at once (plain INSERTs, a restore beside an ingest) queue instead of deadlocking.
 create or replace function internal.count_hires() returns trigger
 language plpgsql as $$
 begin

@@ -1,3 +1,0 @@
-import { fileURLToPath } from 'node:url'
-export const up = (sql) => sql.file(fileURLToPath(new URL('./0005-ordered-hires.sql', import.meta.url)))
-export const down = () => { throw new Error('0005 is forward-only') }
