@@ -1,7 +1,8 @@
 -- The one ingest engine behind every path (psql CALL, CSV load, REST API).
 -- Rows wait in the session's temp table ingest_input: JSON rows as payload, CSV records
--- as fields (text[], no JSON parsing on the way in); the engine validates them all in one set-based statement generated from the data
--- dictionary, inserts the valid ones, logs the batch and every reject.
+-- as fields (text[], no JSON parsing on the way in). The engine validates them all in one
+-- set-based statement generated from the data dictionary, inserts the valid ones, logs the
+-- batch and every reject.
 -- Raises IBTAB for an unknown table. Takes the table's ingest lock until commit.
 
 -- Creates (once per session) or empties the staging table.
