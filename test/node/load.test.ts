@@ -89,6 +89,18 @@ describe('the CSV dialect', () => {
     assert.equal(row.job_name, 'Ingénieure données 数据')
   })
 
+  test('fields reach the database exactly as read: backslashes, braces, quotes, tabs, NULL', async () => {
+    // Records are staged as text[] inside COPY's text format: two layers of escaping to get right.
+    const names = ['back\\slash \\N', '{braces, "and" quotes}', 'tab\there', 'NULL', '"', 'a\\"b']
+    const csv = names.map((n, i) => `${5041 + i},"${n.replaceAll('"', '""')}"`).join('\n')
+    const result = await loadFile(sql, 'jobs', await csvFile('jobs.csv', csv))
+    assert.deepEqual([result.batch.inserted, result.batch.rejected], [5, 1]) // the tab is bad_text
+    const rows = await sql`select job_name from jobs where job_id between 5041 and 5046 order by job_id`
+    assert.deepEqual(rows.map((r) => r.job_name), names.filter((n) => !n.includes('\t')))
+    const [reject] = await sql`select payload from ingest_rejects where batch_id = ${result.batch.batch_id}`
+    assert.deepEqual(reject.payload, ['5043', 'tab\there'])
+  })
+
   test('malformed CSV fails the file with its line, and leaves everything as it was', async () => {
     const before = await tableCounts()
     const file = await csvFile('jobs.csv', '5041,fine\n5042,"unclosed\n')
