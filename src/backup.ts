@@ -1,5 +1,5 @@
 // Avro backups of the tables, and restores from them.
-// A backup streams a cursor through avsc's encoder into a temporary file, fsyncs it, then
+// A backup streams a cursor (the next page fetched while the last is encoded) through avsc's encoder into a temporary file, fsyncs it, then
 // renames it into place with a .sha256 beside it. A restore streams a file into a staging
 // table with COPY, checks it, snapshots the table, then lets the database swap the rows,
 // all in one transaction: any failure leaves the table as it was.
@@ -17,7 +17,8 @@ import type { Queryable, Sql, Tx } from './database.ts'
 import { projectRoot, projectVersion } from './paths.ts'
 
 export const PRE_RESTORE = 'pre-restore'
-
+/** Rows per cursor fetch: large enough that round trips do not matter, small enough to stay flat. */
+const PAGE_ROWS = 5000
 
 export interface BackupOptions {
   /** The backup folder (BACKUP_DIR). */
@@ -84,14 +85,25 @@ async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfol
   let sha256 = ''
   try {
     const selectList = select.reduce((acc, part, i) => (i === 0 ? tx`${part}` : tx`${acc}, ${part}`))
-    for await (const batch of tx`select ${selectList} from ${tx(`data.${table}`)} order by ${tx(key)}`.cursor(2000)) {
+    const encode = async (batch: Record<string, unknown>[]) => {
       for (const row of batch) {
-        for (const c of columns) if (c.type === 'timestamp with time zone') row[c.name] = BigInt(row[c.name])
+        for (const c of columns) if (c.type === 'timestamp with time zone') row[c.name] = BigInt(row[c.name] as string)
         if (!encoder.write(row)) await new Promise((r) => encoder.once('drain', r))
         rows++
       }
       options.progress?.(table, rows, total)
     }
+    // The server reads the next page while this process encodes the last one: the callback
+    // queues the page and hands back only the page before it (at most two in memory). It
+    // queues synchronously: postgres.js does not wait for the callback on the last page.
+    let encoding: Promise<void> = Promise.resolve()
+    await tx`select ${selectList} from ${tx(`data.${table}`)} order by ${tx(key)}`.cursor(PAGE_ROWS, (batch) => {
+      const previous = encoding
+      encoding = previous.then(() => new Promise<void>((r) => setImmediate(r))).then(() => encode(batch))
+      encoding.catch(() => {}) // awaited by the next page or below, not unhandled meanwhile
+      return previous
+    })
+    await encoding
     encoder.end()
     await written
     if (rows !== total) throw new Error(`backup of ${table}: counted ${total} rows but read ${rows}`)
