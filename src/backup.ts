@@ -1,6 +1,7 @@
 // Avro backups of the tables, and restores from them.
-// A backup streams a cursor (the next page fetched while the last is encoded) through avsc's encoder into a temporary file, fsyncs it, then
-// renames it into place with a .sha256 beside it. A restore streams a file into a staging
+// A backup streams a cursor (the next page fetched while the last is encoded) through
+// avsc's encoder into a temporary file, fsyncs it, then renames it into place with a
+// .sha256 beside it. A restore streams a file into a staging
 // table with COPY, checks it, snapshots the table, then lets the database swap the rows,
 // all in one transaction: any failure leaves the table as it was.
 import { createHash } from 'node:crypto'
