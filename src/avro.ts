@@ -127,7 +127,13 @@ export function readersFor(table: string, columns: Column[], writerSchema: { typ
     if (c.type === 'timestamp with time zone') {
       if (f.type === 'long' && f.logicalType === 'timestamp-micros') return (v) => String(v)
       if (f.type === 'long' && f.logicalType === 'timestamp-millis') return (v) => String(BigInt(v as bigint) * 1000n)
-      if (f.type === 'string') return (v) => copyText(v as string)
+      if (f.type === 'string') {
+        return (v) => {
+          // The database tells an RFC 3339 string from microseconds by its colon.
+          if (!(v as string).includes(':')) throw new BackupFileError('bad_backup', `${c.name} "${v}" is not an RFC 3339 date-time`)
+          return copyText(v as string)
+        }
+      }
       throw wrong()
     }
     throw wrong()

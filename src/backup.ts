@@ -214,16 +214,16 @@ async function readBackupFile(path: string, onHeader: (schema: object, meta: Rec
   const hash = createHash('sha256')
   const tap = new PassThrough()
   tap.on('data', (chunk: Buffer) => hash.update(chunk))
-  const decoder = new avro.streams.BlockDecoder({ noDecode: true })
+  // The decoder reads records with our types (BigInt longs): parseHook may return a type.
+  const decoder = new avro.streams.BlockDecoder({ parseHook: (schema: avro.Schema) => avroType(schema) } as never)
   let type: avro.Type | undefined
   let meta: Record<string, Buffer> = {}
   let refused: Error | undefined // the file is readable but not what this caller can take
-  decoder.on('metadata', (_t: unknown, _codec: string, header: { meta: Record<string, Buffer> }) => {
+  decoder.on('metadata', (t: avro.Type, _codec: string, header: { meta: Record<string, Buffer> }) => {
     try {
       meta = header.meta
-      const schema = JSON.parse(meta['avro.schema'].toString())
-      type = avroType(schema)
-      onHeader(schema, meta)
+      type = t
+      onHeader(JSON.parse(meta['avro.schema'].toString()), meta)
     } catch (err) {
       refused = err as Error
       decoder.destroy(refused)
@@ -233,9 +233,9 @@ async function readBackupFile(path: string, onHeader: (schema: object, meta: Rec
   const counter = new Transform({
     readableObjectMode: true,
     writableObjectMode: true,
-    transform(buf: Buffer, _enc, done) {
+    transform(record: Record<string, unknown>, _enc, done) {
       try {
-        onRecord(type!.fromBuffer(buf) as Record<string, unknown>)
+        onRecord(record)
         rows++
         done()
       } catch (err) {
@@ -245,7 +245,7 @@ async function readBackupFile(path: string, onHeader: (schema: object, meta: Rec
   })
   await pipeline(createReadStream(path), tap, decoder, counter, new PassThrough({ objectMode: true }).resume())
     .catch((err: Error) => {
-      throw refused ?? new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: ${err.message}`, { cause: err })
+      throw refused ?? (err instanceof BackupFileError ? err : new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: ${err.message}`, { cause: err }))
     })
   if (!type) throw new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: no header`)
   const sha256 = hash.digest('hex')
@@ -339,8 +339,13 @@ async function stageFile(tx: Tx, table: string, path: string, options: RestoreOp
     checkFileTable(path, table, meta)
     readers = readersFor(table, columns, schema)
   }, (record) => {
-    pending.push(columns.map((c, i) => readers[i](record[c.name])).join('\t') + '\n')
-    if (++rows % 1000 === 0) { flush(); options.progress?.(table, rows, 0) }
+    rows++
+    try {
+      pending.push(columns.map((c, i) => readers[i](record[c.name])).join('\t') + '\n')
+    } catch (err) {
+      throw err instanceof BackupFileError ? new BackupFileError(err.code, `${basename(path)}, record ${rows}: ${err.message}`) : err
+    }
+    if (rows % 1000 === 0) { flush(); options.progress?.(table, rows, 0) }
   }).then((check) => { flush(); out.end(); return check }, (err) => { out.destroy(); throw err }) // aborts the COPY
   const [copied, read] = await Promise.allSettled([copyIn(tx`copy ${tx(`restore_${table}`)} from stdin`, out as unknown as Readable), reading])
   // The file's own problem says more than the COPY it aborted.

@@ -164,6 +164,23 @@ describe('refusals leave the table as it was', () => {
     })
     await refuse('jobs', 'too-big.avro', /out of range/)
   })
+  const writeAvro = (path: string, schema: avro.Schema, records: object[]) => new Promise((resolve, reject) => {
+    const encoder = avro.createFileEncoder(path, avro.Type.forSchema(schema))
+    encoder.on('finish', resolve).on('error', reject)
+    for (const r of records) encoder.write(r)
+    encoder.end()
+  })
+  const employeesSchema: avro.Schema = { type: 'record', name: 'employees', fields: [{ name: 'employee_id', type: 'int' },
+    { name: 'employee_name', type: 'string' }, { name: 'hiring_date', type: 'string' }, { name: 'department_id', type: 'int' }, { name: 'job_id', type: 'int' }] }
+  const employee = (employee_id: number, hiring_date = '2021-01-01T00:00:00Z') => ({ employee_id, employee_name: 'a', hiring_date, department_id: 1, job_id: 1 })
+  test('an id twice in the file', async () => {
+    await writeAvro(join(dir, 'employees', 'twice.avro'), employeesSchema, [employee(8), employee(7), employee(8)])
+    await refuse('employees', 'twice.avro', /the backup of employees has id 8 more than once/)
+  })
+  test('a date-time string that is not RFC 3339 names the record', async () => {
+    await writeAvro(join(dir, 'employees', 'no-time.avro'), employeesSchema, [employee(1), employee(2, '2021-01-01')])
+    await refuse('employees', 'no-time.avro', /no-time\.avro, record 2: hiring_date "2021-01-01" is not an RFC 3339 date-time/)
+  })
 })
 
 describe('orphans', () => {
