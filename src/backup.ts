@@ -5,10 +5,11 @@
 // table with COPY, checks it, snapshots the table, then lets the database swap the rows,
 // all in one transaction: any failure leaves the table as it was.
 import { createHash } from 'node:crypto'
+import { once } from 'node:events'
 import { createReadStream, createWriteStream, existsSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path'
-import { PassThrough, Readable, Transform } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import avro from 'avsc'
 import { avroSchema, avroType, readersFor, tableColumns, type FieldReader } from './avro.ts'
@@ -206,11 +207,13 @@ export async function resolveBackupFile(dir: string, table: string, file?: strin
 export interface FileCheck { path: string; table: string | null; rows: number; metadataRows: number | null; sha256: string; checksum: 'ok' | 'none' }
 
 /**
- * Reads an Avro file to the end, handing each record to `onRecord`, and checks what can be
- * checked: magic, sync markers, blocks, the row count in the metadata, the .sha256 beside it.
+ * Reads an Avro file to the end, handing each record to `onRecord` (reading pauses while the
+ * promise it may return is pending), and checks what can be checked: magic, sync markers,
+ * blocks, the row count in the metadata, the .sha256 beside it. The callbacks' own errors
+ * end the reading and come out as they are.
  */
 async function readBackupFile(path: string, onHeader: (schema: object, meta: Record<string, Buffer>) => void,
-  onRecord: (record: Record<string, unknown>) => void): Promise<FileCheck> {
+  onRecord: (record: Record<string, unknown>) => Promise<void> | void): Promise<FileCheck> {
   const hash = createHash('sha256')
   const tap = new PassThrough()
   tap.on('data', (chunk: Buffer) => hash.update(chunk))
@@ -218,34 +221,34 @@ async function readBackupFile(path: string, onHeader: (schema: object, meta: Rec
   const decoder = new avro.streams.BlockDecoder({ parseHook: (schema: avro.Schema) => avroType(schema) } as never)
   let type: avro.Type | undefined
   let meta: Record<string, Buffer> = {}
-  let refused: Error | undefined // the file is readable but not what this caller can take
+  let refused: Error | undefined // the file is readable, but the caller cannot take it
+  const refuse = (err: unknown) => decoder.destroy(refused = err as Error)
   decoder.on('metadata', (t: avro.Type, _codec: string, header: { meta: Record<string, Buffer> }) => {
     try {
       meta = header.meta
       type = t
       onHeader(JSON.parse(meta['avro.schema'].toString()), meta)
     } catch (err) {
-      refused = err as Error
-      decoder.destroy(refused)
+      refuse(err)
     }
   })
   let rows = 0
-  const counter = new Transform({
-    readableObjectMode: true,
-    writableObjectMode: true,
-    transform(record: Record<string, unknown>, _enc, done) {
-      try {
-        onRecord(record)
-        rows++
-        done()
-      } catch (err) {
-        done(err as Error)
+  // Records straight off the decoder: a stream stage per record would cost more than the record.
+  decoder.on('data', (record: Record<string, unknown>) => {
+    try {
+      const busy = onRecord(record)
+      rows++
+      if (busy) {
+        decoder.pause()
+        busy.then(() => decoder.resume(), refuse)
       }
-    },
+    } catch (err) {
+      refuse(err)
+    }
   })
-  await pipeline(createReadStream(path), tap, decoder, counter, new PassThrough({ objectMode: true }).resume())
+  await pipeline(createReadStream(path), tap, decoder)
     .catch((err: Error) => {
-      throw refused ?? (err instanceof BackupFileError ? err : new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: ${err.message}`, { cause: err }))
+      throw refused ?? new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: ${err.message}`, { cause: err })
     })
   if (!type) throw new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: no header`)
   const sha256 = hash.digest('hex')
@@ -334,7 +337,12 @@ async function stageFile(tx: Tx, table: string, path: string, options: RestoreOp
   let pending: string[] = []
   let rows = 0
   const out = new PassThrough()
-  const flush = () => { if (pending.length) { out.write(pending.join('')); pending = [] } }
+  // Reading waits while the COPY is behind: memory stays flat however slow the server.
+  const flush = () => {
+    const full = pending.length > 0 && !out.write(pending.join(''))
+    pending = []
+    if (full) return once(out, 'drain').then(() => {})
+  }
   const reading = readBackupFile(path, (schema, meta) => {
     checkFileTable(path, table, meta)
     readers = readersFor(table, columns, schema)
@@ -345,7 +353,10 @@ async function stageFile(tx: Tx, table: string, path: string, options: RestoreOp
     } catch (err) {
       throw err instanceof BackupFileError ? new BackupFileError(err.code, `${basename(path)}, record ${rows}: ${err.message}`) : err
     }
-    if (rows % 1000 === 0) { flush(); options.progress?.(table, rows, 0) }
+    if (rows % 1000 === 0) {
+      options.progress?.(table, rows, 0)
+      return flush()
+    }
   }).then((check) => { flush(); out.end(); return check }, (err) => { out.destroy(); throw err }) // aborts the COPY
   const [copied, read] = await Promise.allSettled([copyIn(tx`copy ${tx(`restore_${table}`)} from stdin`, out as unknown as Readable), reading])
   // The file's own problem says more than the COPY it aborted.

@@ -177,6 +177,11 @@ describe('refusals leave the table as it was', () => {
     await writeAvro(join(dir, 'employees', 'twice.avro'), employeesSchema, [employee(8), employee(7), employee(8)])
     await refuse('employees', 'twice.avro', /the backup of employees has id 8 more than once/)
   })
+  test('a value COPY refuses, early in a long file: reading stops with the database error', async () => {
+    const records = Array.from({ length: 5000 }, (_, i) => ({ job_id: 100 + i, job_name: i === 0 ? 'nul\u0000byte' : `job ${i}` }))
+    await writeAvro(join(dir, 'jobs', 'nul.avro'), { type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'int' }, { name: 'job_name', type: 'string' }] }, records)
+    await refuse('jobs', 'nul.avro', /0x00/)
+  })
   test('a date-time string that is not RFC 3339 names the record', async () => {
     await writeAvro(join(dir, 'employees', 'no-time.avro'), employeesSchema, [employee(1), employee(2, '2021-01-01')])
     await refuse('employees', 'no-time.avro', /no-time\.avro, record 2: hiring_date "2021-01-01" is not an RFC 3339 date-time/)
