@@ -26,17 +26,17 @@ return case
   else p_value::timestamptz
 end;
 
--- Creates (or empties) the session's staging table restore_<table>, all columns text,
--- writable by the API's role, which COPYs into it.
+-- Creates (or empties) the session's staging table restore_<table>, writable by the API's
+-- role, which COPYs into it: ids as integers (COPY checks them), the rest as text.
 create or replace function api.open_restore_stage(p_table text) returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_stage text := 'restore_' || (internal.check_table(p_table)).table_name;
 begin
-  execute format('drop table if exists pg_temp.%I', v_stage);
-  execute format('drop table if exists pg_temp.%I', 'typed_' || p_table);  -- typed from the previous staging
+  execute format('drop table if exists pg_temp.%I cascade', v_stage);  -- and the typed view over it
   execute format('create temp table %I (%s) on commit drop', v_stage,
-    (select string_agg(format('%I text', field), ', ' order by ordinal) from data.dictionary_fields where table_name = p_table));
+    (select string_agg(format('%I %s', field, case kind when 'id' then 'integer' else 'text' end), ', ' order by ordinal)
+       from data.dictionary_fields where table_name = p_table));
   execute format('grant insert on pg_temp.%I to hirebase_api', v_stage);
 end $$;
 
@@ -51,6 +51,7 @@ declare
   f record;
   v_typed text;
   v_cols text;
+  v_unconverted text;  -- a condition that converts every date-time of a row
   v_n bigint;
   v_key text;
   v_result jsonb := '{}';
@@ -70,21 +71,26 @@ begin
   end loop;
 
   for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
-    select string_agg(case kind when 'id' then format('s.%I::integer', field)
-                                when 'datetime' then format('internal.timestamptz_from_avro(s.%I)', field)
+    select string_agg(case kind when 'datetime' then format('internal.timestamptz_from_avro(s.%I)', field)
                                 else format('s.%I', field) end || format(' as %I', field), ', ' order by ordinal),
-           string_agg(format('%I', field), ', ' order by ordinal)
-      into v_typed, v_cols from data.dictionary_fields where table_name = t.table_name;
-    -- Typed once per staging: the dry pass that checks a restore and the pass that applies it share it.
+           string_agg(format('%I', field), ', ' order by ordinal),
+           string_agg(format('%I is null', field), ' or ') filter (where kind = 'datetime')
+      into v_typed, v_cols, v_unconverted from data.dictionary_fields where table_name = t.table_name;
+    -- Checked and typed once per staging: the dry pass that checks a restore and the pass that
+    -- applies it share the view (a view, not a copy: date-times are converted where read).
     if to_regclass(format('pg_temp.%I', 'typed_' || t.table_name)) is null then
-      execute format('create temp table %I on commit drop as select %s from pg_temp.%I s', 'typed_' || t.table_name, v_typed, 'restore_' || t.table_name);
+      execute format('create temp view %I as select %s from pg_temp.%I s', 'typed_' || t.table_name, v_typed, 'restore_' || t.table_name);
       -- The file must not repeat an id: a unique index proves it (one sort, cheaper than grouping).
       begin
-        execute format('create unique index on pg_temp.%I (%I)', 'typed_' || t.table_name, t.key_field);
+        execute format('create unique index on pg_temp.%I (%I)', 'restore_' || t.table_name, t.key_field);
       exception when unique_violation then
-        execute format('select %1$I from pg_temp.%2$I group by %1$I having count(*) > 1 order by 1 limit 1', t.key_field, 'typed_' || t.table_name) into v_key;
+        execute format('select %1$I from pg_temp.%2$I group by %1$I having count(*) > 1 order by 1 limit 1', t.key_field, 'restore_' || t.table_name) into v_key;
         raise exception 'the backup of % has id % more than once', t.table_name, v_key using errcode = '23505';
       end;
+      -- Every date-time must convert, so that a dry run finds a bad one before anything is touched.
+      if v_unconverted is not null then
+        execute format('select count(*) from pg_temp.%I where %s', 'typed_' || t.table_name, v_unconverted);
+      end if;
     end if;
     -- Into an empty table everything is added: no need to compare.
     execute format($q$

@@ -182,6 +182,11 @@ describe('refusals leave the table as it was', () => {
     await writeAvro(join(dir, 'jobs', 'nul.avro'), { type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'int' }, { name: 'job_name', type: 'string' }] }, records)
     await refuse('jobs', 'nul.avro', /0x00/)
   })
+  test('a date-time that does not exist fails a dry run too', async () => {
+    await writeAvro(join(dir, 'employees', 'feb-30.avro'), employeesSchema, [employee(900), employee(901, '2021-02-30T00:00:00Z')])
+    await assert.rejects(restoreTables(sql, ['employees'], { ...options, dryRun: true, files: { employees: 'feb-30.avro' } }), /out of range/)
+    await refuse('employees', 'feb-30.avro', /out of range/)
+  })
   test('a date-time string that is not RFC 3339 names the record', async () => {
     await writeAvro(join(dir, 'employees', 'no-time.avro'), employeesSchema, [employee(1), employee(2, '2021-01-01')])
     await refuse('employees', 'no-time.avro', /no-time\.avro, record 2: hiring_date "2021-01-01" is not an RFC 3339 date-time/)
