@@ -3,7 +3,8 @@
 -- as fields (text[], no JSON parsing on the way in). The engine validates them all in one
 -- set-based statement generated from the data dictionary, inserts the valid ones, logs the
 -- batch and every reject.
--- Raises IBTAB for an unknown table. Takes the table's ingest lock until commit.
+-- Raises IBTAB for an unknown table. Takes the table's ingest lock until commit: shared for a
+-- batch, exclusive for a bulk write.
 
 -- Creates (once per session) or empties the staging table.
 create or replace function api.open_ingest_input() returns void
@@ -35,10 +36,20 @@ create or replace function internal.lock_table(p_table text) returns void
 language sql volatile
 return pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
 
+-- The same lock, shared: batches of a table run side by side (they insert with ON CONFLICT
+-- and judge again the rows another batch inserted first), but never beside a backup, a
+-- restore or a bulk load, which take it exclusively.
+create or replace function internal.share_table(p_table text) returns void
+language sql volatile
+return pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(p_table));
+
 -- The validating statement for one table; p_csv: the rows are CSV records (fields, all
--- text) rather than JSON objects (payload). $1 is the batch id. Exposed for inspection:
+-- text) rather than JSON objects (payload); p_concurrent: other batches may insert the same
+-- new ids meanwhile (the insert then skips them, and returns their positions as lost). $1 is
+-- the batch id. Exposed for inspection:
 --   select internal.ingest_statement('employees', false);
-create or replace function internal.ingest_statement(p_table text, p_csv boolean) returns text
+drop function if exists internal.ingest_statement(text, boolean);
+create or replace function internal.ingest_statement(p_table text, p_csv boolean, p_concurrent boolean default false) returns text
 language plpgsql stable as $$
 declare
   v_table  data.dictionary_tables := internal.check_table(p_table);
@@ -126,19 +137,24 @@ begin
     ), inserted as (
       insert into data.%11$I (%13$s)
       select %13$s from judged where reasons = '{}' and not (known and same) order by %7$I
-      returning 1
+      %16$s
+      returning %7$I
     )
     select (select count(*) from judged)::integer as received,
            (select count(*) from inserted)::integer as inserted,
            (select count(*) from judged where reasons = '{}' and known and same)::integer as unchanged,
-           (select count(*) from rejected)::integer as rejected
+           (select count(*) from rejected)::integer as rejected,
+           -- valid new rows that another batch inserted first
+           (select coalesce(array_agg(j.position), '{}') from judged j
+             where j.reasons = '{}' and not (j.known and j.same) and not exists (select from inserted i where i.%7$I = j.%7$I)) as lost
   $sql$,
     v_shape_ok, v_shape_reasons, v_checks, v_values, v_new, v_reasons, v_table.key_field,
     v_old, v_new, v_joins, p_table, p_table, v_columns, v_fields_sql,
     -- A JSON object's fields, read in one pass (the rules need each one's type and text).
     case when p_csv then '' else format(
       'cross join lateral jsonb_to_record(case when jsonb_typeof(payload) = ''object'' then payload else ''{}'' end) as j(%s)',
-      (select string_agg(format('%I jsonb', x), ', ') from unnest(v_fields) x)) end);
+      (select string_agg(format('%I jsonb', x), ', ') from unnest(v_fields) x)) end,
+    case when p_concurrent then format('on conflict (%I) do nothing', v_table.key_field) else '' end);
 end $$;
 
 -- Rows above which a bulk write (a load, a restore) sets the table's foreign keys and
@@ -195,20 +211,36 @@ create or replace function internal.run_ingest(p_batch data.ingest_batches) retu
 language plpgsql volatile as $$
 declare
   v_counts record;
+  v_again record;
   v_aside text[] := '{}';
   v_rows bigint := (select count(*) from pg_temp.ingest_input);
+  v_bulk boolean := v_rows > internal.bulk_threshold();
   v_merge text := current_setting('enable_mergejoin');
 begin
-  perform internal.lock_table(p_batch.table_name);
-  if v_rows > internal.bulk_threshold() then
+  if v_bulk then
+    perform internal.lock_table(p_batch.table_name);
     v_aside := internal.set_aside(p_batch.table_name);
     analyze pg_temp.ingest_input;  -- a temp table has no statistics until asked
-  elsif v_rows <= internal.max_batch_rows() then
+  else
+    perform internal.share_table(p_batch.table_name);
     -- A batch looks its ids up in the table's primary key; a merge join would read the
     -- whole index instead, for every batch.
     perform set_config('enable_mergejoin', 'off', true);
   end if;
-  execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv') into v_counts using p_batch.batch_id;
+  execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv', not v_bulk) into v_counts using p_batch.batch_id;
+  if cardinality(v_counts.lost) > 0 then
+    -- Another batch inserted some of these ids first and has committed (the insert waited
+    -- for it): those rows are judged again, now that its rows are visible.
+    delete from pg_temp.ingest_input where position <> all (v_counts.lost);
+    execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv', true) into v_again using p_batch.batch_id;
+    if cardinality(v_again.lost) > 0 then
+      raise exception 'batch %: ids inserted by another batch are still not visible to this one', p_batch.batch_id
+        using errcode = '40001', hint = 'run batches in READ COMMITTED, or retry the transaction';
+    end if;
+    v_counts.inserted := v_counts.inserted + v_again.inserted;
+    v_counts.unchanged := v_counts.unchanged + v_again.unchanged;
+    v_counts.rejected := v_counts.rejected + v_again.rejected;
+  end if;
   perform set_config('enable_mergejoin', v_merge, true);
   perform internal.put_back(v_aside);
   update data.ingest_batches

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { before, describe, test } from 'node:test'
+import { connect } from '../../src/database.ts'
 import { freshDatabase, type TestDatabase } from '../support.ts'
 
 const db: TestDatabase = await freshDatabase()
@@ -232,5 +233,52 @@ describe('batches', () => {
       '-c', 'select reasons from ingest_rejects order by batch_id desc limit 1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
     assert.match(output, /\n\s*\d+ \|\s+2 \|\s+1 \|\s+0 \|\s+1\n/)
     assert.match(output, /\{not_integer:job_id,missing:job_name\}/)
+  })
+})
+
+describe('concurrent batches', () => {
+  /** Runs `work` in a transaction on a connection of its own that stays open until `commit()`. */
+  function openBatch(work: (tx: typeof db.sql) => Promise<unknown>) {
+    const conn = connect(db.url, { max: 1 })
+    let commit = () => {}
+    const committed = new Promise<void>((resolve) => { commit = resolve })
+    let ready = () => {}
+    const done = new Promise<void>((resolve) => { ready = resolve })
+    const finished = conn.begin(async (tx) => {
+      await work(tx as unknown as typeof db.sql)
+      ready()
+      await committed
+    }).finally(() => conn.end())
+    return { done, commit: async () => { commit(); await finished } }
+  }
+  const within = <T>(ms: number, p: Promise<T>) =>
+    Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still waiting after ${ms} ms`)), ms))])
+
+  test('batches of one table run side by side', async () => {
+    const first = openBatch((tx) => tx`call ingest_batch('jobs', ${tx.json([{ job_id: 9101, job_name: 'First' }])})`)
+    await first.done
+    try {
+      const out = await within(5000, ingest('jobs', [{ job_id: 9102, job_name: 'Second' }]))
+      assert.equal(out.inserted, 1)
+    } finally {
+      await first.commit()
+    }
+  })
+
+  test('an id another open batch is inserting is judged once that batch commits', async () => {
+    const first = openBatch((tx) => tx`call ingest_batch('jobs', ${tx.json([{ job_id: 9201, job_name: 'A' }, { job_id: 9203, job_name: 'Same' }])})`)
+    await first.done
+    const second = ingest('jobs', [{ job_id: 9201, job_name: 'B' }, { job_id: 9202, job_name: 'New' }, { job_id: 9203, job_name: 'Same' }])
+    for (let i = 0; i < 50; i++) { // until the second waits for the first's rows
+      const [{ n }] = await db.sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()`
+      if (n > 0) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    await first.commit()
+    const out = await second
+    assert.deepEqual([out.received, out.inserted, out.unchanged, out.rejected], [3, 1, 1, 1])
+    assert.deepEqual((await rejectsOf(out.batch_id)).map((r) => [r.position, r.reasons]), [[1, ['duplicate_id']]])
+    const rows = await db.sql`select job_id, job_name from jobs where job_id between 9201 and 9203 order by job_id`
+    assert.deepEqual(rows.map((r) => [r.job_id, r.job_name]), [[9201, 'A'], [9202, 'New'], [9203, 'Same']])
   })
 })
