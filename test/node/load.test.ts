@@ -181,4 +181,12 @@ describe('scripts/load.mjs', () => {
     assert.equal(failed?.code, 1)
     assert.match(failed.stderr, /error: no CSV files to load/)
   })
+
+  test('exits 1 on the embedded default too (its exit hook must not turn a failure into 0)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'hirebase-none-'))
+    const { DATABASE_URL: _, ...embedded } = process.env
+    const failed = await run(zx, ['scripts/load.mjs', dir], { cwd: projectRoot, env: embedded }).then(() => null, (e) => e)
+    assert.equal(failed?.code, 1)
+    assert.match(failed.stderr, /error: no CSV files to load/)
+  })
 })
