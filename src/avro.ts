@@ -141,8 +141,6 @@ export function readersFor(table: string, columns: Column[], writerSchema: { typ
 }
 
 /** A value in COPY's text format. */
-const COPY_SPECIAL = /[\\\t\n\r]/
 export function copyText(value: string): string {
-  if (!COPY_SPECIAL.test(value)) return value // most values: no copy, no callback
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'))
 }

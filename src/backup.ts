@@ -1,9 +1,9 @@
 // Avro backups of the tables, and restores from them.
 // A backup streams a cursor (the next page fetched while the last is encoded) through
 // avsc's encoder into a temporary file, fsyncs it, then renames it into place with a
-// .sha256 beside it. A restore streams a file into a staging
-// table with COPY, checks it, snapshots the table, then lets the database swap the rows,
-// all in one transaction: any failure leaves the table as it was.
+// .sha256 beside it. A restore streams a file into a staging table with COPY, checks it,
+// snapshots the table, then lets the database swap the rows, all in one transaction: any
+// failure leaves the table as it was.
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { createReadStream, createWriteStream, existsSync } from 'node:fs'
@@ -87,9 +87,10 @@ async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfol
   let sha256 = ''
   try {
     const selectList = select.reduce((acc, part, i) => (i === 0 ? tx`${part}` : tx`${acc}, ${part}`))
+    const timestamps = columns.filter((c) => c.type === 'timestamp with time zone').map((c) => c.name)
     const encode = async (batch: Record<string, unknown>[]) => {
       for (const row of batch) {
-        for (const c of columns) if (c.type === 'timestamp with time zone') row[c.name] = BigInt(row[c.name] as string)
+        for (const name of timestamps) row[name] = BigInt(row[name] as string)
         if (!encoder.write(row)) await new Promise((r) => encoder.once('drain', r))
         rows++
       }

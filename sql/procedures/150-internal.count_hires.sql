@@ -14,9 +14,9 @@ begin
              coalesce(sum(n) filter (where quarter = 2), 0)::integer as q2,
              coalesce(sum(n) filter (where quarter = 3), 0)::integer as q3,
              coalesce(sum(n) filter (where quarter = 4), 0)::integer as q4
-        from (select date_part('year', utc)::integer as year, date_part('quarter', utc)::integer as quarter, department_id, job_id, n
-                from (select hiring_date at time zone 'UTC' as utc, department_id, job_id, n from (%s) c) c
-              offset 0) c
+        from (select date_part('year', hiring_date at time zone 'UTC')::integer as year,
+                     date_part('quarter', hiring_date at time zone 'UTC')::integer as quarter, department_id, job_id, n
+                from (%s) c offset 0) c
        group by 1, 2, 3
     ), quarters as (
       insert into data.hires_by_quarter as h (year, department_id, job_id, q1, q2, q3, q4)

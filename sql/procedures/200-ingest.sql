@@ -144,9 +144,7 @@ begin
            (select count(*) from inserted)::integer as inserted,
            (select count(*) from judged where reasons = '{}' and known and same)::integer as unchanged,
            (select count(*) from rejected)::integer as rejected,
-           -- valid new rows that another batch inserted first
-           (select coalesce(array_agg(j.position), '{}') from judged j
-             where j.reasons = '{}' and not (j.known and j.same) and not exists (select from inserted i where i.%7$I = j.%7$I)) as lost
+           %17$s as lost
   $sql$,
     v_shape_ok, v_shape_reasons, v_checks, v_values, v_new, v_reasons, v_table.key_field,
     v_old, v_new, v_joins, p_table, p_table, v_columns, v_fields_sql,
@@ -154,7 +152,13 @@ begin
     case when p_csv then '' else format(
       'cross join lateral jsonb_to_record(case when jsonb_typeof(payload) = ''object'' then payload else ''{}'' end) as j(%s)',
       (select string_agg(format('%I jsonb', x), ', ') from unnest(v_fields) x)) end,
-    case when p_concurrent then format('on conflict (%I) do nothing', v_table.key_field) else '' end);
+    case when p_concurrent then format('on conflict (%I) do nothing', v_table.key_field) else '' end,
+    -- The valid new rows another batch inserted first (none without concurrency: no anti-join
+    -- of a bulk load's million rows against themselves).
+    case when p_concurrent then format(
+      '(select coalesce(array_agg(j.position), ''{}'') from judged j
+         where j.reasons = ''{}'' and not (j.known and j.same) and not exists (select from inserted i where i.%1$I = j.%1$I))',
+      v_table.key_field) else '''{}''::bigint[]' end);
 end $$;
 
 -- Rows above which a bulk write (a load, a restore) sets the table's foreign keys and
@@ -215,6 +219,7 @@ declare
   v_aside text[] := '{}';
   v_rows bigint := (select count(*) from pg_temp.ingest_input);
   v_bulk boolean := v_rows > internal.bulk_threshold();
+  v_statement text := internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv', not v_bulk);
   v_merge text := current_setting('enable_mergejoin');
 begin
   if v_bulk then
@@ -223,16 +228,18 @@ begin
     analyze pg_temp.ingest_input;  -- a temp table has no statistics until asked
   else
     perform internal.share_table(p_batch.table_name);
+  end if;
+  if v_rows <= internal.max_batch_rows() then
     -- A batch looks its ids up in the table's primary key; a merge join would read the
     -- whole index instead, for every batch.
     perform set_config('enable_mergejoin', 'off', true);
   end if;
-  execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv', not v_bulk) into v_counts using p_batch.batch_id;
+  execute v_statement into v_counts using p_batch.batch_id;
   if cardinality(v_counts.lost) > 0 then
     -- Another batch inserted some of these ids first and has committed (the insert waited
     -- for it): those rows are judged again, now that its rows are visible.
     delete from pg_temp.ingest_input where position <> all (v_counts.lost);
-    execute internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv', true) into v_again using p_batch.batch_id;
+    execute v_statement into v_again using p_batch.batch_id;
     if cardinality(v_again.lost) > 0 then
       raise exception 'batch %: ids inserted by another batch are still not visible to this one', p_batch.batch_id
         using errcode = '40001', hint = 'run batches in READ COMMITTED, or retry the transaction';

@@ -61,7 +61,7 @@ begin
   -- Rows of other tables that would point at nothing: refuse, and say how many.
   for f in select r.*, d.key_field as ref_key from data.dictionary_fields r join data.dictionary_tables d on d.table_name = r.ref_table
             where r.ref_table = any(p_tables) loop
-    execute format('select count(*) from %1$s c where c.%2$I is not null and not exists (select from pg_temp.%3$I s where s.%4$I::integer = c.%2$I::integer)',
+    execute format('select count(*) from %1$s c where c.%2$I is not null and not exists (select from pg_temp.%3$I s where s.%4$I = c.%2$I)',
                    case when f.table_name = any(p_tables) then format('pg_temp.%I', 'restore_' || f.table_name) else format('data.%I', f.table_name) end,
                    f.field, 'restore_' || f.ref_table, f.ref_key) into v_n;
     if v_n > 0 then
@@ -94,8 +94,8 @@ begin
     end if;
     -- Into an empty table everything is added: no need to compare.
     execute format($q$
-      select case when not exists (select from data.%1$I) then jsonb_build_object(
-        'rows_before', 0, 'rows_after', (select count(*) from pg_temp.%2$I), 'added', (select count(*) from pg_temp.%2$I), 'removed', 0, 'changed', 0)
+      select case when not exists (select from data.%1$I) then
+        (select jsonb_build_object('rows_before', 0, 'rows_after', n, 'added', n, 'removed', 0, 'changed', 0) from (select count(*) as n from pg_temp.%2$I) s)
       else jsonb_build_object(
         'rows_before', (select count(*) from data.%1$I),
         'rows_after', (select count(*) from pg_temp.%2$I),
