@@ -58,9 +58,10 @@ async function answers(url: string): Promise<boolean> {
  * server and exiting at once with 130/143, which would cut in-flight work short, and on
  * 'beforeExit' it calls process.exit(0), which would turn every failure (a failing test
  * run included) into success. The entry points (src/cli.ts) handle signals and stop the
- * server themselves, so all the handlers its import adds are removed.
+ * server themselves, so all the handlers its import adds are removed. Everything that starts
+ * an embedded server (tests included) imports it through here.
  */
-async function importEmbeddedPostgres() {
+export async function importEmbeddedPostgres() {
   const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message']
   const listeners = (e: string) => process.listeners(e as NodeJS.Signals)
   const before = new Map(events.map((e) => [e, new Set(listeners(e))]))
@@ -68,6 +69,7 @@ async function importEmbeddedPostgres() {
   for (const e of events) {
     for (const listener of listeners(e)) if (!before.get(e)!.has(listener)) process.removeListener(e, listener)
   }
+  if (userInfo().uid === 0) await letPostgresUserIn()
   return EmbeddedPostgres
 }
 
@@ -104,7 +106,6 @@ async function startEmbedded(): Promise<Database> {
 
   // Another process (e.g. `npm start`) already runs it: share it, leave it running.
   if (await answers(adminUrl)) return { url, stop: async () => {} }
-  if (userInfo().uid === 0) await letPostgresUserIn()
 
   const log: string[] = []
   const server = new EmbeddedPostgres({

