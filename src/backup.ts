@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises'
 import avro from 'avsc'
 import { avroSchema, avroType, readersFor, tableColumns, type FieldReader } from './avro.ts'
 import { copyIn } from './copy.ts'
-import { BackupFileError } from './errors.ts'
+import { asBackupValueError, BackupFileError } from './errors.ts'
 import type { Queryable, Sql, Tx } from './database.ts'
 import { projectRoot, projectVersion } from './paths.ts'
 
@@ -327,7 +327,7 @@ export async function restoreTables(sql: Sql, tables: string[], options: Restore
       tables: order.map((table) => ({ table, file: relative(options.dir, files.get(table)!), ...result[table], snapshot: snapshots.get(table) })),
       seconds: (performance.now() - started) / 1000,
     }
-  })
+  }).catch((err) => { throw asBackupValueError(err) })
 }
 
 /** Streams one file into the session's restore_<table> staging table, checking it on the way. */

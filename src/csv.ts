@@ -1,12 +1,17 @@
 // The CSV dialect of the historical files: header-less, comma-separated, RFC 4180
-// quoting, CRLF or LF, optional UTF-8 BOM, optional final newline.
+// quoting, records ending in CRLF, LF or CR (mixed in one file too), optional UTF-8 BOM,
+// optional final newline.
 import { Transform, type TransformCallback } from 'node:stream'
 import { parse, type Parser } from 'csv-parse'
 
 // Blank lines come through as [''] and CopyLines counts and skips them: csv-parse's own
 // line numbers (its `info` option) cost more than the parsing itself.
+// Without record_delimiter, csv-parse takes the first line's ending for every record, and a
+// file with CRLF and LF lines is misread.
+export const CSV_OPTIONS = { bom: true, relax_column_count: true, record_delimiter: ['\r\n', '\n', '\r'] }
+
 export function csvParser(): Parser {
-  return parse({ bom: true, relax_column_count: true })
+  return parse(CSV_OPTIONS)
 }
 
 /** Number of line breaks in a record's fields (a CRLF counts once). */
@@ -22,16 +27,17 @@ function breaksIn(fields: string[]): number {
 }
 
 // A field as a quoted text[] element (`"` and `\` backslashed) inside COPY's text format
-// (backslashes doubled, line breaks and tabs escaped). PostgreSQL text cannot hold U+0000;
-// anything else is kept as read.
+// (backslashes doubled, line breaks and tabs escaped). PostgreSQL text cannot hold U+0000,
+// which also marks bytes that were not UTF-8 (encoding.ts): the record is staged as
+// unreadable (bad_encoding), its fields logged with U+FFFD there. Anything else is kept as read.
 const SPECIAL = /["\\\n\r\t\0]/
 const ESCAPED: Record<string, string> = { '"': '\\\\"', '\\': '\\\\\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\0': '\uFFFD' }
-const element = (field: string) => (SPECIAL.test(field) ? field.replace(/["\\\n\r\t\0]/g, (c) => ESCAPED[c]) : field)
 
 /**
- * Turns parsed records into COPY text lines `position \t fields` for the staging table,
- * where position is the record's first line in the file and fields a text[] of its fields,
- * exactly as read. Lines are grouped into chunks of about 64 KiB.
+ * Turns parsed records into COPY text lines `position \t fields \t unreadable` for the
+ * staging table, where position is the record's first line in the file, fields a text[] of
+ * its fields, exactly as read, and unreadable `bad_encoding` for a record with NUL or bytes
+ * that were not UTF-8. Lines are grouped into chunks of about 64 KiB.
  */
 export class CopyLines extends Transform {
   rows = 0
@@ -47,9 +53,18 @@ export class CopyLines extends Transform {
     const line = this.nextLine
     this.nextLine += 1 + breaksIn(record)
     if (record.length === 1 && record[0] === '') return done() // a blank line
-    let text = `${line}\t{"${element(record[0])}"`
-    for (let i = 1; i < record.length; i++) text += `,"${element(record[i])}"`
-    text += '}\n'
+    let text = `${line}\t{`
+    let unreadable = false
+    for (let i = 0; i < record.length; i++) {
+      const field = record[i]
+      if (SPECIAL.test(field)) {
+        unreadable ||= field.includes('\0')
+        text += `${i ? ',' : ''}"${field.replace(/["\\\n\r\t\0]/g, (c) => ESCAPED[c])}"`
+      } else {
+        text += `${i ? ',' : ''}"${field}"`
+      }
+    }
+    text += unreadable ? '}\tbad_encoding\n' : '}\t\\N\n'
     this.rows++
     this.pending.push(text)
     this.pendingBytes += text.length

@@ -39,6 +39,7 @@ const UNAVAILABLE = new Set([
 const FRAMEWORK: Record<string, [number, string]> = {
   backup_not_found: [404, 'backup_not_found'],
   bad_backup: [422, 'bad_backup'],
+  bad_backup_value: [422, 'bad_backup_value'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed_json'],
@@ -46,7 +47,23 @@ const FRAMEWORK: Record<string, [number, string]> = {
   FST_ERR_VALIDATION: [400, 'bad_request'],
 }
 
-interface RaisedError { code?: string; message?: string; hint?: string; statusCode?: number; validation?: unknown }
+interface Invalid { instancePath?: string; params?: { missingProperty?: string; additionalProperty?: string } }
+interface RaisedError { code?: string; message?: string; hint?: string; statusCode?: number; validation?: Invalid[]; validationContext?: string }
+
+/** The request parameter (query, path, header or body field) a validation error is about. */
+function parameterOf(e: RaisedError): string {
+  const first = e.validation?.[0]
+  return first?.instancePath?.split('/').filter(Boolean)[0] ?? first?.params?.missingProperty ?? first?.params?.additionalProperty ?? e.validationContext ?? 'request'
+}
+
+/**
+ * A value the database refused (22xxx) while a backup file was being read or applied: the
+ * file's fault, not the request's.
+ */
+export function asBackupValueError(err: unknown): unknown {
+  const e = err as RaisedError
+  return String(e?.code ?? '').startsWith('22') ? Object.assign(new Error(`the backup holds a value the table cannot take: ${e.message}`, { cause: err }), { code: 'bad_backup_value' }) : err
+}
 
 export function refusalStatus(code: string): number {
   return REFUSALS[code] ?? 400
@@ -56,12 +73,13 @@ export function toApiError(err: unknown): ApiError {
   const e = (err ?? {}) as RaisedError
   const code = String(e.code ?? '')
   const message = e.message ?? String(err)
-  if (e.validation) return { status: 400, code: 'bad_request', message }
+  if (e.validation) return { status: 400, code: `bad_parameter:${parameterOf(e)}`, message }
   if (SQLSTATES[code]) return { status: SQLSTATES[code][0], code: SQLSTATES[code][1], message, hint: e.hint }
   if (UNAVAILABLE.has(code) || code.startsWith('08')) {
     return { status: 503, code: 'database_unavailable', message: `the database is not available (${code}); try again shortly` }
   }
-  if (code.startsWith('22')) return { status: 422, code: 'bad_backup_value', message }
+  // A value in a request the database could not take (a parameter the schema let through).
+  if (code.startsWith('22')) return { status: 400, code: 'bad_value', message }
   if (FRAMEWORK[code]) return { status: FRAMEWORK[code][0], code: FRAMEWORK[code][1], message }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, code: 'bad_request', message }
   return { status: 500, code: 'internal_error', message: 'internal error: see the server log' }

@@ -5,6 +5,7 @@ import { createReadStream, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { copyIn } from './copy.ts'
 import { CopyLines, csvParser } from './csv.ts'
+import { MarkInvalidUtf8 } from './encoding.ts'
 import type { Sql } from './database.ts'
 
 export interface IngestBatch {
@@ -42,8 +43,8 @@ export async function loadFile(sql: Sql, table: string, file: string, progress?:
   try {
     return await sql.begin(async (tx) => {
       await tx`select api.open_ingest_input()`
-      const copy = tx`copy pg_temp.ingest_input (position, fields) from stdin`
-      await copyIn(copy, createReadStream(file), csvParser(), lines).catch((err: Error & { lines?: number }) => {
+      const copy = tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`
+      await copyIn(copy, createReadStream(file), new MarkInvalidUtf8(), csvParser(), lines).catch((err: Error & { lines?: number }) => {
         throw new Error(`${file}${err.lines ? `, line ${err.lines}` : ''}: ${err.message}`, { cause: err })
       })
       progress?.(table, lines.rows)

@@ -5,7 +5,9 @@ import { isIP } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import swagger from '@fastify/swagger'
 import { parse as parseCsv } from 'csv-parse/sync'
+import { CSV_OPTIONS } from './csv.ts'
 import { connect, type Sql } from './database.ts'
+import { decodeBody } from './encoding.ts'
 import { errorBody, refusalStatus, toApiError } from './errors.ts'
 import { projectVersion } from './paths.ts'
 import { backupTable, listBackups, restoreTables } from './backup.ts'
@@ -145,9 +147,10 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
 
   // Ingest: raw bodies go to the database untouched (JSON) or as parsed CSV records.
   await app.register(async (ingest) => {
+    // As bytes: invalid UTF-8 and NUL are marked for the database (bad_encoding), not replaced.
     ingest.removeContentTypeParser('application/json')
-    ingest.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => done(null, body))
-    ingest.addContentTypeParser('text/csv', { parseAs: 'string' }, (_req, body, done) => done(null, body))
+    ingest.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, decodeBody(body as Buffer, 'json')))
+    ingest.addContentTypeParser('text/csv', { parseAs: 'buffer' }, (_req, body, done) => done(null, decodeBody(body as Buffer, 'csv')))
 
     ingest.post<{ Params: { table: string }; Querystring: { dry_run?: boolean }; Body: string | undefined }>('/tables/:table/rows', {
       preHandler: requireToken,
@@ -166,20 +169,21 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
       let parseError: string | null = null
       if (isCsv) {
         try {
-          body = JSON.stringify(parseCsv(body ?? '', { bom: true, relax_column_count: true, skip_empty_lines: true }))
+          body = JSON.stringify(parseCsv(body ?? '', { ...CSV_OPTIONS, skip_empty_lines: true }))
         } catch (err) {
           parseError = `the body is not valid CSV: ${(err as Error).message}`
           body = null
         }
       }
       const key = request.headers['idempotency-key']
-      const [{ response }] = await sql`
-        select api.ingest_request(${request.params.table}, ${body}, ${isCsv ? 'csv' : 'json'},
-                                  ${request.query.dry_run ?? false}, ${typeof key === 'string' ? key : null}, ${parseError}) as response`
-      const { rejects: _rejects, ...counts } = response
-      request.batchLog = counts
-      if (response.error) return reply.code(refusalStatus(response.error.code)).send(response)
-      return response
+      // The answer goes out as the database wrote it: rejected rows exactly as received
+      // (a number like 12345678901234567890 would not survive a JS double).
+      const [{ response, summary }] = await sql`
+        select r::text as response, r - 'rejects' as summary
+          from api.ingest_request(${request.params.table}, ${body}, ${isCsv ? 'csv' : 'json'},
+                                  ${request.query.dry_run ?? false}, ${typeof key === 'string' ? key : null}, ${parseError}) r`
+      request.batchLog = summary
+      return reply.code(summary.error ? refusalStatus(summary.error.code) : 200).type('application/json; charset=utf-8').send(response)
     })
   })
 
@@ -197,7 +201,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
       params: { type: 'object', properties: { table: tableParam }, required: ['table'] },
       querystring: {
         type: 'object',
-        properties: { after_id: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+        properties: { after_id: { type: 'integer', minimum: 0, maximum: 2147483647, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
       },
       response: { 200: { type: 'object', properties: { rows: { type: 'array', items: anyObject }, next_after_id: { type: ['integer', 'null'] } } }, ...errors },
     },
@@ -217,16 +221,17 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   app.get<{ Params: { batch_id: number }; Querystring: { after_position: number; limit: number } }>('/ingest/batches/:batch_id/rejects', {
     schema: {
       summary: 'The rejected rows of one batch, with their reasons', tags: ['ingest log'],
-      params: { type: 'object', properties: { batch_id: { type: 'integer', minimum: 1 } }, required: ['batch_id'] },
+      params: { type: 'object', properties: { batch_id: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } }, required: ['batch_id'] },
       querystring: {
         type: 'object',
-        properties: { after_position: { type: 'integer', minimum: 0, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 } },
+        properties: { after_position: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 } },
       },
       response: { 200: anyObject, ...errors },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const { batch_id: batchId } = request.params
-    return (await sql`select api.batch_rejects(${batchId}, ${request.query.after_position}, ${request.query.limit}) as r`)[0].r
+    const [{ r }] = await sql`select api.batch_rejects(${batchId}, ${request.query.after_position}, ${request.query.limit})::text as r`
+    return reply.type('application/json; charset=utf-8').send(r) // as stored: see POST rows
   })
 
   app.post<{ Querystring: { table: string } }>('/ingest/rejects/replay', {

@@ -11,7 +11,9 @@ create or replace function api.open_ingest_input() returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 begin
   if to_regclass('pg_temp.ingest_input') is null then
-    create temp table ingest_input (position bigint not null, payload jsonb, fields text[]) on commit delete rows;
+    -- unreadable: the reason code of a row that could not be staged as it came (bad_encoding,
+    -- unreadable); its payload is then what was received, as a JSON string.
+    create temp table ingest_input (position bigint not null, payload jsonb, fields text[], unreadable text) on commit delete rows;
   else
     truncate pg_temp.ingest_input;
   end if;
@@ -64,12 +66,14 @@ begin
     from data.dictionary_fields where table_name = p_table;
 
   if p_csv then
-    v_shape_ok := format('coalesce(cardinality(fields), 0) = %s', v_count);
-    v_shape_reasons := 'case when (' || v_shape_ok || ') then ''{}''::text[] else array[''wrong_field_count''] end';
+    v_shape_ok := format('unreadable is null and coalesce(cardinality(fields), 0) = %s', v_count);
+    v_shape_reasons := format('case when unreadable is not null then array[unreadable]
+            when coalesce(cardinality(fields), 0) = %s then ''{}''::text[] else array[''wrong_field_count''] end', v_count);
   else
-    v_shape_ok := 'jsonb_typeof(payload) = ''object''';
+    v_shape_ok := 'unreadable is null and jsonb_typeof(payload) = ''object''';
     v_shape_reasons := format(
-      'case when jsonb_typeof(payload) <> ''object'' then array[''not_an_object'']
+      'case when unreadable is not null then array[unreadable]
+            when jsonb_typeof(payload) <> ''object'' then array[''not_an_object'']
             when (payload - %1$L::text[]) = ''{}''::jsonb then ''{}''::text[]
             else array(select ''unknown_field:'' || k from jsonb_object_keys(payload - %1$L::text[]) k order by k) end',
       v_fields);
@@ -277,36 +281,3 @@ end $$;
 create or replace function internal.max_batch_rows() returns integer
 language sql immutable parallel safe
 return 1000;
-
--- What makes a whole batch unusable, if anything: (sqlstate, code, message).
-create or replace function internal.batch_problem(p_rows jsonb) returns table (sqlstate text, code text, message text)
-language sql immutable as $$
-  select p.sqlstate, p.code, p.message from (values
-    (1, 'IBARR', 'not_an_array', 'a batch must be a JSON array of row objects, got ' || coalesce(jsonb_typeof(p_rows), 'null')),
-    (2, 'IBEMP', 'empty_batch', 'the batch is empty: send 1 to ' || internal.max_batch_rows() || ' rows'),
-    (3, 'IBBIG', 'batch_too_large', 'the batch has ' || case when jsonb_typeof(p_rows) = 'array' then jsonb_array_length(p_rows) end
-                                   || ' rows: the limit is ' || internal.max_batch_rows() || ' rows per batch')
-  ) as p(rank, sqlstate, code, message)
-  where (rank = 1 and jsonb_typeof(p_rows) is distinct from 'array')
-     or (rank = 2 and jsonb_typeof(p_rows) = 'array' and jsonb_array_length(p_rows) = 0)
-     or (rank = 3 and jsonb_typeof(p_rows) = 'array' and jsonb_array_length(p_rows) > internal.max_batch_rows())
-  order by rank limit 1
-$$;
-
--- Stages the elements of a JSON array (positions 1..n) and ingests them as one batch. In
--- p_format 'csv' each element is one record: an array of its fields.
-create or replace function internal.ingest_array(p_table text, p_source text, p_format text, p_rows jsonb) returns data.ingest_batches
-language plpgsql volatile as $$
-begin
-  perform api.open_ingest_input();
-  if p_format = 'csv' then
-    insert into pg_temp.ingest_input (position, payload, fields)
-    select ordinality, case when jsonb_typeof(value) <> 'array' then value end,
-           case when jsonb_typeof(value) = 'array' then array(select jsonb_array_elements_text(value)) end
-      from jsonb_array_elements(p_rows) with ordinality;
-  else
-    insert into pg_temp.ingest_input (position, payload)
-    select ordinality, value from jsonb_array_elements(p_rows) with ordinality;
-  end if;
-  return api.ingest_staged(p_table, p_source, p_format = 'csv');
-end $$;

@@ -35,7 +35,6 @@ create or replace function api.ingest_request(
 ) returns jsonb
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 declare
-  v_rows jsonb;
   v_problem record;
   v_hash text;
   v_seen data.idempotency_keys;
@@ -63,21 +62,12 @@ begin
   if p_parse_error is not null then
     v_response := internal.refuse_request(p_table, p_source, p_format, 'malformed_csv', p_parse_error, 0);
   else
-    begin
-      v_rows := p_body::jsonb;
-    exception when invalid_text_representation or untranslatable_character then
-      v_response := internal.refuse_request(p_table, p_source, p_format, 'malformed_json', 'the body is not valid JSON: ' || sqlerrm, 0);
-    end;
-  end if;
-
-  if v_response is null then
-    select * into v_problem from internal.batch_problem(v_rows);
+    select * into v_problem from internal.stage_json_batch(p_body, p_format);
     if found then
-      v_response := internal.refuse_request(p_table, p_source, p_format, v_problem.code, v_problem.message,
-                                            case when jsonb_typeof(v_rows) = 'array' then jsonb_array_length(v_rows) else 0 end);
+      v_response := internal.refuse_request(p_table, p_source, p_format, v_problem.code, v_problem.message, v_problem.received);
     elsif p_dry_run then
       begin
-        v_batch := internal.ingest_array(p_table, p_source, p_format, v_rows);
+        v_batch := api.ingest_staged(p_table, p_source, p_format = 'csv');
         -- A statement of its own: batch_response is stable and must see the rejects just written.
         v_response := internal.batch_response(v_batch) || '{"batch_id": null, "dry_run": true}';
         raise exception 'dry run: rolled back' using errcode = 'IBDRY';
@@ -86,7 +76,7 @@ begin
       end;
       return v_response;
     else
-      v_batch := internal.ingest_array(p_table, p_source, p_format, v_rows);
+      v_batch := api.ingest_staged(p_table, p_source, p_format = 'csv');
       v_response := internal.batch_response(v_batch);
     end if;
   end if;
@@ -98,7 +88,7 @@ begin
 end $$;
 
 -- A table's rows as JSON (json, not jsonb, to keep the fields in table order),
--- hiring_date as YYYY-MM-DDTHH:MM:SSZ in UTC. $1: id or after_id, $2: limit.
+-- hiring_date as RFC 3339 in UTC, with its fraction when it has one. $1: id or after_id, $2: limit.
 create or replace function internal.rows_statement(p_table text, p_one boolean) returns text
 language plpgsql stable as $$
 declare
@@ -106,7 +96,7 @@ declare
   v_object text;
 begin
   select 'json_build_object(' || string_agg(format('%L, %s', field,
-           case when kind = 'datetime' then format('to_char(%I at time zone ''UTC'', ''YYYY-MM-DD"T"HH24:MI:SS"Z"'')', field)
+           case when kind = 'datetime' then format('internal.rfc3339(%I)', field)
                 else quote_ident(field) end), ', ' order by ordinal) || ')'
     into v_object from data.dictionary_fields where table_name = p_table;
   if p_one then

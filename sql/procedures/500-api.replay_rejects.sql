@@ -29,6 +29,8 @@ begin
     from data.ingest_rejects r
     join data.ingest_batches b on b.batch_id = r.batch_id
    where r.table_name = p_table and r.replayed_at is null
+     -- a row that could not be read was stored as a string of what came: it can never pass
+     and not r.reasons && array['bad_encoding', 'unreadable']
      and (jsonb_typeof(r.payload) = 'object'
           or (b.format = 'csv' and jsonb_typeof(r.payload) = 'array'
               and jsonb_array_length(r.payload) = (select count(*) from data.dictionary_fields f where f.table_name = p_table)));

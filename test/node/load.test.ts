@@ -81,12 +81,16 @@ describe('the CSV dialect', () => {
     assert.deepEqual(rejects.map((r) => [r.position, r.reasons]), [[1, ['bad_text:job_name']], [3, ['missing:job_name']]])
   })
 
-  test('UTF-8 names and a NUL byte', async () => {
-    const file = await csvFile('jobs.csv', Buffer.from('5031,Ingénieure données 数据\n5032,nul\0byte\n'))
+  test('UTF-8 names are kept; a NUL byte or bytes that are not UTF-8 cost their row (bad_encoding)', async () => {
+    const latin1 = Buffer.from([0x35, 0x30, 0x33, 0x33, 0x2c, 0x43, 0x61, 0x66, 0xe9, 0x0a]) // 5033,Caf\xe9
+    const file = await csvFile('jobs.csv', Buffer.concat([Buffer.from('5031,Ingénieure données 数据\n5032,nul\0byte\n'), latin1, Buffer.from('5034,fine\n')]))
     const result = await loadFile(sql, 'jobs', file)
-    assert.equal(result.batch.inserted, 2)
-    const [row] = await sql`select job_name from jobs where job_id = 5031`
-    assert.equal(row.job_name, 'Ingénieure données 数据')
+    assert.deepEqual([result.batch.inserted, result.batch.rejected], [2, 2])
+    const rows = await sql`select job_id, job_name from jobs where job_id between 5031 and 5034 order by job_id`
+    assert.deepEqual(rows.map((r) => [r.job_id, r.job_name]), [[5031, 'Ingénieure données 数据'], [5034, 'fine']])
+    const rejects = await sql`select position::integer, payload, reasons from ingest_rejects where batch_id = ${result.batch.batch_id} order by position`
+    assert.deepEqual(rejects.map((r) => [r.position, r.payload, r.reasons]),
+      [[2, ['5032', 'nul\uFFFDbyte'], ['bad_encoding']], [3, ['5033', 'Caf\uFFFD'], ['bad_encoding']]])
   })
 
   test('fields reach the database exactly as read: backslashes, braces, quotes, tabs, NULL', async () => {

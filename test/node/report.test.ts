@@ -46,7 +46,7 @@ describe('report API', () => {
     for (const q of ['year=abc', 'year=0', 'year=20210', 'mean_over=median', 'format=xml']) {
       const res = await fetch(`${base}/reports/departments-above-mean?${q}`)
       assert.equal(res.status, 400, q)
-      assert.equal((await res.json()).error.code, 'bad_request')
+      assert.equal((await res.json()).error.code, `bad_parameter:${q.split('=')[0]}`)
     }
   })
 })

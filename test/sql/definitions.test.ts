@@ -12,7 +12,7 @@ const snapshot = () => sql`
    where n.nspname in ('api', 'internal', 'report')
   union all
   select schemaname || '.' || viewname, definition, null from pg_views where schemaname in ('api', 'internal', 'report')
-  order by 1`
+  order by 1, 2`
 
 test('applying the definitions twice changes nothing', async () => {
   const before = await snapshot()
@@ -23,6 +23,9 @@ test('applying the definitions twice changes nothing', async () => {
 
 test('the objects psql users rely on resolve unqualified', async () => {
   const [row] = await sql`select to_regclass('departments') d, to_regclass('jobs') j, to_regclass('employees') e,
-    to_regclass('ingest_batches') b, to_regclass('ingest_rejects') r, to_regproc('ingest_batch') p`
-  assert.deepEqual(Object.values(row).map(String), ['departments', 'jobs', 'employees', 'ingest_batches', 'ingest_rejects', 'ingest_batch'])
+    to_regclass('ingest_batches') b, to_regclass('ingest_rejects') r,
+    to_regprocedure('ingest_batch(text, text, text, bigint, integer, integer, integer, integer)') p,
+    to_regprocedure('ingest_batch(text, jsonb, text, bigint, integer, integer, integer, integer)') pj`
+  assert.deepEqual(Object.values(row).map(String), ['departments', 'jobs', 'employees', 'ingest_batches', 'ingest_rejects',
+    'ingest_batch(text,text,text,bigint,integer,integer,integer,integer)', 'ingest_batch(text,jsonb,text,bigint,integer,integer,integer,integer)'])
 })
