@@ -137,6 +137,17 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     reply.code(404).send(errorBody({ status: 404, code: 'not_found', message: `no route ${request.method} ${request.url}` }))
   })
 
+  // ajv coerces '1e200000' to Infinity and lets it through an integer schema with a maximum.
+  app.addHook('preHandler', async (request) => {
+    for (const [context, values] of [['querystring', request.query], ['params', request.params]] as const) {
+      for (const [name, value] of Object.entries((values ?? {}) as Record<string, unknown>)) {
+        if (typeof value === 'number' && !Number.isFinite(value)) {
+          throw Object.assign(new Error(`${context}/${name} must be a finite integer`), { statusCode: 400, validation: [{ instancePath: `/${name}` }] })
+        }
+      }
+    }
+  })
+
   const requireToken = async (request: FastifyRequest, reply: FastifyReply) => {
     if (options.token && !authorized(request.headers.authorization, options.token)) {
       reply.header('www-authenticate', 'Bearer')
