@@ -20,7 +20,7 @@ after(async () => { await app.close(); await pool.end() })
 
 /** POSTs raw bytes; returns the status, the raw text and the parsed body. */
 async function post(path: string, body: string | Buffer, type = 'application/json', headers: Record<string, string> = {}) {
-  const res = await fetch(base + path, { method: 'POST', body, headers: { 'content-type': type, ...headers } })
+  const res = await fetch(base + path, { method: 'POST', body: body as BodyInit, headers: { 'content-type': type, ...headers } })
   const text = await res.text()
   return { status: res.status, text, body: JSON.parse(text) }
 }
