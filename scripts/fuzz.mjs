@@ -1,5 +1,5 @@
 #!/usr/bin/env zx
-// Usage: npm run fuzz [-- --seed N] [-- --scale K]
+// Usage: npm run fuzz -- [--seed N] [--scale K]
 // The generated-data properties (test/node/properties.test.ts) run longer than in npm test:
 // K times the runs (default 10), with a new random seed unless --seed replays one. The seed
 // is printed first; a failure prints its shrunk counterexample (add it to the example tests).
@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { randomInt } from 'node:crypto'
 import { parseArgs } from 'node:util'
 
-const usage = 'usage: npm run fuzz [-- --seed N] [-- --scale K]'
+const usage = 'usage: npm run fuzz -- [--seed N] [--scale K]'
 let values
 try {
   ;({ values } = parseArgs({ args: process.argv.slice(3), options: { seed: { type: 'string' }, scale: { type: 'string' }, help: { type: 'boolean' } } }))

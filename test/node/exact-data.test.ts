@@ -56,11 +56,13 @@ describe('trimming and names', () => {
       { job_id: 7611, job_name: '\u000b\u3000 Trimmed\u00a0\u2003' },
       { job_id: 7612, job_name: '\u00a0' },
       { job_id: ' \u3000 7613\u000b', job_name: 'id trimmed too' },
+      // found by the round-trip property: a leading line separator is White_Space, not bad_text
+      { job_id: 7614, job_name: '\u2028u' },
     ]))
     assert.equal(answer.status, 200)
     assert.deepEqual(reasonsOf(answer), { 2: ['missing:job_name'] })
-    const rows = await sql`select job_id, job_name from jobs where job_id in (7611, 7613) order by job_id`
-    assert.deepEqual(rows.map((r) => [r.job_id, r.job_name]), [[7611, 'Trimmed'], [7613, 'id trimmed too']])
+    const rows = await sql`select job_id, job_name from jobs where job_id in (7611, 7613, 7614) order by job_id`
+    assert.deepEqual(rows.map((r) => [r.job_id, r.job_name]), [[7611, 'Trimmed'], [7613, 'id trimmed too'], [7614, 'u']])
   })
 
   test('bidi controls and line separators inside a name are bad_text', async () => {
