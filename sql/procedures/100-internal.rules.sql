@@ -85,11 +85,12 @@ return case
 end;
 
 -- The instant of a date-time that passed is_rfc3339. PostgreSQL reads offsets only up to
--- +-15:59, so the local time is read without its offset and the offset subtracted here.
+-- +-15:59: beyond, the local time is read without its offset and the offset subtracted here
+-- (the cast itself is the cheaper path, so it stays for Z and the usual offsets).
 create or replace function internal.datetime_value(p_text text) returns timestamptz
 language sql stable parallel safe
 return case
-  when right(p_text, 1) in ('Z', 'z') then upper(left(p_text, -1))::timestamp at time zone 'UTC'
+  when right(p_text, 1) in ('Z', 'z') or substr(p_text, length(p_text) - 4, 2) collate "C" < '16' then upper(p_text)::timestamptz
   else (upper(left(p_text, -6))::timestamp
         - case when substr(p_text, -5 + length(p_text), 1) = '-' then -1 else 1 end
           * make_interval(hours => substr(p_text, length(p_text) - 4, 2)::integer, mins => substr(p_text, length(p_text) - 1, 2)::integer))
