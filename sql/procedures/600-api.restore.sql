@@ -17,12 +17,14 @@ begin
 end $$;
 
 -- A date-time as staged from Avro: microseconds since the epoch, or an RFC 3339 string
--- (which always has a colon, where a number never does: cheaper to test than a pattern).
+-- (which always has a colon, where a number never does: cheaper to test than a pattern),
+-- read as the ingest rule reads it (offsets to +-23:59); other strings as PostgreSQL can.
 create or replace function internal.timestamptz_from_avro(p_value text) returns timestamptz
 language sql stable parallel safe
 return case
   when strpos(p_value, ':') = 0 then
     timestamptz 'epoch' + (p_value::bigint / 1000000) * interval '1 second' + (p_value::bigint % 1000000) * interval '1 microsecond'
+  when internal.is_rfc3339(p_value) then internal.datetime_value(p_value)
   else p_value::timestamptz
 end;
 

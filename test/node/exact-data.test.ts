@@ -114,6 +114,12 @@ describe('date-times', () => {
     assert.deepEqual([result.batch.inserted, result.batch.rejected], [500, 0])
   })
 
+  test('a restore reads date-time strings of other tools\' Avro files as the rule does, offsets beyond +-15:59 too', async () => {
+    const [row] = await sql`select internal.rfc3339(internal.timestamptz_from_avro('2021-06-01T00:00:00.5+16:00')) as far,
+      internal.rfc3339(internal.timestamptz_from_avro('1622505600000000')) as micros`
+    assert.deepEqual(row, { far: '2021-05-31T08:00:00.5Z', micros: '2021-06-01T00:00:00Z' })
+  })
+
   test('GET returns the microseconds, and posting the row back as read is unchanged', async () => {
     await post('/tables/employees/rows', JSON.stringify([employee(7711, '2021-12-31T23:59:59.999999Z'), employee(7712, '2021-12-31T23:59:59.5+01:00')]))
     const row = await get('/tables/employees/rows/7711')
