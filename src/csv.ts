@@ -7,8 +7,10 @@ import { parse, type Parser } from 'csv-parse'
 // Blank lines come through as [''] and CopyLines counts and skips them: csv-parse's own
 // line numbers (its `info` option) cost more than the parsing itself.
 // Without record_delimiter, csv-parse takes the first line's ending for every record, and a
-// file with CRLF and LF lines is misread.
-export const CSV_OPTIONS = { bom: true, relax_column_count: true, record_delimiter: ['\r\n', '\n', '\r'] }
+// file with CRLF and LF lines is misread. relax_quotes: a quote inside an unquoted field
+// (John "Johnny" Doe) is part of the value, so one stray quote costs no file; only a quoted
+// field left open to the end is malformed.
+export const CSV_OPTIONS = { bom: true, relax_column_count: true, relax_quotes: true, record_delimiter: ['\r\n', '\n', '\r'] }
 
 export function csvParser(): Parser {
   return parse(CSV_OPTIONS)

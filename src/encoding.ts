@@ -61,8 +61,9 @@ function mark(buf: Buffer, replacement: Replacement, end = true): { text: Buffer
 
 const clean = (buf: Buffer) => isUtf8(buf) && !buf.includes(0)
 
-/** A request body as text, invalid bytes and NUL marked for JSON or CSV. */
+/** A request body as text, invalid bytes and NUL marked for JSON or CSV; a JSON body's BOM dropped (RFC 8259 allows it). */
 export function decodeBody(buf: Buffer, format: 'json' | 'csv'): string {
+  if (format === 'json' && buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf) buf = buf.subarray(3)
   if (clean(buf)) return buf.toString('utf8')
   return mark(buf, format === 'json' ? jsonMark : csvMark).text.toString('utf8')
 }

@@ -175,7 +175,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
         response: { 200: batchResult, ...errors },
       },
     }, async (request, reply) => {
-      const isCsv = (request.headers['content-type'] ?? '').startsWith('text/csv')
+      const isCsv = (request.headers['content-type'] ?? '').toLowerCase().startsWith('text/csv')
       let body = request.body ?? null
       let parseError: string | null = null
       if (isCsv) {

@@ -90,7 +90,7 @@ export function instantOf(text: string): bigint | undefined {
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number)
   const frac = m[7] ?? ''
   if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo) || h > 23 || mi > 59 || s > 59) return undefined
-  if (/[1-9]/.test(frac.slice(6))) return undefined // finer than a microsecond
+  if (frac.length > 9 || /[1-9]/.test(frac.slice(6))) return undefined // finer than a microsecond, or longer than 9 digits
   const oh = Number(m[9] ?? 0)
   const om = Number(m[10] ?? 0)
   if (oh > 23 || om > 59) return undefined

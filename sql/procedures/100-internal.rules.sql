@@ -35,8 +35,9 @@ language sql immutable parallel safe
 return case
   when internal.is_missing(p_type, p_text) then array['missing:' || p_field]
   when (p_type = 'number' and p_text ~ '^-?[0-9]+$') or (p_type = 'string' and p_text ~ '^[0-9]+$')
-    then case when (case when length(p_text) <= 10 then p_text::bigint between 1 and 2147483647
-                         else p_text::numeric between 1 and 2147483647 end)
+    -- (more than 10 digits without the leading zeros is out of range: no cast, so even a
+    -- 200,000-digit string costs only its row)
+    then case when (case when length(ltrim(p_text, '-0')) > 10 then false else p_text::bigint between 1 and 2147483647 end)
               then '{}'::text[] else array['out_of_range:' || p_field] end
   else array['not_integer:' || p_field]
 end;
@@ -66,14 +67,15 @@ language sql immutable parallel safe
 return p_text;
 
 -- An RFC 3339 date-time: seconds and an explicit offset required (any offset RFC 3339
--- allows, up to +-23:59), a fraction exact to the microsecond (digits past the sixth must be
--- zeros: finer ones could not be stored exactly), and a real calendar instant (no 30 February,
+-- allows, up to +-23:59), a fraction of up to 9 digits exact to the microsecond (digits past
+-- the sixth must be zeros: finer ones could not be stored exactly; PostgreSQL's parser fails
+-- the whole statement on a very long one), and a real calendar instant (no 30 February,
 -- no hour 24, no leap second). The pattern checks every field's range; only days past the 28th
 -- need the calendar (string functions cost more than the pattern, so the common case calls none).
 create or replace function internal.is_rfc3339(p_text text) returns boolean
 language sql immutable parallel safe
 return case
-  when p_text !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6}0*)?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$' then false
+  when p_text !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6}0{0,3})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$' then false
   when left(p_text, 4) = '0000' then false
   when substr(p_text, 9, 2) collate "C" <= '28' then true
   else substr(p_text, 9, 2)::integer <=

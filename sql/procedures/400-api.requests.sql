@@ -60,25 +60,28 @@ begin
   end if;
 
   if p_parse_error is not null then
-    v_response := internal.refuse_request(p_table, p_source, p_format, 'malformed_csv', p_parse_error, 0);
+    select 'malformed_csv' as code, p_parse_error as message, 0 as received into v_problem;
   else
     select * into v_problem from internal.stage_json_batch(p_body, p_format);
-    if found then
-      v_response := internal.refuse_request(p_table, p_source, p_format, v_problem.code, v_problem.message, v_problem.received);
-    elsif p_dry_run then
-      begin
-        v_batch := api.ingest_staged(p_table, p_source, p_format = 'csv');
-        -- A statement of its own: batch_response is stable and must see the rejects just written.
-        v_response := internal.batch_response(v_batch) || '{"batch_id": null, "dry_run": true}';
-        raise exception 'dry run: rolled back' using errcode = 'IBDRY';
-      exception when sqlstate 'IBDRY' then
-        null;  -- everything the dry run wrote is rolled back; v_response survives
-      end;
-      return v_response;
-    else
-      v_batch := api.ingest_staged(p_table, p_source, p_format = 'csv');
-      v_response := internal.batch_response(v_batch);
+  end if;
+  if found then
+    if p_dry_run then  -- a dry run writes nothing, not even its refusal
+      return jsonb_build_object('batch_id', null, 'dry_run', true, 'error', jsonb_build_object('code', v_problem.code, 'message', v_problem.message));
     end if;
+    v_response := internal.refuse_request(p_table, p_source, p_format, v_problem.code, v_problem.message, v_problem.received);
+  elsif p_dry_run then
+    begin
+      v_batch := api.ingest_staged(p_table, p_source, p_format = 'csv');
+      -- A statement of its own: batch_response is stable and must see the rejects just written.
+      v_response := internal.batch_response(v_batch) || '{"batch_id": null, "dry_run": true}';
+      raise exception 'dry run: rolled back' using errcode = 'IBDRY';
+    exception when sqlstate 'IBDRY' then
+      null;  -- everything the dry run wrote is rolled back; v_response survives
+    end;
+    return v_response;
+  else
+    v_batch := api.ingest_staged(p_table, p_source, p_format = 'csv');
+    v_response := internal.batch_response(v_batch);
   end if;
 
   if v_hash is not null then

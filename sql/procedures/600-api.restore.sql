@@ -16,16 +16,28 @@ begin
   perform internal.lock_table(p_table);
 end $$;
 
+-- Refuses a value of a backup file (22007: the restore reports it as bad_backup_value).
+-- (stable, not immutable: the planner would call it on a constant argument in a branch not taken)
+create or replace function internal.refuse_datetime(p_value text) returns timestamptz
+language plpgsql stable as $$
+begin
+  raise exception 'the date-time "%" in the backup is not an RFC 3339 instant in years 0001-9999', p_value
+    using errcode = '22007';
+end $$;
+
 -- A date-time as staged from Avro: microseconds since the epoch, or an RFC 3339 string
 -- (which always has a colon, where a number never does: cheaper to test than a pattern),
--- read as the ingest rule reads it (offsets to +-23:59); other strings as PostgreSQL can.
+-- read as the ingest rule reads it (offsets to +-23:59). Anything else, and instants outside
+-- the years the rule allows, are refused: reads could not write them back in RFC 3339.
 create or replace function internal.timestamptz_from_avro(p_value text) returns timestamptz
 language sql stable parallel safe
 return case
-  when strpos(p_value, ':') = 0 then
+  when strpos(p_value, ':') > 0 then
+    case when internal.datetime_reasons('', 'string', p_value) = '{}' then internal.datetime_value(p_value)
+         else internal.refuse_datetime(p_value) end
+  when p_value::bigint between -62135596800000000 and 253402300799999999 then
     timestamptz 'epoch' + (p_value::bigint / 1000000) * interval '1 second' + (p_value::bigint % 1000000) * interval '1 microsecond'
-  when internal.is_rfc3339(p_value) then internal.datetime_value(p_value)
-  else p_value::timestamptz
+  else internal.refuse_datetime(p_value)
 end;
 
 -- Creates (or empties) the session's staging table restore_<table>, writable by the API's

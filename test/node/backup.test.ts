@@ -178,8 +178,14 @@ describe('refusals leave the table as it was', () => {
   })
   test('a date-time that does not exist fails a dry run too', async () => {
     await writeAvro(join(dir, 'employees', 'feb-30.avro'), employeesSchema, [employee(900), employee(901, '2021-02-30T00:00:00Z')])
-    await assert.rejects(restoreTables(sql, ['employees'], { ...options, dryRun: true, files: { employees: 'feb-30.avro' } }), /out of range/)
-    await refuse('employees', 'feb-30.avro', /out of range/)
+    await assert.rejects(restoreTables(sql, ['employees'], { ...options, dryRun: true, files: { employees: 'feb-30.avro' } }), /"2021-02-30T00:00:00Z" in the backup is not an RFC 3339 instant/)
+    await refuse('employees', 'feb-30.avro', /not an RFC 3339 instant/)
+  })
+  test('date-times a read could not write back are refused: other forms, years outside 0001-9999', async () => {
+    for (const value of ['tomorrow 10:00', '2021-06-01 12:00:00', '20000-01-01T00:00:00Z', '0001-01-01T00:00:00+01:00']) {
+      await writeAvro(join(dir, 'employees', 'odd-date.avro'), employeesSchema, [employee(920, value)])
+      await refuse('employees', 'odd-date.avro', /not an RFC 3339 instant in years 0001-9999/)
+    }
   })
   test('a date-time string that is not RFC 3339 names the record', async () => {
     await writeAvro(join(dir, 'employees', 'no-time.avro'), employeesSchema, [employee(1), employee(2, '2021-01-01')])

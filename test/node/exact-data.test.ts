@@ -107,6 +107,21 @@ describe('date-times', () => {
     assert.deepEqual(rows.map((r) => r.at), ['2021-05-31T08:00:00Z', '2021-06-01T23:59:00Z', '2021-06-01T00:00:00.123456Z'])
   })
 
+  test('a long fraction or a 140,000-digit id costs its row, on every path (the parser or numeric used to fail the batch)', async () => {
+    const longZeros = `2021-06-01T00:00:00.${'0'.repeat(140)}Z`
+    const answer = await post('/tables/employees/rows', JSON.stringify([
+      employee(7721, longZeros), employee(7722, '2021-06-01T00:00:00.123000000+20:00'),
+      { ...employee(7723, '2021-06-01T00:00:00Z'), employee_id: '9'.repeat(140_000) }, employee(7724, '2021-06-01T00:00:00Z'),
+    ]))
+    assert.equal(answer.status, 200, answer.text.slice(0, 300))
+    assert.deepEqual(reasonsOf(answer), { 1: ['bad_datetime:hiring_date'], 3: ['out_of_range:employee_id'] })
+    const [out] = await sql`call ingest_batch('jobs', ${`[{"job_id": "${'9'.repeat(140_000)}", "job_name": "x"}, {"job_id": 7725, "job_name": "fine"}]`})`
+    assert.deepEqual([out.inserted, out.rejected], [1, 1])
+    const file = await csvFile(`7726,Long,${longZeros},1,1\n7727,Fine,2021-06-01T00:00:00Z,1,1\n`)
+    const loaded = await loadFile(sql, 'employees', file)
+    assert.deepEqual([loaded.batch.inserted, loaded.batch.rejected], [1, 1])
+  })
+
   test('a file with one +16:00 line loads, with every other line', async () => {
     const lines = Array.from({ length: 500 }, (_, i) => `${8000 + i},Name ${i},2021-01-01T00:00:00Z,1,1`)
     lines[250] = '8250,Far East,2021-06-01T00:00:00+16:00,1,1'
@@ -139,6 +154,13 @@ describe('CSV line endings', () => {
     assert.deepEqual(rejects.map((r) => [r.position, r.reasons]), [[2, ['bad_text:job_name']], [4, ['missing:job_name']], [6, ['missing:job_name']]])
     const names = await sql`select job_name from jobs where job_id in (7801, 7804, 7806) order by job_id`
     assert.deepEqual(names.map((r) => r.job_name), ['First', 'Third', 'Last'])
+  })
+
+  test('a stray quote in an unquoted field is part of the value, not the end of the file', async () => {
+    const result = await loadFile(sql, 'jobs', await csvFile('7811,John "Johnny" Doe\n7812, "Space then quote"\n7813,"abc"def\n7814,Fine\n'))
+    assert.deepEqual([result.batch.inserted, result.batch.rejected], [4, 0])
+    const rows = await sql`select job_name from jobs where job_id between 7811 and 7814 order by job_id`
+    assert.deepEqual(rows.map((r) => r.job_name), ['John "Johnny" Doe', '"Space then quote"', '"abc"def', 'Fine'])
   })
 
   test('a text/csv body with CRLF and LF lines and a quoted comma', async () => {
@@ -175,6 +197,22 @@ describe('bytes PostgreSQL cannot store cost their row', () => {
   test('the same in psql: a \\u0000 escape costs its row, not the call', async () => {
     const [out] = await sql`call ingest_batch('jobs', '[{"job_id": 8021, "job_name": "a\\u0000b"}, {"job_id": 8022, "job_name": "fine"}]')`
     assert.deepEqual([out.inserted, out.rejected], [1, 1])
+  })
+
+  test('a content type in capitals is still CSV; a JSON body may start with a BOM', async () => {
+    const csv = await post('/tables/jobs/rows', '8061,Capital CSV', 'Text/CSV; charset=utf-8')
+    assert.deepEqual([csv.status, csv.body.inserted], [200, 1])
+    const bom = await post('/tables/jobs/rows', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[{"job_id": 8062, "job_name": "After a BOM"}]')]))
+    assert.deepEqual([bom.status, bom.body.inserted], [200, 1])
+  })
+
+  test('a dry run of a refused body writes nothing, not even the refusal', async () => {
+    const before = (await sql`select count(*)::int as n from ingest_batches`)[0].n
+    for (const body of ['[1,', '[]']) {
+      const answer = await post('/tables/jobs/rows?dry_run=true', body)
+      assert.deepEqual([answer.status, answer.body.batch_id, answer.body.dry_run], [400, null, true])
+    }
+    assert.equal((await sql`select count(*)::int as n from ingest_batches`)[0].n, before)
   })
 
   test('a body that is not JSON at all is refused whole and logged', async () => {
