@@ -6,11 +6,13 @@
 // failure leaves the table as it was.
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { createReadStream, createWriteStream, existsSync } from 'node:fs'
-import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { constants, createWriteStream, existsSync } from 'node:fs'
+import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { promisify } from 'node:util'
+import { inflateRaw as inflateRawCallback, type ZlibOptions } from 'node:zlib'
 import avro from 'avsc'
 import { avroSchema, avroType, readersFor, tableColumns, type FieldReader } from './avro.ts'
 import { copyIn } from './copy.ts'
@@ -21,6 +23,7 @@ import { projectRoot, projectVersion } from './paths.ts'
 export const PRE_RESTORE = 'pre-restore'
 /** Rows per cursor fetch: large enough that round trips do not matter, small enough to stay flat. */
 const PAGE_ROWS = 5000
+const inflateRaw = promisify(inflateRawCallback) as (data: Buffer, options: ZlibOptions) => Promise<Buffer>
 
 export interface BackupOptions {
   /** The backup folder (BACKUP_DIR). */
@@ -47,7 +50,27 @@ const BACKUP_NAME = /^\d{8}T\d{9}Z\.avro$/
 const stamp = (d: Date) => d.toISOString().replace(/[-:.]/g, '')
 
 /** Writes the table's current rows (as `tx` sees them) to <dir>/<table>[/<subfolder>]/<stamp>.avro. */
-async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfolder = ''): Promise<BackupResult> {
+async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfolder = '', meta: Record<string, string> = {}): Promise<BackupResult> {
+  try {
+    return await writeBackupFile(tx, table, options, subfolder, meta)
+  } catch (err) {
+    throw storageError(err, `backup of ${table}`, options.dir)
+  }
+}
+
+/** A file system refusal as one plain sentence with its cause; any other error as it is. */
+export function storageError(err: unknown, what: string, dir: string): unknown {
+  const code = (err as { code?: string })?.code
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new BackupFileError('disk_full', `${what} failed: the disk holding ${dir} is full (${code}); nothing was kept`, { cause: err })
+  }
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+    return new BackupFileError('backup_dir_not_writable', `${what} failed: cannot write in ${dir} (${code}); check BACKUP_DIR and its permissions`, { cause: err })
+  }
+  return err
+}
+
+async function writeBackupFile(tx: Tx, table: string, options: BackupOptions, subfolder: string, extraMeta: Record<string, string>): Promise<BackupResult> {
   const started = performance.now()
   const columns = await tableColumns(tx, table)
   const type = avroType(avroSchema(table, columns))
@@ -70,6 +93,7 @@ async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfol
       'hirebase.rows': Buffer.from(String(total)),
       'hirebase.version': Buffer.from(projectVersion),
       'hirebase.created_at': Buffer.from(createdAt.toISOString()),
+      ...Object.fromEntries(Object.entries(extraMeta).map(([k, v]) => [`hirebase.${k}`, Buffer.from(v)])),
     },
   } as never)
   const hash = createHash('sha256')
@@ -77,6 +101,9 @@ async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfol
   const tap = new PassThrough()
   tap.on('data', (chunk: Buffer) => { hash.update(chunk); bytes += chunk.length })
   const written = pipeline(encoder, tap, createWriteStream(tmp))
+  // A write failure (disk full, ...) must end the backup, not the process: it is awaited
+  // below, and the encoding races it, so it is never left unhandled.
+  written.catch(() => {})
 
   // Date-times leave the database as exact microseconds since the epoch.
   const select = columns.map((c) => c.type === 'timestamp with time zone'
@@ -91,7 +118,7 @@ async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfol
     const encode = async (batch: Record<string, unknown>[]) => {
       for (const row of batch) {
         for (const name of timestamps) row[name] = BigInt(row[name] as string)
-        if (!encoder.write(row)) await new Promise((r) => encoder.once('drain', r))
+        if (!encoder.write(row)) await Promise.race([once(encoder, 'drain'), written])
         rows++
       }
       options.progress?.(table, rows, total)
@@ -106,7 +133,7 @@ async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfol
       encoding.catch(() => {}) // awaited by the next page or below, not unhandled meanwhile
       return previous
     })
-    await encoding
+    await Promise.race([encoding, written])
     encoder.end()
     await written
     if (rows !== total) throw new Error(`backup of ${table}: counted ${total} rows but read ${rows}`)
@@ -147,6 +174,7 @@ async function prune(folder: string, keep: number): Promise<void> {
 /** Backs up one table under its ingest lock, so no batch or restore interleaves. */
 export async function backupTable(sql: Sql, table: string, options: BackupOptions): Promise<BackupResult> {
   return sql.begin(async (tx) => {
+    await tx`select set_config('statement_timeout', '0', true)` // as long as the table is big
     await tx`select api.lock_table(${table})`
     return writeBackup(tx, table, options)
   })
@@ -164,11 +192,14 @@ export async function listBackups(dir: string, table: string): Promise<BackupInf
       .sort((a, b) => Number(BACKUP_NAME.test(b)) - Number(BACKUP_NAME.test(a)) || b.localeCompare(a))
     for (const name of names) {
       const path = join(folder, name)
-      const header = avro.extractFileHeader(path) as { meta: Record<string, Buffer> } | null
-      const meta = (k: string) => header?.meta[`hirebase.${k}`]?.toString() ?? null
+      // Regular files only: a FIFO or a device named *.avro would block its reader.
+      const info = await lstat(path).catch(() => undefined)
+      if (!info?.isFile()) continue
+      const header = await readFileMeta(path)
+      const meta = (k: string) => header?.[`hirebase.${k}`]?.toString() ?? null
       list.push({
         file: relative(join(dir, table), path).split(sep).join('/'),
-        bytes: (await stat(path)).size,
+        bytes: info.size,
         rows: meta('rows') === null ? null : Number(meta('rows')),
         created_at: meta('created_at'),
         sha256: (await readSidecar(path)) ?? null,
@@ -207,56 +238,178 @@ export async function resolveBackupFile(dir: string, table: string, file?: strin
 
 export interface FileCheck { path: string; table: string | null; rows: number; metadataRows: number | null; sha256: string; checksum: 'ok' | 'none' }
 
+/** The most bytes one Avro block may hold, compressed or not (AVRO_MAX_BLOCK_BYTES). */
+export function maxBlockBytesFromEnv(): number {
+  const raw = process.env.AVRO_MAX_BLOCK_BYTES
+  const n = Number(raw ?? 16 * 1024 * 1024)
+  if (!Number.isInteger(n) || n < 1024) throw new Error(`AVRO_MAX_BLOCK_BYTES must be a whole number of bytes >= 1024, got "${raw}"`)
+  return n
+}
+
+const HEADER = avro.Type.forSchema({
+  type: 'record', name: 'org.apache.avro.file.Header',
+  fields: [{ name: 'magic', type: { type: 'fixed', name: 'Magic', size: 4 } }, { name: 'meta', type: { type: 'map', values: 'bytes' } },
+    { name: 'sync', type: { type: 'fixed', name: 'Sync', size: 16 } }],
+})
+const LONG = avro.Type.forSchema('long')
+const MAGIC = Buffer.from('Obj\x01', 'latin1')
+/** A header holds the schema: generous, but bounded. */
+const MAX_HEADER_BYTES = 1024 * 1024
+
+/** Opens a regular file for reading without ever blocking on a FIFO or a device. */
+async function openRegular(path: string) {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK)
+  if (!(await fh.stat()).isFile()) {
+    await fh.close()
+    throw new BackupFileError('bad_backup', `${basename(path)} is not a regular file`)
+  }
+  return fh
+}
+
+/** A file read in order, chunk by chunk, with exact takes (each byte hashed once). */
+class FileBytes {
+  private parts: Buffer[] = []
+  private length = 0
+  private chunks: AsyncIterator<Buffer>
+  constructor(stream: AsyncIterable<Buffer>, private onChunk: (chunk: Buffer) => void) {
+    this.chunks = stream[Symbol.asyncIterator]()
+  }
+
+  /** Buffers at least n bytes if the file has them; false when it ends first. */
+  async fill(n: number): Promise<boolean> {
+    while (this.length < n) {
+      const next = await this.chunks.next()
+      if (next.done) return false
+      this.onChunk(next.value)
+      this.parts.push(next.value)
+      this.length += next.value.length
+    }
+    return true
+  }
+
+  /** The buffered bytes, up to n, without taking them. */
+  peek(n: number): Buffer {
+    if (this.parts.length > 1 && this.parts[0].length < n) this.parts = [Buffer.concat(this.parts)]
+    return (this.parts[0] ?? Buffer.alloc(0)).subarray(0, n)
+  }
+
+  take(n: number): Buffer {
+    const out = this.peek(n)
+    this.parts[0] = this.parts[0].subarray(n)
+    if (this.parts[0].length === 0) this.parts.shift()
+    this.length -= n
+    return out
+  }
+
+  get buffered(): number { return this.length }
+}
+
+/** Reads an Avro header from the start of `bytes`: magic, metadata, sync marker. */
+async function readHeader(bytes: FileBytes, name: string): Promise<{ meta: Record<string, Buffer>; sync: Buffer }> {
+  for (let want = 4096; ; want *= 4) {
+    const complete = await bytes.fill(want)
+    if (!bytes.peek(4).equals(MAGIC)) throw new BackupFileError('bad_backup', `${name} is not an Avro file (no Obj\\x01 magic)`)
+    const { value, offset } = HEADER.decode(bytes.peek(bytes.buffered)) as { value: { meta: Record<string, Buffer>; sync: Buffer }; offset: number }
+    if (offset >= 0) {
+      bytes.take(offset)
+      return { meta: value.meta, sync: Buffer.from(value.sync) }
+    }
+    if (!complete) throw new BackupFileError('bad_backup', `${name} is truncated: its header is incomplete`)
+    if (want > MAX_HEADER_BYTES) throw new BackupFileError('bad_backup', `${name}: its header is larger than ${MAX_HEADER_BYTES} bytes`)
+  }
+}
+
+/** The metadata of an Avro file, read without blocking; null when it is not a readable Avro file. */
+async function readFileMeta(path: string): Promise<Record<string, Buffer> | null> {
+  let fh
+  try {
+    fh = await openRegular(path)
+    return (await readHeader(new FileBytes(fh.createReadStream({ autoClose: false, highWaterMark: 64 * 1024 }), () => {}), basename(path))).meta
+  } catch {
+    return null
+  } finally {
+    await fh?.close()
+  }
+}
+
 /**
- * Reads an Avro file to the end, handing each record to `onRecord` (reading pauses while the
- * promise it may return is pending), and checks what can be checked: magic, sync markers,
- * blocks, the row count in the metadata, the .sha256 beside it. The callbacks' own errors
- * end the reading and come out as they are.
+ * Reads an Avro file to the end, handing each record to `onRecord` (reading waits while
+ * the promise it may return is pending), and checks everything that can be checked: magic,
+ * every block whole and followed by the sync marker (a cut file fails even without the
+ * toolkit's row count), each block's records filling it exactly, block sizes under
+ * AVRO_MAX_BLOCK_BYTES (a deflate bomb is refused before it is inflated), the row count in
+ * the metadata, the .sha256 beside it. The callbacks' own errors come out as they are.
  */
 async function readBackupFile(path: string, onHeader: (schema: object, meta: Record<string, Buffer>) => void,
-  onRecord: (record: Record<string, unknown>) => Promise<void> | void): Promise<FileCheck> {
+  onRecord: (record: Record<string, unknown>) => Promise<void> | void, maxBlockBytes = maxBlockBytesFromEnv()): Promise<FileCheck> {
+  const name = basename(path)
+  const bad = (why: string) => new BackupFileError('bad_backup', `${name} ${why}`)
   const hash = createHash('sha256')
-  const tap = new PassThrough()
-  tap.on('data', (chunk: Buffer) => hash.update(chunk))
-  // The decoder reads records with our types (BigInt longs): parseHook may return a type.
-  const decoder = new avro.streams.BlockDecoder({ parseHook: (schema: avro.Schema) => avroType(schema) } as never)
-  let type: avro.Type | undefined
-  let meta: Record<string, Buffer> = {}
-  let refused: Error | undefined // the file is readable, but the caller cannot take it
-  const refuse = (err: unknown) => decoder.destroy(refused = err as Error)
-  decoder.on('metadata', (t: avro.Type, _codec: string, header: { meta: Record<string, Buffer> }) => {
-    try {
-      meta = header.meta
-      type = t
-      onHeader(JSON.parse(meta['avro.schema'].toString()), meta)
-    } catch (err) {
-      refuse(err)
-    }
-  })
+  const fh = await openRegular(path)
   let rows = 0
-  // Records straight off the decoder: a stream stage per record would cost more than the record.
-  decoder.on('data', (record: Record<string, unknown>) => {
+  let meta: Record<string, Buffer>
+  try {
+    const bytes = new FileBytes(fh.createReadStream({ autoClose: false, highWaterMark: 256 * 1024 }), (chunk) => hash.update(chunk))
+    const header = await readHeader(bytes, name)
+    meta = header.meta
+    const codec = meta['avro.codec']?.toString() ?? 'null'
+    if (codec !== 'null' && codec !== 'deflate') throw bad(`uses the ${codec} codec: only null and deflate are supported`)
+    let schema: object
+    let type: avro.Type
     try {
-      const busy = onRecord(record)
-      rows++
-      if (busy) {
-        decoder.pause()
-        busy.then(() => decoder.resume(), refuse)
-      }
+      schema = JSON.parse(meta['avro.schema']?.toString() ?? '')
+      type = avroType(schema as avro.Schema)
     } catch (err) {
-      refuse(err)
+      throw bad(`is not a readable Avro file: bad schema (${(err as Error).message})`)
     }
-  })
-  await pipeline(createReadStream(path), tap, decoder)
-    .catch((err: Error) => {
-      throw refused ?? new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: ${err.message}`, { cause: err })
-    })
-  if (!type) throw new BackupFileError('bad_backup', `${basename(path)} is not a readable Avro file: no header`)
+    onHeader(schema, meta)
+    const readLong = async (what: string, block: number) => {
+      await bytes.fill(10)
+      const { value, offset } = LONG.decode(bytes.peek(10)) as { value: number; offset: number }
+      if (offset < 0) throw bad(`is truncated: block ${block} has no complete ${what}`)
+      bytes.take(offset)
+      return value
+    }
+    for (let block = 1; await bytes.fill(1); block++) {
+      const count = await readLong('record count', block)
+      const size = await readLong('size', block)
+      if (size < 0 || count < 0) throw bad(`is damaged: block ${block} has a negative size or count`)
+      if (size > maxBlockBytes) throw bad(`is refused: block ${block} holds ${size} bytes, more than AVRO_MAX_BLOCK_BYTES (${maxBlockBytes})`)
+      if (!(await bytes.fill(size))) throw bad(`is truncated: block ${block} should hold ${size} bytes, the file ends after ${bytes.buffered}`)
+      const stored = bytes.take(size)
+      if (!(await bytes.fill(16))) throw bad(`is truncated: block ${block} is not followed by its sync marker`)
+      if (!bytes.take(16).equals(header.sync)) throw bad(`is damaged: the sync marker after block ${block} is wrong`)
+      let data = stored
+      if (codec === 'deflate') {
+        data = await inflateRaw(stored, { maxOutputLength: maxBlockBytes }).catch((err: Error & { code?: string }) => {
+          if (err.code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
+            throw bad(`is refused: block ${block} inflates to more than AVRO_MAX_BLOCK_BYTES (${maxBlockBytes}) bytes`)
+          }
+          throw bad(`is damaged: block ${block} does not inflate (${err.message})`)
+        })
+      }
+      // Every record takes at least one byte: a larger count is a lie that would spin here.
+      if (count > data.length) throw bad(`is damaged: block ${block} claims ${count} records in ${data.length} bytes`)
+      let at = 0
+      for (let i = 0; i < count; i++) {
+        const { value, offset } = type.decode(data, at) as { value: Record<string, unknown>; offset: number }
+        if (offset < 0) throw bad(`is damaged: block ${block} ends inside record ${i + 1} of ${count}`)
+        at = offset
+        rows++
+        const busy = onRecord(value)
+        if (busy) await busy
+        else if (rows % 4096 === 0) await new Promise((r) => setImmediate(r)) // let the event loop breathe
+      }
+      if (at !== data.length) throw bad(`is damaged: block ${block} has ${data.length - at} bytes after its ${count} records`)
+    }
+  } finally {
+    await fh.close()
+  }
   const sha256 = hash.digest('hex')
   const expected = await readSidecar(path)
-  if (expected && expected !== sha256) throw new BackupFileError('bad_backup', `${basename(path)} is damaged: its SHA-256 is ${sha256}, the .sha256 beside it says ${expected}`)
+  if (expected && expected !== sha256) throw new BackupFileError('bad_backup', `${name} is damaged: its SHA-256 is ${sha256}, the .sha256 beside it says ${expected}`)
   const metaRows = meta['hirebase.rows'] ? Number(meta['hirebase.rows'].toString()) : null
-  if (metaRows !== null && metaRows !== rows) throw new BackupFileError('bad_backup', `${basename(path)} is incomplete: its metadata says ${metaRows} rows, it holds ${rows}`)
+  if (metaRows !== null && metaRows !== rows) throw new BackupFileError('bad_backup', `${name} is incomplete: its metadata says ${metaRows} rows, it holds ${rows}`)
   return { path, table: meta['hirebase.table']?.toString() ?? null, rows, metadataRows: metaRows, sha256, checksum: expected ? 'ok' : 'none' }
 }
 
@@ -300,18 +453,23 @@ export async function restoreTables(sql: Sql, tables: string[], options: Restore
     select table_name from data.dictionary_tables where table_name = any(${tables}) order by load_order`).map((r) => r.table_name)
   const unknown = tables.filter((t) => !order.includes(t))
   if (unknown.length) throw Object.assign(new Error(`unknown table "${unknown[0]}"`), { code: 'IBTAB' })
-  const files = new Map<string, string>()
-  for (const table of order) files.set(table, await resolveBackupFile(options.dir, table, options.files?.[table]))
-
   return sql.begin(async (tx) => {
+    // A restore can take as long as the file is big.
+    await tx`select set_config('statement_timeout', '0', true)`
     for (const table of order) await tx`select api.lock_table(${table})`
+    // Resolved under the lock: a concurrent backup cannot prune the chosen file meanwhile.
+    const files = new Map<string, string>()
+    for (const table of order) files.set(table, await resolveBackupFile(options.dir, table, options.files?.[table]))
     for (const table of order) await stageFile(tx, table, files.get(table)!, options)
     const [{ result }] = await tx<{ result: Record<string, Omit<TableRestore, 'table' | 'file'>> }[]>`
       select api.restore_apply(${order}, true) as result`
     const snapshots = new Map<string, string>()
     if (!options.dryRun) {
       try {
-        for (const table of order) snapshots.set(table, (await writeBackup(tx, table, options, PRE_RESTORE)).file)
+        // The snapshot names this transaction: if it never commits (the process killed during
+        // the apply), the next start finds it aborted and removes the snapshot.
+        const [{ xid }] = await tx<{ xid: string }[]>`select txid_current()::text as xid`
+        for (const table of order) snapshots.set(table, (await writeBackup(tx, table, options, PRE_RESTORE, { restore_xid: xid })).file)
         await tx`select api.restore_apply(${order}, false)`
       } catch (err) {
         // The restore is rolled back: its snapshots would only be clutter.
@@ -363,4 +521,37 @@ async function stageFile(tx: Tx, table: string, path: string, options: RestoreOp
   // The file's own problem says more than the COPY it aborted.
   if (read.status === 'rejected') throw read.reason
   if (copied.status === 'rejected') throw copied.reason
+}
+
+/**
+ * What an interruption left in the backup folder, removed at start: temporary files of
+ * killed backups, and pre-restore snapshots of restores whose transaction never committed.
+ * A table is skipped while another process holds its lock (its backup may be running).
+ */
+export async function cleanBackupFolder(sql: Sql, dir: string): Promise<string[]> {
+  const removed: string[] = []
+  const tables = (await sql<{ table_name: string }[]>`select table_name from data.dictionary_tables order by load_order`).map((r) => r.table_name)
+  for (const table of tables) {
+    await sql.begin(async (tx) => {
+      // The key of internal.lock_table, tried rather than waited for.
+      const [{ free }] = await tx<{ free: boolean }[]>`select pg_try_advisory_xact_lock(hashtext('hirebase.table'), hashtext(${table})) as free`
+      if (!free) return
+      for (const folder of [join(dir, table), join(dir, table, PRE_RESTORE)]) {
+        for (const name of await readdir(folder).catch(() => [] as string[])) {
+          const path = join(folder, name)
+          if (!(await lstat(path).catch(() => undefined))?.isFile()) continue
+          let orphan = name.endsWith('.tmp')
+          if (!orphan && folder.endsWith(PRE_RESTORE) && name.endsWith('.avro')) {
+            const xid = (await readFileMeta(path))?.['hirebase.restore_xid']?.toString()
+            if (xid && /^\d+$/.test(xid)) orphan = (await tx<{ s: string | null }[]>`select txid_status(${xid}::bigint) as s`)[0].s === 'aborted'
+          }
+          if (!orphan) continue
+          await rm(path, { force: true })
+          if (name.endsWith('.avro')) await rm(`${path}.sha256`, { force: true })
+          removed.push(relative(dir, path))
+        }
+      }
+    })
+  }
+  return removed
 }

@@ -2,7 +2,7 @@
 
 /** A backup file that is missing (`backup_not_found`) or unusable (`bad_backup`). */
 export class BackupFileError extends Error {
-  constructor(readonly code: 'backup_not_found' | 'bad_backup', message: string, options?: ErrorOptions) {
+  constructor(readonly code: 'backup_not_found' | 'bad_backup' | 'disk_full' | 'backup_dir_not_writable', message: string, options?: ErrorOptions) {
     super(message, options)
   }
 }
@@ -35,11 +35,21 @@ const UNAVAILABLE = new Set([
   'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300',
 ])
 
+/** Waits that ran out: the request may succeed if retried (503 with Retry-After). */
+const BUSY: Record<string, [string, string]> = {
+  '55P03': ['lock_timeout', 'a table this request needs stayed locked (a backup, restore or load holds it) for longer than LOCK_TIMEOUT_MS; try again shortly'],
+  '57014': ['statement_timeout', 'the database did not finish this request within STATEMENT_TIMEOUT_MS; try again shortly'],
+  POOL_TIMEOUT: ['pool_exhausted', 'all database connections stayed busy for longer than POOL_TIMEOUT_MS; try again shortly'],
+  DATABASE_DEADLINE: ['database_timeout', 'the database did not answer in time; try again shortly'],
+}
+
 /** Errors fastify raises before a handler runs, and the runner's own. */
 const FRAMEWORK: Record<string, [number, string]> = {
   backup_not_found: [404, 'backup_not_found'],
   bad_backup: [422, 'bad_backup'],
   bad_backup_value: [422, 'bad_backup_value'],
+  disk_full: [507, 'disk_full'],
+  backup_dir_not_writable: [500, 'backup_dir_not_writable'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed_json'],
@@ -75,6 +85,8 @@ export function toApiError(err: unknown): ApiError {
   const message = e.message ?? String(err)
   if (e.validation) return { status: 400, code: `bad_parameter:${parameterOf(e)}`, message }
   if (SQLSTATES[code]) return { status: SQLSTATES[code][0], code: SQLSTATES[code][1], message, hint: e.hint }
+  if (BUSY[code]) return { status: 503, code: BUSY[code][0], message: BUSY[code][1] }
+  if (code === 'BACKUP_BUSY') return { status: 429, code: 'backup_busy', message }
   if (UNAVAILABLE.has(code) || code.startsWith('08')) {
     return { status: 503, code: 'database_unavailable', message: `the database is not available (${code}); try again shortly` }
   }
