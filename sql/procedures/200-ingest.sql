@@ -33,17 +33,39 @@ begin
   return v_table;
 end $$;
 
--- Ingest, backup and restore of one table never interleave: all take this lock.
+-- The tables a table references (departments and jobs for employees), shared, in load
+-- order: a write to a table never interleaves with a restore of a table it references, which
+-- could delete a parent between a batch's reference check and its insert. Every taker of
+-- these locks goes in load order, so they cannot deadlock.
+create or replace function internal.share_parents(p_table text) returns void
+language plpgsql volatile as $$
+declare
+  r record;
+begin
+  for r in select distinct t.table_name, t.load_order from data.dictionary_fields f join data.dictionary_tables t on t.table_name = f.ref_table
+            where f.table_name = p_table and f.ref_table <> p_table order by t.load_order loop
+    perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(r.table_name));
+  end loop;
+end $$;
+
+-- Ingest, backup and restore of one table never interleave: all take this lock (after the
+-- shared locks on the tables it references).
 create or replace function internal.lock_table(p_table text) returns void
-language sql volatile
-return pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
+language plpgsql volatile as $$
+begin
+  perform internal.share_parents(p_table);
+  perform pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
+end $$;
 
 -- The same lock, shared: batches of a table run side by side (they insert with ON CONFLICT
 -- and judge again the rows another batch inserted first), but never beside a backup, a
 -- restore or a bulk load, which take it exclusively.
 create or replace function internal.share_table(p_table text) returns void
-language sql volatile
-return pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(p_table));
+language plpgsql volatile as $$
+begin
+  perform internal.share_parents(p_table);
+  perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(p_table));
+end $$;
 
 -- The validating statement for one table; p_csv: the rows are CSV records (fields, all
 -- text) rather than JSON objects (payload); p_concurrent: other batches may insert the same
@@ -165,11 +187,12 @@ begin
       v_table.key_field) else '''{}''::bigint[]' end);
 end $$;
 
--- Rows above which a bulk write (a load, a restore) sets the table's foreign keys and
--- secondary indexes aside and puts them back afterwards, as pg_restore does: the per-row
--- foreign-key triggers and index inserts would otherwise dominate. Callers have checked
--- every reference already; the re-added constraints prove it. Takes ACCESS EXCLUSIVE on the
--- table until commit; a failure rolls everything back with the rest of the transaction.
+-- Rows above which a bulk write (a load, a restore) sets the table's secondary indexes
+-- aside and builds them again afterwards, as pg_restore does: the per-row index inserts
+-- would otherwise dominate. Takes ACCESS EXCLUSIVE on the written table only, until commit;
+-- a failure rolls everything back with the rest of the transaction. Foreign keys stay:
+-- dropping one takes ACCESS EXCLUSIVE on the table it references too (departments, jobs),
+-- which would block every reader of those for the whole load.
 create or replace function internal.bulk_threshold() returns integer
 language sql immutable parallel safe
 return 50000;
@@ -177,30 +200,23 @@ return 50000;
 drop function if exists internal.set_foreign_keys_aside(text);
 drop function if exists internal.put_foreign_keys_back(text, text[]);
 
--- Drops the table's foreign keys and its indexes that back no constraint, and returns the
--- statements that put them back. Also gives this transaction memory for the big sorts.
+-- Drops the table's indexes that back no constraint, and returns the statements that put
+-- them back. Also gives this transaction memory for the big sorts.
 create or replace function internal.set_aside(p_table text) returns text[]
 language plpgsql volatile as $$
 declare
   v_table regclass := format('data.%I', p_table)::regclass;
-  v_fks text[] := '{}';
   v_indexes text[] := '{}';
   r record;
 begin
   -- JIT compiling the generated statement costs more than it saves (about 1 s per million rows).
   perform set_config('work_mem', '256MB', true), set_config('maintenance_work_mem', '512MB', true), set_config('jit', 'off', true);
-  for r in select conname, pg_get_constraintdef(oid) as def from pg_constraint where conrelid = v_table and contype = 'f' order by conname loop
-    execute format('alter table %s drop constraint %I', v_table, r.conname);
-    v_fks := v_fks || format('add constraint %I %s', r.conname, r.def);
-  end loop;
   for r in select i.indexrelid::regclass as index, pg_get_indexdef(i.indexrelid) as def from pg_index i
             where i.indrelid = v_table and not exists (select from pg_constraint c where c.conindid = i.indexrelid) order by 1 loop
     execute format('drop index %s', r.index);
     v_indexes := v_indexes || r.def;
   end loop;
-  -- One ALTER TABLE validates all the foreign keys; the indexes are built after it.
-  return case when cardinality(v_fks) > 0 then array[format('alter table %s %s', v_table, array_to_string(v_fks, ', '))] else '{}' end
-         || v_indexes;
+  return v_indexes;
 end $$;
 
 create or replace function internal.put_back(p_statements text[]) returns void

@@ -1,7 +1,8 @@
 -- Backup and restore support. The runner streams Avro files; the database stages, checks
 -- and swaps the rows. Restored rows skip the ingest rules (they were validated on the way
 -- in) but meet every constraint: types, NOT NULL, primary and foreign keys.
--- Raises IBTAB unknown table, IBORP restore would orphan rows, 23505 an id twice in a backup.
+-- Raises IBTAB unknown table, IBORP restore would orphan rows, 23505 an id twice in a backup,
+-- 23503 a backup row that references nothing.
 
 -- The table's name, or IBTAB when the data dictionary does not know it.
 create or replace function api.check_table(p_table text) returns text
@@ -81,6 +82,20 @@ begin
     if v_n > 0 then
       raise exception 'restoring % would orphan % % rows (their % is not in the backup)', f.ref_table, v_n, f.table_name, f.field
         using errcode = 'IBORP', hint = 'restore all tables together from their newest backups (--all), or restore ' || f.table_name || ' first';
+    end if;
+  end loop;
+
+  -- Rows of the backup that would point at nothing: the real run's foreign keys would refuse
+  -- them, so a dry run refuses them too, saying which.
+  for f in select r.*, d.key_field as ref_key from data.dictionary_fields r join data.dictionary_tables d on d.table_name = r.ref_table
+            where r.table_name = any(p_tables) and r.ref_table <> r.table_name loop
+    execute format('select count(*), min(s.%2$I)::text from pg_temp.%1$I s where s.%2$I is not null and not exists (select from %3$s p where p.%4$I = s.%2$I)',
+                   'restore_' || f.table_name, f.field,
+                   case when f.ref_table = any(p_tables) then format('pg_temp.%I', 'restore_' || f.ref_table) else format('data.%I', f.ref_table) end,
+                   f.ref_key) into v_n, v_key;
+    if v_n > 0 then
+      raise exception 'the backup of % has % rows whose % is not in % (for example %)', f.table_name, v_n, f.field, f.ref_table, v_key
+        using errcode = '23503', hint = format('restore %s too (--all), or add the missing %s first', f.ref_table, f.ref_table);
     end if;
   end loop;
 
