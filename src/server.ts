@@ -4,7 +4,7 @@ import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import swagger from '@fastify/swagger'
-import { parse as parseCsv } from 'csv-parse/sync'
+import { parse as csvParse } from 'csv-parse'
 import { CSV_OPTIONS } from './csv.ts'
 import { connect, type Sql } from './database.ts'
 import { decodeBody } from './encoding.ts'
@@ -17,6 +17,71 @@ import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUM
 export const API_ROLE = 'hirebase_api'
 const BODY_LIMIT = 2 * 1024 * 1024
 
+/** Every wait the API may meet, bounded (README: "Timeouts"). */
+export interface Limits {
+  /** Database statement_timeout per request (STATEMENT_TIMEOUT_MS); backups and restores lift it. */
+  statementTimeoutMs: number
+  /** Database lock_timeout per request (LOCK_TIMEOUT_MS): a table lock waited for longer is a 503. */
+  lockTimeoutMs: number
+  /** Connections in the pool (POOL_SIZE); two are kept for the backup runner. */
+  poolSize: number
+  /** How long a request waits for a free connection (POOL_TIMEOUT_MS) before a 503. */
+  poolTimeoutMs: number
+  /** Idle socket timeout (HTTP_CONNECTION_TIMEOUT_MS). */
+  connectionTimeoutMs: number
+  /** Time to receive a whole request, body included (HTTP_REQUEST_TIMEOUT_MS). */
+  requestTimeoutMs: number
+  /** Backups running at once through the API (BACKUP_CONCURRENCY); one per table in any case. */
+  backupConcurrency: number
+}
+
+const LIMIT_ENV: Record<keyof Limits, [string, number]> = {
+  statementTimeoutMs: ['STATEMENT_TIMEOUT_MS', 15_000],
+  lockTimeoutMs: ['LOCK_TIMEOUT_MS', 5_000],
+  poolSize: ['POOL_SIZE', 10],
+  poolTimeoutMs: ['POOL_TIMEOUT_MS', 3_000],
+  connectionTimeoutMs: ['HTTP_CONNECTION_TIMEOUT_MS', 60_000],
+  requestTimeoutMs: ['HTTP_REQUEST_TIMEOUT_MS', 30_000],
+  backupConcurrency: ['BACKUP_CONCURRENCY', 2],
+}
+
+export function limitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
+  const limits = {} as Limits
+  for (const [key, [name, fallback]] of Object.entries(LIMIT_ENV) as [keyof Limits, [string, number]][]) {
+    const value = Number(env[name] || fallback)
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number >= 1, got "${env[name]}"`)
+    limits[key] = value
+  }
+  if (limits.poolSize < 3) throw new Error(`POOL_SIZE must be at least 3 (two connections are kept for the backup runner), got ${limits.poolSize}`)
+  return limits
+}
+
+/** A counting semaphore whose waits are bounded: the requests' share of the pool. */
+function gate(size: number) {
+  let used = 0
+  const waiting: (() => void)[] = []
+  return {
+    size,
+    get used() { return used },
+    get waiting() { return waiting.length },
+    async enter(timeoutMs: number): Promise<void> {
+      if (used < size) { used++; return }
+      await new Promise<void>((resolve, reject) => {
+        const wake = () => { clearTimeout(timer); used++; resolve() }
+        const timer = setTimeout(() => {
+          waiting.splice(waiting.indexOf(wake), 1)
+          reject(Object.assign(new Error(`all ${size} database connections stayed busy for ${timeoutMs} ms`), { code: 'POOL_TIMEOUT' }))
+        }, timeoutMs)
+        waiting.push(wake)
+      })
+    },
+    leave() {
+      used--
+      waiting.shift()?.()
+    },
+  }
+}
+
 export interface ServerOptions {
   databaseUrl: string
   /** Where backups live (BACKUP_DIR) and how many to keep per table (BACKUP_KEEP). */
@@ -25,6 +90,8 @@ export interface ServerOptions {
   /** When set, POST routes require `Authorization: Bearer <token>`. */
   token?: string
   logLevel?: string
+  /** Timeouts and pool size; from the environment when not given. */
+  limits?: Limits
 }
 
 export function isLoopback(host: string): boolean {
@@ -76,20 +143,63 @@ const rowBodyDoc = {
   },
 }
 
+/**
+ * A text/csv body's records as a JSON array of arrays, parsed 64 KB at a time with a turn of
+ * the event loop between slices: a 2 MB body of tiny records never holds it for long.
+ */
+async function csvBodyAsJson(body: string): Promise<string> {
+  const bytes = Buffer.from(body)
+  const parser = csvParse({ ...CSV_OPTIONS, skip_empty_lines: true })
+  const pieces: string[] = []
+  let records: string[][] = []
+  const keep = () => { if (records.length) pieces.push(JSON.stringify(records).slice(1, -1)); records = [] }
+  parser.on('data', (record: string[]) => { records.push(record) })
+  const ended = new Promise<void>((resolve, reject) => { parser.on('end', resolve); parser.on('error', reject) })
+  ended.catch(() => {}) // awaited below
+  let failed: unknown
+  parser.on('error', (err) => { failed = err })
+  for (let at = 0; at < bytes.length && !failed; at += 64 * 1024) {
+    parser.write(bytes.subarray(at, at + 64 * 1024))
+    keep()
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  if (failed) throw failed
+  parser.end()
+  await ended
+  keep()
+  return `[${pieces.join(',')}]`
+}
+
 declare module 'fastify' {
   interface FastifyRequest { batchLog?: Record<string, unknown> }
+  // pool: false — the route uses no pool connection; unbounded: no answer deadline.
+  interface FastifyContextConfig { pool?: boolean; unbounded?: boolean }
 }
 
 export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sql: Sql }> {
+  const limits = options.limits ?? limitsFromEnv()
   const sql = connect(options.databaseUrl, {
-    max: 10,
+    max: limits.poolSize,
     idle_timeout: 60,
     connect_timeout: 5,
-    connection: { role: API_ROLE, application_name: 'hirebase-api' },
+    connection: {
+      role: API_ROLE, application_name: 'hirebase-api',
+      statement_timeout: String(limits.statementTimeoutMs), lock_timeout: String(limits.lockTimeoutMs),
+    } as Record<string, string>,
     // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
   })
+  // Requests share the pool less two connections, which stay for the backup runner (its
+  // claim and its backup); a request that cannot get one in time is a 503, not a queue.
+  const requests = gate(limits.poolSize - 2)
+  // /health has a connection of its own, so a busy pool cannot hide the database's state.
+  const healthUrl = options.databaseUrl
+  let healthSql: Sql | undefined
   const app = Fastify({
+    connectionTimeout: limits.connectionTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // Node checks request timeouts on this interval (30 s by default).
+    http: { connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs) } as never,
     logger: { level: options.logLevel ?? 'info', stream: process.stderr },
     // One line per request, written by our onResponse hook (with the batch's counts).
     logController: new LogController({ disableRequestLogging: true }),
@@ -131,7 +241,34 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   app.setErrorHandler((err, request, reply) => {
     const e = toApiError(err)
     if (e.status >= 500) request.log.error({ code: (err as { code?: string }).code, err: (err as Error).message }, 'request failed')
+    if (e.status === 503 || e.status === 429) reply.header('retry-after', String(Math.max(1, Math.ceil(limits.lockTimeoutMs / 1000))))
     reply.code(e.status).send(errorBody(e))
+  })
+
+  // Every route that uses the pool waits for a share of it (POOL_TIMEOUT_MS), and answers
+  // within statement_timeout plus a second even when the database is frozen (its query is
+  // then left to finish or fail, still holding its share). config.unbounded: backups and
+  // restores, which take as long as the table is big.
+  app.addHook('onRoute', (route) => {
+    const config = route.config ?? {}
+    if (config.pool === false) return
+    const handler = route.handler as (this: unknown, request: FastifyRequest, reply: FastifyReply) => unknown
+    route.handler = async function (request, reply) {
+      await requests.enter(limits.poolTimeoutMs)
+      const work = Promise.resolve().then(() => handler.call(this, request, reply))
+      work.then(() => requests.leave(), () => requests.leave())
+      if (config.unbounded) return work
+      let timer: NodeJS.Timeout | undefined
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${limits.statementTimeoutMs + 1000} ms`), { code: 'DATABASE_DEADLINE' })),
+          limits.statementTimeoutMs + 1000)
+      })
+      try {
+        return await Promise.race([work, deadline])
+      } finally {
+        clearTimeout(timer)
+      }
+    }
   })
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send(errorBody({ status: 404, code: 'not_found', message: `no route ${request.method} ${request.url}` }))
@@ -180,7 +317,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
       let parseError: string | null = null
       if (isCsv) {
         try {
-          body = JSON.stringify(parseCsv(body ?? '', { ...CSV_OPTIONS, skip_empty_lines: true }))
+          body = await csvBodyAsJson(body ?? '')
         } catch (err) {
           parseError = `the body is not valid CSV: ${(err as Error).message}`
           body = null
@@ -260,6 +397,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
 
   // Backups: the runner writes and reads the files; the database locks, stages and swaps.
   const backupOptions = { dir: options.backupDir, keep: options.backupKeep ?? 7 }
+  const backupsRunning = new Set<string>()
   const tableOnly = { type: 'object', properties: { table: tableParam }, required: ['table'] }
 
   app.post<{ Params: { table: string } }>('/tables/:table/backup', {
@@ -271,8 +409,16 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
         ...errors,
       },
     },
+    config: { unbounded: true },
   }, async (request, reply) => {
-    const r = await backupTable(sql, request.params.table, backupOptions)
+    const { table } = request.params
+    // One backup per table and a few in all: each holds a connection for as long as it runs.
+    if (backupsRunning.has(table) || backupsRunning.size >= limits.backupConcurrency) {
+      throw Object.assign(new Error(backupsRunning.has(table) ? `a backup of ${table} is already running: try again when it is done`
+        : `${backupsRunning.size} backups are already running (BACKUP_CONCURRENCY): try again shortly`), { code: 'BACKUP_BUSY' })
+    }
+    backupsRunning.add(table)
+    const r = await backupTable(sql, table, backupOptions).finally(() => backupsRunning.delete(table))
     request.batchLog = { file: r.file, rows: r.rows }
     return reply.code(201).send({ table: r.table, file: r.file, path: r.file, rows: r.rows, bytes: r.bytes, sha256: r.sha256 })
   })
@@ -301,6 +447,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
       },
       response: { 200: anyObject, ...errors },
     },
+    config: { unbounded: true },
   }, async (request) => {
     const { table } = request.params
     const result = await restoreTables(sql, [table], { ...backupOptions, files: { [table]: request.body?.file }, dryRun: request.body?.dry_run })
@@ -363,15 +510,45 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
 
   app.get('/health', {
     schema: {
-      summary: '200 when the database answers, 503 when it does not', tags: ['reference'],
-      response: { 200: anyObject, 503: errorSchema },
+      summary: 'Within a second: 200 when the database answers (status "degraded" and what is slow when the pool is exhausted or requests wait for locks), 503 when it does not',
+      tags: ['reference'],
+      response: { 200: anyObject, 503: anyObject },
     },
-  }, async () => {
-    await sql`select 1`
-    return { status: 'ok' }
+    config: { pool: false },
+  }, async (_request, reply) => {
+    const pool = { size: requests.size, in_use: requests.used, waiting: requests.waiting }
+    const slow: string[] = []
+    if (requests.used >= requests.size) slow.push(`pool exhausted: all ${requests.size} connections busy, ${requests.waiting} requests waiting`)
+    healthSql ??= connect(healthUrl, { max: 1, connect_timeout: 1, idle_timeout: 30, connection: { application_name: 'hirebase-api-health', statement_timeout: '900' } as Record<string, string> })
+    const probe = healthSql<{ lock_waits: number }[]>`
+      select count(*)::integer as lock_waits from pg_stat_activity
+       where datname = current_database() and application_name = 'hirebase-api' and wait_event_type = 'Lock'`
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), 900) })
+    try {
+      const answer = await Promise.race([probe, late])
+      if (answer === 'late') throw Object.assign(new Error('the database did not answer within 900 ms'), { code: 'late' })
+      const lockWaits = answer[0].lock_waits
+      if (lockWaits > 0) slow.push(`lock waits: ${lockWaits} requests waiting for a table lock (a backup, restore or load holds it)`)
+      return { status: slow.length ? 'degraded' : 'ok', database: 'ok', pool, lock_waits: lockWaits, slow }
+    } catch (err) {
+      // A frozen or lost connection is dropped, so the next probe starts afresh.
+      const stale = healthSql
+      healthSql = undefined
+      probe.catch(() => {})
+      void stale.end({ timeout: 0 }).catch(() => {})
+      const code = (err as { code?: string }).code
+      slow.unshift(code === 'late' ? 'database not answering: no reply within 900 ms' : `database unreachable: ${(err as Error).message}`)
+      reply.header('retry-after', '1')
+      return reply.code(503).send({ status: 'unavailable', database: code === 'late' ? 'not answering' : 'unreachable', pool, slow,
+        error: { code: 'database_unavailable', message: `the database is not available (${slow[0]}); try again shortly` } })
+    } finally {
+      clearTimeout(timer)
+    }
   })
 
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.get('/openapi.json', { schema: { hide: true }, config: { pool: false } }, async () => app.swagger())
+  app.addHook('onClose', async () => { await healthSql?.end({ timeout: 1 }) })
 
   return { app, sql }
 }
