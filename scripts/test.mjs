@@ -2,9 +2,13 @@
 // Usage: npm test [-- test/sql/x.test.ts ...] — runs the tests against a real PostgreSQL:
 // DATABASE_URL when set (its user needs CREATEDB), otherwise the embedded one.
 // Migrates a template database once; every test file clones its own from it.
+// Everything a run makes is named after it (databases hirebase_test_<run>_*, temp folders
+// under /tmp/hirebase-test-<run>/) and removed at its end, on SIGINT/SIGTERM, and, should
+// the run have been killed outright, by the next run: a live run holds an advisory lock.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readdir } from 'node:fs/promises'
+import { chmod, mkdir, readdir, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { lib } from './ts.mjs'
 
@@ -24,31 +28,70 @@ async function testFiles(dir) {
   return found.sort()
 }
 
-await run(async ({ url }) => {
-  const template = `hirebase_test_template_${randomBytes(4).toString('hex')}`
+const RUN_LOCK = 'hirebase.test'
+const tempRoot = (runId) => join(tmpdir(), `hirebase-test-${runId}`)
+const runOf = (name) => /^hirebase_test_(?:template_)?([0-9a-f]{8})(?:_|$)/.exec(name)?.[1]
+
+/** Drops the databases and folders of runs that are no longer alive (their lock is free). */
+async function removeDeadRuns(admin) {
+  const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname)
+  const folders = (await readdir(tmpdir()).catch(() => [])).filter((n) => /^hirebase-test-[0-9a-f]{8}$/.test(n))
+  const runs = new Set([...names.map(runOf), ...folders.map((n) => n.slice(-8))].filter(Boolean))
+  for (const runId of runs) {
+    const [{ free }] = await admin`select pg_try_advisory_lock(hashtext(${RUN_LOCK}), hashtext(${runId})) as free`
+    if (!free) continue
+    try {
+      await removeRun(admin, runId)
+    } finally {
+      await admin`select pg_advisory_unlock(hashtext(${RUN_LOCK}), hashtext(${runId}))`
+    }
+  }
+}
+
+async function removeRun(admin, runId) {
+  const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname).filter((n) => runOf(n) === runId)
+  for (const name of names) await admin.unsafe(`drop database if exists "${name}" with (force)`)
+  await rm(tempRoot(runId), { recursive: true, force: true })
+}
+
+await run(async ({ url }, shutdown) => {
+  const runId = randomBytes(4).toString('hex')
+  const template = `hirebase_test_template_${runId}`
   const templateUrl = Object.assign(new URL(url), { pathname: `/${template}` }).toString()
   const admin = connect(url, { max: 1 })
-  let created = false
+  const temp = tempRoot(runId)
   try {
+    await admin`select pg_advisory_lock(hashtext(${RUN_LOCK}), hashtext(${runId}))`
+    await removeDeadRuns(admin)
     await admin.unsafe(`create database ${template}`).catch((err) => {
       if (err.code !== '42501') throw err
       throw Object.assign(new Error(`npm test creates and drops its own databases, and the user of DATABASE_URL may not create one: ` +
         `grant it CREATEDB (ALTER ROLE ... CREATEDB), or point DATABASE_URL at a test server`), { code: err.code })
     })
-    created = true
     await migrate(templateUrl)
+    // Traversable (not listable) by others: as root, an embedded server runs as `postgres`.
+    await mkdir(temp, { mode: 0o711 })
+    await chmod(temp, 0o711)
     const files = argv._.length ? argv._.map(String) : await testFiles(join(projectRoot, 'test'))
+    if (shutdown.aborted) return
     const code = await new Promise((resolve) => {
+      // A process group of its own, so a signal reaches every test file's process.
       const child = spawn(process.execPath, ['--import', 'tsx', '--test', ...files], {
         cwd: projectRoot,
         stdio: 'inherit',
-        env: { ...process.env, TEST_SERVER_URL: url, TEST_TEMPLATE: template },
+        detached: true,
+        env: { ...process.env, TEST_SERVER_URL: url, TEST_TEMPLATE: template, TEST_RUN: runId, TMPDIR: temp },
       })
-      child.on('exit', (status) => resolve(status ?? 1))
+      const stop = () => {
+        try { process.kill(-child.pid, 'SIGTERM') } catch {}
+        setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL') } catch {} }, 5000).unref()
+      }
+      shutdown.addEventListener('abort', stop, { once: true })
+      child.on('exit', (status) => resolve(shutdown.aborted ? 130 : (status ?? 1)))
     })
     process.exitCode = code
   } finally {
-    if (created) await admin.unsafe(`drop database if exists ${template} with (force)`)
+    await removeRun(admin, runId).catch((err) => process.stderr.write(`could not remove this run's databases: ${err.message}\n`))
     await admin.end()
   }
 })

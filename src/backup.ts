@@ -70,12 +70,21 @@ export function storageError(err: unknown, what: string, dir: string): unknown {
   return err
 }
 
+/** mkdir -p that reports the real cause: Node's recursive mkdir says ENOENT on a read-only disk. */
+async function makeFolder(folder: string): Promise<void> {
+  await mkdir(folder, { recursive: true }).catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err
+    const levels = resolve(folder).split(sep).map((_, i, parts) => parts.slice(0, i + 1).join(sep) || sep)
+    for (const level of levels) await mkdir(level).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e })
+  })
+}
+
 async function writeBackupFile(tx: Tx, table: string, options: BackupOptions, subfolder: string, extraMeta: Record<string, string>): Promise<BackupResult> {
   const started = performance.now()
   const columns = await tableColumns(tx, table)
   const type = avroType(avroSchema(table, columns))
   const folder = join(options.dir, table, subfolder)
-  await mkdir(folder, { recursive: true })
+  await makeFolder(folder)
   // Leftovers of a crashed backup: this process holds the table's lock, so none is in use.
   for (const name of await readdir(folder)) if (name.endsWith('.tmp')) await rm(join(folder, name), { force: true })
 

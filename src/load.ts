@@ -67,7 +67,10 @@ export async function loadDirectory(sql: Sql, dir: string, progress?: Progress):
   const files = tables.map((table) => ({ table, file: resolve(join(dir, `${table}.csv`)) })).filter((t) => existsSync(t.file))
   if (files.length === 0) throw new Error(`no CSV files to load in ${resolve(dir)}: expected ${tables.map((t) => `${t}.csv`).join(', ')}`)
   const results: LoadResult[] = []
-  for (const { table, file } of files) results.push(await loadFile(sql, table, file, progress))
+  for (const { table, file } of files) {
+    // A failure carries the files committed before it (`committed`), for the report.
+    results.push(await loadFile(sql, table, file, progress).catch((err) => { throw Object.assign(err, { committed: [...results] }) }))
+  }
   return results
 }
 

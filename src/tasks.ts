@@ -17,7 +17,13 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadRe
   const sql = connect(url, { max: 1 })
   try {
     console.log(`loading ${resolve(dir)}`)
-    const results = await loadDirectory(sql, dir, ttyProgress)
+    const results = await loadDirectory(sql, dir, ttyProgress).catch((err: Error & { committed?: LoadResult[] }) => {
+      if (ttyProgress) process.stderr.write('\r\x1b[K')
+      // Each file is its own transaction: say which ones are in before the one that failed.
+      for (const r of err.committed ?? []) console.log(`${formatResult(r)}\n  (committed)`)
+      if (err.committed?.length) err.message += `\n${err.committed.map((r) => `${r.table}.csv`).join(', ')} ${err.committed.length > 1 ? 'were' : 'was'} loaded and committed before this failure; the failed file changed nothing`
+      throw err
+    })
     if (ttyProgress) process.stderr.write('\r\x1b[K')
     for (const r of results) console.log(formatResult(r))
     if (results.some((r) => r.batch.rejected > 0)) console.log('rejected rows and their reasons: select * from ingest_rejects where batch_id = <batch>')
@@ -32,15 +38,19 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadRe
  * finishes in-flight requests and the backup in progress, closes the pool.
  */
 export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
-  const { buildServer, checkListenAddress } = await import('./server.ts')
-  const { backupDirFromEnv, keepFromEnv } = await import('./backup.ts')
+  const { buildServer, checkListenAddress, limitsFromEnv } = await import('./server.ts')
+  const { backupDirFromEnv, cleanBackupFolder, keepFromEnv, maxBlockBytesFromEnv } = await import('./backup.ts')
   const host = process.env.HOST ?? '127.0.0.1'
   const port = Number(process.env.PORT ?? 8000)
   const token = process.env.API_TOKEN || undefined
   checkListenAddress(host, token)
+  maxBlockBytesFromEnv() // a bad value is refused at start, not at the first restore
   const { app, sql } = await buildServer({
-    databaseUrl: url, token, logLevel: process.env.LOG_LEVEL, backupDir: backupDirFromEnv(), backupKeep: keepFromEnv(),
+    databaseUrl: url, token, logLevel: process.env.LOG_LEVEL, backupDir: backupDirFromEnv(), backupKeep: keepFromEnv(), limits: limitsFromEnv(),
   })
+  // What an interrupted backup or restore left behind.
+  const removed = await cleanBackupFolder(sql, backupDirFromEnv())
+  if (removed.length) app.log.info({ removed }, 'removed leftovers of interrupted backups and restores')
   await app.listen({ host, port })
   const { startBackupWorker } = await import('./worker.ts')
   const worker = await startBackupWorker(sql, {

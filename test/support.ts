@@ -12,7 +12,8 @@ export interface TestDatabase { url: string; name: string; sql: Sql }
 
 /** A fresh, migrated database, dropped when the test file ends. */
 export async function freshDatabase(): Promise<TestDatabase> {
-  const name = `hirebase_test_${randomBytes(5).toString('hex')}`
+  // Named after the run, which removes it even if this process is killed.
+  const name = `hirebase_test_${process.env.TEST_RUN ?? '00000000'}_${randomBytes(5).toString('hex')}`
   const url = await cloneDatabase(serverUrl!, template!, name)
   const sql = connect(url, { max: 4 })
   after(async () => {
