@@ -1,5 +1,6 @@
 #!/usr/bin/env zx
-// Usage: npm run bench -- [--rows 1000000] [--api-rows 500000] [--json out.json]
+// Usage: npm run bench -- [--rows 1000000] [--api-rows 500000] [--soak-clients 8] [--soak-seconds 30] [--json out.json]
+// The soak runs on a private embedded PostgreSQL (restarted twice); --soak-seconds 0 skips it.
 // On the embedded PostgreSQL, or DATABASE_URL (its user needs CREATEDB). pg_dump/pg_restore
 // baselines need client tools at least as new as the server (Debian's are 15).
 import { writeFile } from 'node:fs/promises'
@@ -12,7 +13,9 @@ await run(async ({ url }) => {
   const rows = Number(argv.rows ?? 1_000_000)
   if (!Number.isInteger(rows) || rows < 1000) throw new Error('--rows must be a whole number >= 1000')
   const started = Date.now()
-  const result = await bench(url, { rows, apiRows: argv['api-rows'] ? Number(argv['api-rows']) : undefined, log: (s) => process.stderr.write(`${s}\n`) })
+  const soakSeconds = Number(argv['soak-seconds'] ?? 30)
+  const soak = soakSeconds > 0 ? { clients: Number(argv['soak-clients'] ?? 8), seconds: soakSeconds } : undefined
+  const result = await bench(url, { rows, apiRows: argv['api-rows'] ? Number(argv['api-rows']) : undefined, soak, log: (s) => process.stderr.write(`${s}\n`) })
   console.log(`\n${result.table}\n`)
   console.log(`checks: ${Object.entries(result.checks).map(([k, v]) => `${k}=${v}`).join(', ')}`)
   console.log(`${rows} employees (${result.generated.valid} valid, ${result.generated.rejected} invalid), ${((Date.now() - started) / 1000).toFixed(0)} s in all`)

@@ -57,8 +57,109 @@ const freePort = () => new Promise<number>((resolve) => {
   const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)) })
 })
 
+/**
+ * The soak: `clients` clients POST 100-row batches of new employees (each with an
+ * Idempotency-Key, retried with the same key until acknowledged) for `seconds` seconds to
+ * scripts/serve.mjs, on a private embedded PostgreSQL that is restarted twice meanwhile.
+ * Latencies are of every answer; the error rate is the share of answers that were not 200;
+ * the accounting check: the table holds exactly the acknowledged rows.
+ */
+export async function soak(options: { clients: number; seconds: number; log?: (s: string) => void }): Promise<{ row: Row; checks: Record<string, boolean | number> }> {
+  const log = options.log ?? (() => {})
+  const { importEmbeddedPostgres } = await import('../src/database.ts')
+  const { chmod } = await import('node:fs/promises')
+  const { userInfo } = await import('node:os')
+  const dir = await mkdtemp(join(tmpdir(), 'hirebase-soak-'))
+  await chmod(dir, 0o755) // as root the server runs as `postgres`, which must reach its data
+  const pgPort = await freePort()
+  const EmbeddedPostgres = await importEmbeddedPostgres()
+  const pg = new EmbeddedPostgres({
+    databaseDir: join(dir, 'data'), port: pgPort, user: 'postgres', password: 'soak', persistent: true,
+    createPostgresUser: userInfo().uid === 0, initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='], onLog: () => {}, onError: () => {},
+  })
+  log(`soak: ${options.clients} clients for ${options.seconds} s, the database restarted twice ...`)
+  await pg.initialise()
+  await pg.start()
+  const url = `postgres://postgres:soak@127.0.0.1:${pgPort}/postgres`
+  await migrate(url)
+  const check = connect(url, { max: 1 })
+  await check`call ingest_batch('departments', '[{"department_id": 1, "department_name": "Soak"}]')`
+  await check`call ingest_batch('jobs', '[{"job_id": 1, "job_name": "Soak"}]')`
+  await check.end()
+  const port = await freePort()
+  const server = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], {
+    cwd: projectRoot, env: { ...process.env, DATABASE_URL: url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'fatal', BACKUP_DIR: join(dir, 'backups') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const latencies: number[] = []
+  let answers = 0
+  let errors = 0
+  const acknowledged = new Map<string, number>()
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.stdout.on('data', (d) => { if (String(d).includes('API on')) resolve() })
+      server.on('exit', (code) => reject(new Error(`serve.mjs exited ${code}`)))
+    })
+    const started = performance.now()
+    const ends = started + options.seconds * 1000
+    let nextId = 1
+    const restarts = (async () => {
+      for (const at of [1 / 3, 2 / 3]) {
+        await new Promise((r) => setTimeout(r, Math.max(0, started + at * options.seconds * 1000 - performance.now())))
+        await pg.stop()
+        await new Promise((r) => setTimeout(r, 500))
+        await pg.start()
+      }
+    })()
+    await Promise.all(Array.from({ length: options.clients }, async (_, client) => {
+      while (performance.now() < ends) {
+        const first = nextId
+        nextId += 100
+        const key = `soak-${client}-${first}`
+        const body = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({
+          employee_id: first + i, employee_name: `Soak ${first + i}`, hiring_date: '2021-01-01T00:00:00Z', department_id: 1, job_id: 1 })))
+        // Retried with the same key until acknowledged: a lost answer is replayed, never doubled.
+        for (let attempt = 0; ; attempt++) {
+          const t0 = performance.now()
+          const res = await fetch(`http://127.0.0.1:${port}/tables/employees/rows`, { method: 'POST', headers: { 'content-type': 'application/json', 'idempotency-key': key }, body })
+            .catch(() => undefined)
+          const answer = res ? await res.json().catch(() => undefined) : undefined
+          latencies.push(performance.now() - t0)
+          answers++
+          if (res?.status === 200) {
+            acknowledged.set(key, answer.inserted)
+            break
+          }
+          errors++
+          if (attempt > 200) throw new Error(`soak: batch ${key} never acknowledged: ${res?.status} ${JSON.stringify(answer)}`)
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      }
+    }))
+    await restarts
+    const seconds = (performance.now() - started) / 1000
+    const after = connect(url, { max: 1 })
+    const [{ rows, distinct }] = await after`select count(*)::int as rows, count(distinct employee_id)::int as distinct from data.employees`
+    await after.end()
+    const acked = [...acknowledged.values()].reduce((a, b) => a + b, 0)
+    const checks = { soak_accounting: rows === acked && distinct === rows && acked === acknowledged.size * 100, soak_error_rate: Math.round((errors / answers) * 10000) / 10000 }
+    return {
+      checks,
+      row: { group: 'soak', measure: `${options.clients} clients POST 100-row batches for ${options.seconds} s, database restarted twice`, rows: acked, seconds,
+        p50_ms: percentile(latencies, 50), p99_ms: percentile(latencies, 99),
+        note: `${answers} answers, ${(100 * errors / answers).toFixed(1)}% not 200 (retried with the same key); ${rows} rows in the table, ${acked} acknowledged` },
+    }
+  } finally {
+    server.kill('SIGTERM')
+    await new Promise((r) => (server.exitCode !== null ? r(null) : server.on('exit', r)))
+    await pg.stop()
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 /** Runs the suite against the server at `serverUrl` (its user needs CREATEDB). */
-export async function bench(serverUrl: string, options: { rows: number; apiRows?: number; log?: (s: string) => void }): Promise<BenchResult> {
+export async function bench(serverUrl: string, options: { rows: number; apiRows?: number; soak?: { clients: number; seconds: number }; log?: (s: string) => void }): Promise<BenchResult> {
   const log = options.log ?? (() => {})
   const work = await mkdtemp(join(tmpdir(), 'hirebase-bench-'))
   const suffix = randomBytes(4).toString('hex')
@@ -250,6 +351,11 @@ export async function bench(serverUrl: string, options: { rows: number; apiRows?
       }
     } finally {
       await loadSql.end()
+    }
+    if (options.soak) {
+      const soaked = await soak({ ...options.soak, log })
+      results.push(soaked.row)
+      Object.assign(checks, soaked.checks)
     }
     return { rows: options.rows, generated: data, results, checks, table: markdown(results) }
   } finally {
