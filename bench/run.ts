@@ -151,8 +151,12 @@ export async function soak(options: { clients: number; seconds: number; log?: (s
         note: `${answers} answers, ${(100 * errors / answers).toFixed(1)}% not 200 (retried with the same key); ${rows} rows in the table, ${acked} acknowledged` },
     }
   } finally {
+    // Graceful stop, bounded: a server that does not exit within 15 s is killed (and said so).
+    const exited = new Promise((r) => (server.exitCode !== null || server.signalCode !== null ? r(null) : server.on('exit', r)))
     server.kill('SIGTERM')
-    await new Promise((r) => (server.exitCode !== null ? r(null) : server.on('exit', r)))
+    const late = setTimeout(() => { log('soak: serve.mjs did not exit within 15 s of SIGTERM: killed'); server.kill('SIGKILL') }, 15_000)
+    await exited
+    clearTimeout(late)
     await pg.stop()
     await rm(dir, { recursive: true, force: true })
   }

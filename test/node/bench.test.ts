@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import { bench } from '../../bench/run.ts'
 
 test('npm run bench runs end to end on 20k rows, and its numbers are right', { timeout: 300_000 }, async () => {
-  const result = await bench(process.env.TEST_SERVER_URL!, { rows: 20_000, apiRows: 5_000, soak: { clients: 4, seconds: 6 } })
+  const result = await bench(process.env.TEST_SERVER_URL!, { rows: 20_000, apiRows: 5_000, soak: { clients: 3, seconds: 4 } })
   assert.deepEqual(Object.entries(result.checks).filter(([, ok]) => ok === false), [])
   assert.equal(result.generated.valid + result.generated.rejected, 20_000)
   assert.ok(result.generated.rejected > 400 && result.generated.rejected < 1000, `${result.generated.rejected} invalid rows`)
