@@ -219,8 +219,9 @@ describe('a text/csv body of 1M tiny records', () => {
       assert.deepEqual([res.status, answer.error.code], [400, 'batch_too_large'])
       assert.match(answer.error.message, /the batch has 1000000 rows/)
       const worstMs = delay.max / 1e6
-      // ~50 ms per slice here; the bound leaves room for a busy shared machine.
-      assert.ok(worstMs < 200, `the event loop was held for ${worstMs.toFixed(0)} ms`)
+      // ~40 ms per slice on an idle machine; one synchronous parse held it ~1.3 s. The bound
+      // leaves room for a busy shared machine (descheduling counts as delay too).
+      assert.ok(worstMs < 500, `the event loop was held for ${worstMs.toFixed(0)} ms`)
     } finally {
       await api.close()
     }
