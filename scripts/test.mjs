@@ -4,10 +4,12 @@
 // Migrates a template database once; every test file clones its own from it.
 // Everything a run makes is named after it (databases hirebase_test_<run>_*, temp folders
 // under /tmp/hirebase-test-<run>/) and removed at its end, on SIGINT/SIGTERM, and, should
-// the run have been killed outright, by the next run: a live run holds an advisory lock.
+// the run have been killed outright, by the next run: a live run holds an advisory lock on
+// its server (for its databases) and its process id is in its folder (runs against other
+// servers share /tmp).
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { chmod, mkdir, readdir, rm } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { lib } from './ts.mjs'
@@ -32,25 +34,36 @@ const RUN_LOCK = 'hirebase.test'
 const tempRoot = (runId) => join(tmpdir(), `hirebase-test-${runId}`)
 const runOf = (name) => /^hirebase_test_(?:template_)?([0-9a-f]{8})(?:_|$)/.exec(name)?.[1]
 
-/** Drops the databases and folders of runs that are no longer alive (their lock is free). */
+const alive = (pid) => {
+  try { process.kill(pid, 0); return true } catch (err) { return err.code === 'EPERM' }
+}
+
+/** Drops the databases of runs whose lock is free, and the folders of runs whose process is gone. */
 async function removeDeadRuns(admin) {
   const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname)
-  const folders = (await readdir(tmpdir()).catch(() => [])).filter((n) => /^hirebase-test-[0-9a-f]{8}$/.test(n))
-  const runs = new Set([...names.map(runOf), ...folders.map((n) => n.slice(-8))].filter(Boolean))
-  for (const runId of runs) {
+  for (const runId of new Set(names.map(runOf).filter(Boolean))) {
     const [{ free }] = await admin`select pg_try_advisory_lock(hashtext(${RUN_LOCK}), hashtext(${runId})) as free`
     if (!free) continue
     try {
-      await removeRun(admin, runId)
+      await dropDatabases(admin, runId)
     } finally {
       await admin`select pg_advisory_unlock(hashtext(${RUN_LOCK}), hashtext(${runId}))`
     }
   }
+  for (const folder of (await readdir(tmpdir()).catch(() => [])).filter((n) => /^hirebase-test-[0-9a-f]{8}$/.test(n))) {
+    const pid = Number(await readFile(join(tmpdir(), folder, 'run.pid'), 'utf8').catch(() => '0'))
+    // A folder without its pid file is being made (or from a run killed at that instant): left.
+    if (pid > 0 && !alive(pid)) await rm(join(tmpdir(), folder), { recursive: true, force: true })
+  }
+}
+
+async function dropDatabases(admin, runId) {
+  const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname).filter((n) => runOf(n) === runId)
+  for (const name of names) await admin.unsafe(`drop database if exists "${name}" with (force)`)
 }
 
 async function removeRun(admin, runId) {
-  const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname).filter((n) => runOf(n) === runId)
-  for (const name of names) await admin.unsafe(`drop database if exists "${name}" with (force)`)
+  await dropDatabases(admin, runId)
   await rm(tempRoot(runId), { recursive: true, force: true })
 }
 
@@ -72,6 +85,7 @@ await run(async ({ url }, shutdown) => {
     // Traversable (not listable) by others: as root, an embedded server runs as `postgres`.
     await mkdir(temp, { mode: 0o711 })
     await chmod(temp, 0o711)
+    await writeFile(join(temp, 'run.pid'), String(process.pid))
     const files = argv._.length ? argv._.map(String) : await testFiles(join(projectRoot, 'test'))
     if (shutdown.aborted) return
     const code = await new Promise((resolve) => {
