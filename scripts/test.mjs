@@ -59,7 +59,11 @@ async function removeDeadRuns(admin) {
 
 async function dropDatabases(admin, runId) {
   const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname).filter((n) => runOf(n) === runId)
-  for (const name of names) await admin.unsafe(`drop database if exists "${name}" with (force)`)
+  for (const name of names) {
+    await admin.unsafe(`drop database if exists "${name}" with (force)`)
+    // Its API roles (sql/procedures/010-roles.sql): tests leave no role behind.
+    await admin.unsafe(`drop role if exists "hirebase_login_${name}", "hirebase_api_${name}"`)
+  }
 }
 
 async function removeRun(admin, runId) {

@@ -184,7 +184,7 @@ async function prune(folder: string, keep: number): Promise<void> {
 export async function backupTable(sql: Sql, table: string, options: BackupOptions): Promise<BackupResult> {
   return sql.begin(async (tx) => {
     await tx`select set_config('statement_timeout', '0', true)` // as long as the table is big
-    await tx`select api.lock_table(${table})`
+    await tx`select runner.lock_table(${table})`
     return writeBackup(tx, table, options)
   })
 }
@@ -465,13 +465,13 @@ export async function restoreTables(sql: Sql, tables: string[], options: Restore
   return sql.begin(async (tx) => {
     // A restore can take as long as the file is big.
     await tx`select set_config('statement_timeout', '0', true)`
-    for (const table of order) await tx`select api.lock_table(${table})`
+    for (const table of order) await tx`select runner.lock_table(${table})`
     // Resolved under the lock: a concurrent backup cannot prune the chosen file meanwhile.
     const files = new Map<string, string>()
     for (const table of order) files.set(table, await resolveBackupFile(options.dir, table, options.files?.[table]))
     for (const table of order) await stageFile(tx, table, files.get(table)!, options)
     const [{ result }] = await tx<{ result: Record<string, Omit<TableRestore, 'table' | 'file'>> }[]>`
-      select api.restore_apply(${order}, true) as result`
+      select runner.restore_apply(${order}, true) as result`
     const snapshots = new Map<string, string>()
     if (!options.dryRun) {
       try {
@@ -479,7 +479,7 @@ export async function restoreTables(sql: Sql, tables: string[], options: Restore
         // the apply), the next start finds it aborted and removes the snapshot.
         const [{ xid }] = await tx<{ xid: string }[]>`select txid_current()::text as xid`
         for (const table of order) snapshots.set(table, (await writeBackup(tx, table, options, PRE_RESTORE, { restore_xid: xid })).file)
-        await tx`select api.restore_apply(${order}, false)`
+        await tx`select runner.restore_apply(${order}, false)`
       } catch (err) {
         // The restore is rolled back: its snapshots would only be clutter.
         for (const file of snapshots.values()) {
@@ -499,7 +499,7 @@ export async function restoreTables(sql: Sql, tables: string[], options: Restore
 
 /** Streams one file into the session's restore_<table> staging table, checking it on the way. */
 async function stageFile(tx: Tx, table: string, path: string, options: RestoreOptions): Promise<void> {
-  await tx`select api.open_restore_stage(${table})`
+  await tx`select runner.open_restore_stage(${table})`
   const columns = await tableColumns(tx, table)
   let readers: FieldReader[] = []
   let pending: string[] = []

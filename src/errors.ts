@@ -92,6 +92,9 @@ export function toApiError(err: unknown): ApiError {
   }
   // A value in a request the database could not take (a parameter the schema let through).
   if (code.startsWith('22')) return { status: 400, code: 'bad_value', message }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return { status: 415, code: 'unsupported_media_type', message: `${message}: the API accepts application/json and text/csv (rows only) request bodies` }
+  }
   if (FRAMEWORK[code]) return { status: FRAMEWORK[code][0], code: FRAMEWORK[code][1], message }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, code: 'bad_request', message }
   return { status: 500, code: 'internal_error', message: 'internal error: see the server log' }

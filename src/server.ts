@@ -5,6 +5,7 @@ import { isIP } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import swagger from '@fastify/swagger'
 import { parse as csvParse } from 'csv-parse'
+import cors from '@fastify/cors'
 import { CSV_OPTIONS } from './csv.ts'
 import { connect, type Sql } from './database.ts'
 import { decodeBody } from './encoding.ts'
@@ -12,10 +13,11 @@ import { errorBody, refusalStatus, toApiError } from './errors.ts'
 import { projectVersion } from './paths.ts'
 import { backupTable, listBackups, restoreTables } from './backup.ts'
 import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUMNS, toCsv, type MeanOver } from './report.ts'
+import { apiConnection, type ApiConnection } from './roles.ts'
 
-/** The least-privilege role the API switches to (created by migration 0002). */
-export const API_ROLE = 'hirebase_api'
 const BODY_LIMIT = 2 * 1024 * 1024
+/** The only request bodies the API reads (others: 415). */
+export const ACCEPTED_TYPES = ['application/json', 'text/csv']
 
 /** Every wait the API may meet, bounded (README: "Timeouts"). */
 export interface Limits {
@@ -83,15 +85,66 @@ function gate(size: number) {
 }
 
 export interface ServerOptions {
+  /** The owner's URL: the runner's fixed statements (backups, restores) run on it, nothing else. */
   databaseUrl: string
+  /** How the API's own pool logs in (src/roles.ts); worked out from databaseUrl when absent. */
+  api?: ApiConnection
   /** Where backups live (BACKUP_DIR) and how many to keep per table (BACKUP_KEEP). */
   backupDir: string
   backupKeep?: number
   /** When set, POST routes require `Authorization: Bearer <token>`. */
   token?: string
+  /** When set, every route but /health and /openapi.json requires this token (or `token`). */
+  readToken?: string
+  /** The address the server listens on (HOST): requests must name it in Host. */
+  host?: string
+  /** More names a request's Host may give (ALLOWED_HOSTS), e.g. behind a proxy. */
+  allowedHosts?: string[]
+  /** Origins (scheme://host[:port]) whose pages may write and get CORS headers (ALLOWED_ORIGINS). */
+  allowedOrigins?: string[]
   logLevel?: string
   /** Timeouts and pool size; from the environment when not given. */
   limits?: Limits
+}
+
+/** A token from the environment: unset is undefined, blank is an error (nobody could use it). */
+export function tokenFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const value = env[name]
+  if (value === undefined || value === '') return undefined
+  if (value.trim() === '') throw new Error(`${name} is blank: set a real token, or unset it`)
+  return value
+}
+
+/** A comma-separated list from the environment, trimmed, empties dropped. */
+export const listFromEnv = (value: string | undefined) => (value ?? '').split(',').map((x) => x.trim()).filter(Boolean)
+
+/** A URL with its query string replaced, for logs (tokens travel in query strings too). */
+export const redactUrl = (url: string) => url.includes('?') ? `${url.slice(0, url.indexOf('?'))}?[redacted]` : url
+
+/** The host name and port of a Host header ([::1]:8000 included); null when it is not one. */
+function parseHost(header: string | undefined): { name: string; port: string } | null {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\[\]]+)(?::([0-9]{1,5}))?$/.exec(header ?? '')
+  return m ? { name: m[1].toLowerCase().replace(/\.$/, ''), port: m[2] ?? '80' } : null
+}
+
+/**
+ * Whether a request's Host names this server: the address it listens on, a loopback name
+ * when it listens on loopback, any IP literal when it listens on every address (an IP
+ * literal cannot be rebound by DNS), with the port it listens on; or a name in ALLOWED_HOSTS
+ * (with or without a port). Anything else may be a DNS-rebinding page.
+ */
+export function hostAllowed(header: string | undefined, listenHost: string, port: number, allowed: string[]): boolean {
+  const h = parseHost(header)
+  if (!h) return false
+  const lower = allowed.map((a) => a.toLowerCase())
+  if (lower.includes(h.name) || lower.includes(`${h.name}:${h.port}`)) return true
+  if (h.port !== String(port)) return false
+  const bare = h.name.replace(/^\[|\]$/g, '')
+  const listen = listenHost.toLowerCase().replace(/^\[|\]$/g, '')
+  if (bare === listen) return true
+  if (isLoopback(listen)) return bare === 'localhost' || bare === '127.0.0.1' || bare === '::1'
+  if (listen === '0.0.0.0' || listen === '::') return isIP(bare) !== 0
+  return false
 }
 
 export function isLoopback(host: string): boolean {
@@ -176,19 +229,28 @@ declare module 'fastify' {
   interface FastifyContextConfig { pool?: boolean; unbounded?: boolean }
 }
 
-export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sql: Sql }> {
+export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sql: Sql; runner: Sql; api: ApiConnection }> {
   const limits = options.limits ?? limitsFromEnv()
-  const sql = connect(options.databaseUrl, {
+  const api = options.api ?? await apiConnection(options.databaseUrl)
+  // Every request's statements run on this pool, as the API's login role (or, in the fallback,
+  // after SET ROLE).
+  const sql = connect(api.url, {
     max: limits.poolSize,
     idle_timeout: 60,
     connect_timeout: 5,
     connection: {
-      role: API_ROLE, application_name: 'hirebase-api',
+      ...(api.role ? { role: api.role } : {}), application_name: 'hirebase-api',
       statement_timeout: String(limits.statementTimeoutMs), lock_timeout: String(limits.lockTimeoutMs),
     } as Record<string, string>,
     // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
   })
+  // The runner's pool (the owner): only the fixed statements of backups and restores, which
+  // need runner.*; no statement on it is built from a request. Room for the backup runner's
+  // claim and backup, and the API's backups.
+  const runner = connect(options.databaseUrl, { max: limits.backupConcurrency + 2, idle_timeout: 60, connect_timeout: 5, connection: { application_name: 'hirebase-runner' } })
+  const listenHost = options.host ?? '127.0.0.1'
+  const allowedOrigins = options.allowedOrigins ?? []
   // Requests share the pool less two connections, which stay for the backup runner (its
   // claim and its backup); a request that cannot get one in time is a 503, not a queue.
   const requests = gate(limits.poolSize - 2)
@@ -204,7 +266,10 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
       connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs),
       requestTimeout: limits.requestTimeoutMs, headersTimeout: Math.min(limits.requestTimeoutMs, 60_000),
     } as never,
-    logger: { level: options.logLevel ?? 'info', stream: process.stderr },
+    logger: {
+      level: options.logLevel ?? 'info', stream: process.stderr,
+      serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: redactUrl(req.url) }) },
+    },
     // One line per request, written by our onResponse hook (with the batch's counts).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
@@ -232,13 +297,36 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   // clients do not hold the server open after their last response.
   let closing = false
   app.addHook('preClose', async () => { closing = true })
+  app.addHook('onClose', async () => { await runner.end({ timeout: 5 }) })
+
+  // A web page on another site must not reach the API: DNS rebinding (a Host that is not this
+  // server) and cross-origin writes are refused before anything else runs.
+  app.addHook('onRequest', async (request, reply) => {
+    const port = (app.server.address() as { port?: number } | null)?.port ?? 0
+    if (!hostAllowed(request.headers.host, listenHost, port, options.allowedHosts ?? [])) {
+      return reply.code(421).send(errorBody({ status: 421, code: 'unknown_host', message: `this server does not answer for Host "${request.headers.host ?? ''}"`, hint: 'use the address it listens on, or add the name to ALLOWED_HOSTS' }))
+    }
+    const origin = request.headers.origin
+    if (origin !== undefined && !['GET', 'HEAD', 'OPTIONS'].includes(request.method) && !allowedOrigins.includes(origin)) {
+      return reply.code(403).send(errorBody({ status: 403, code: 'forbidden_origin', message: `writes from pages of ${origin} are refused`, hint: 'list the origin in ALLOWED_ORIGINS' }))
+    }
+    if (options.readToken && !['/health', '/openapi.json'].includes(request.url.split('?')[0]) && request.method !== 'OPTIONS' &&
+        !authorized(request.headers.authorization, options.readToken) && !(options.token && authorized(request.headers.authorization, options.token))) {
+      reply.header('www-authenticate', 'Bearer')
+      return reply.code(401).send(errorBody({ status: 401, code: 'unauthorized', message: 'this server needs Authorization: Bearer <READ_TOKEN or API_TOKEN> for every route but /health' }))
+    }
+  })
+  // CORS headers only for the listed origins (none by default).
+  await app.register(cors, { origin: (origin, cb) => cb(null, origin !== undefined && allowedOrigins.includes(origin)), methods: ['GET', 'HEAD', 'POST'] })
+  // Bodies are JSON (or CSV, for ingest only): no text/plain, which a page may send anywhere.
+  app.removeContentTypeParser('text/plain')
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
     if (closing) reply.header('connection', 'close')
   })
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({
-      method: request.method, route: request.routeOptions.url ?? request.url, status: reply.statusCode,
+      method: request.method, route: request.routeOptions.url ?? redactUrl(request.url), status: reply.statusCode,
       ms: Math.round(reply.elapsedTime * 10) / 10, ...request.batchLog,
     }, 'request')
   })
@@ -275,7 +363,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     }
   })
   app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send(errorBody({ status: 404, code: 'not_found', message: `no route ${request.method} ${request.url}` }))
+    reply.code(404).send(errorBody({ status: 404, code: 'not_found', message: `no route ${request.method} ${redactUrl(request.url)}` }))
   })
 
   // ajv coerces '1e200000' to Infinity and lets it through an integer schema with a maximum.
@@ -422,7 +510,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
         : `${backupsRunning.size} backups are already running (BACKUP_CONCURRENCY): try again shortly`), { code: 'BACKUP_BUSY' })
     }
     backupsRunning.add(table)
-    const r = await backupTable(sql, table, backupOptions).finally(() => backupsRunning.delete(table))
+    const r = await backupTable(runner, table, backupOptions).finally(() => backupsRunning.delete(table))
     request.batchLog = { file: r.file, rows: r.rows }
     return reply.code(201).send({ table: r.table, file: r.file, path: r.file, rows: r.rows, bytes: r.bytes, sha256: r.sha256 })
   })
@@ -437,16 +525,19 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     return listBackups(options.backupDir, request.params.table)
   })
 
-  app.post<{ Params: { table: string }; Body: { file?: string; dry_run?: boolean } | undefined }>('/tables/:table/restore', {
+  app.post<{ Params: { table: string }; Body: { file?: string; newest?: true; dry_run?: boolean } }>('/tables/:table/restore', {
     preHandler: requireToken,
     schema: {
-      summary: 'Restore a table from its newest backup, or from a file named in the list', tags: ['backup'], security, params: tableOnly,
+      summary: 'Restore a table from a file named in the list, or from its newest backup with {"newest": true}', tags: ['backup'], security, params: tableOnly,
+      // A restore says what it restores: a bodiless POST (which any page can send) restores nothing.
       body: {
-        type: ['object', 'null'],
+        type: 'object',
         properties: {
           file: { type: 'string', pattern: '^(pre-restore/)?[0-9A-Za-z._-]+\\.avro$', description: 'a file from GET /tables/{table}/backups' },
+          newest: { type: 'boolean', enum: [true], description: 'restore the newest backup' },
           dry_run: { type: 'boolean', default: false },
         },
+        oneOf: [{ required: ['file'] }, { required: ['newest'] }],
         additionalProperties: false,
       },
       response: { 200: anyObject, ...errors },
@@ -454,7 +545,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     config: { unbounded: true },
   }, async (request) => {
     const { table } = request.params
-    const result = await restoreTables(sql, [table], { ...backupOptions, files: { [table]: request.body?.file }, dryRun: request.body?.dry_run })
+    const result = await restoreTables(runner, [table], { ...backupOptions, files: { [table]: request.body.file }, dryRun: request.body.dry_run })
     request.batchLog = { ...result.tables[0] }
     return { dry_run: result.dryRun, ...result.tables[0] }
   })
@@ -554,5 +645,5 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   app.get('/openapi.json', { schema: { hide: true }, config: { pool: false } }, async () => app.swagger())
   app.addHook('onClose', async () => { await healthSql?.end({ timeout: 1 }) })
 
-  return { app, sql }
+  return { app, sql, runner, api }
 }

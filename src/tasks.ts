@@ -38,29 +38,39 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadRe
  * finishes in-flight requests and the backup in progress, closes the pool.
  */
 export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
-  const { buildServer, checkListenAddress, limitsFromEnv } = await import('./server.ts')
+  const { buildServer, checkListenAddress, limitsFromEnv, listFromEnv, tokenFromEnv } = await import('./server.ts')
   const { backupDirFromEnv, cleanBackupFolder, keepFromEnv, maxBlockBytesFromEnv } = await import('./backup.ts')
+  const { apiConnection, embeddedApiPasswordFile } = await import('./roles.ts')
   const host = process.env.HOST ?? '127.0.0.1'
   const port = Number(process.env.PORT ?? 8000)
-  const token = process.env.API_TOKEN || undefined
+  const token = tokenFromEnv('API_TOKEN')
+  const readToken = tokenFromEnv('READ_TOKEN') ?? (process.env.API_TOKEN_READS === '1' ? token : undefined)
+  if (process.env.API_TOKEN_READS === '1' && !token) throw new Error('API_TOKEN_READS=1 closes reads with API_TOKEN, which is not set')
   checkListenAddress(host, token)
   maxBlockBytesFromEnv() // a bad value is refused at start, not at the first restore
-  const { app, sql } = await buildServer({
-    databaseUrl: url, token, logLevel: process.env.LOG_LEVEL, backupDir: backupDirFromEnv(), backupKeep: keepFromEnv(), limits: limitsFromEnv(),
+  const api = await apiConnection(url, {
+    apiUrl: process.env.API_DATABASE_URL || undefined,
+    passwordFile: process.env.DATABASE_URL ? undefined : embeddedApiPasswordFile(),
+  })
+  if (api.warning) process.stderr.write(`\n${'!'.repeat(78)}\n${api.warning}\n${'!'.repeat(78)}\n\n`)
+  const { app, sql, runner } = await buildServer({
+    databaseUrl: url, api, token, readToken, host, logLevel: process.env.LOG_LEVEL, backupDir: backupDirFromEnv(), backupKeep: keepFromEnv(),
+    limits: limitsFromEnv(), allowedHosts: listFromEnv(process.env.ALLOWED_HOSTS), allowedOrigins: listFromEnv(process.env.ALLOWED_ORIGINS),
   })
   // What an interrupted backup or restore left behind.
   const removed = await cleanBackupFolder(sql, backupDirFromEnv())
   if (removed.length) app.log.info({ removed }, 'removed leftovers of interrupted backups and restores')
   await app.listen({ host, port })
   const { startBackupWorker } = await import('./worker.ts')
-  const worker = await startBackupWorker(sql, {
+  const worker = await startBackupWorker(runner, {
     dir: backupDirFromEnv(), keep: keepFromEnv(), log: (msg, fields) => app.log.info(fields, msg),
   })
   console.log(`API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
-    ` (OpenAPI: /openapi.json; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'})`)
+    ` (OpenAPI: /openapi.json; database login ${api.how}; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'}` +
+    `${readToken ? ', reads too' : ''})`)
   await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
+  await worker.stop() // lets a backup in progress finish (the runner's pool closes with the app)
   await app.close()
-  await worker.stop() // lets a backup in progress finish
   await sql.end({ timeout: 5 })
 }
 

@@ -18,15 +18,15 @@ export async function startBackupWorker(sql: Sql, options: BackupOptions & { log
 
   /** Takes one request; false when none is pending. */
   const takeOne = () => sql.begin(async (tx) => {
-    const [request] = await tx<{ request_id: string; table_name: string }[]>`select * from api.claim_backup_request(${worker})`
+    const [request] = await tx<{ request_id: string; table_name: string }[]>`select * from runner.claim_backup_request(${worker})`
     if (!request) return false
     try {
       // The claim's row lock is held (tx stays open) while another connection writes the backup.
       const r = await backupTable(sql, request.table_name, options)
-      await tx`select api.finish_backup_request(${request.request_id}, ${r.file}, ${r.rows}, ${r.bytes}, ${r.sha256}, null)`
+      await tx`select runner.finish_backup_request(${request.request_id}, ${r.file}, ${r.rows}, ${r.bytes}, ${r.sha256}, null)`
       log('backup request done', { request_id: request.request_id, table: request.table_name, file: r.file, rows: r.rows })
     } catch (err) {
-      await tx`select api.finish_backup_request(${request.request_id}, null, null, null, null, ${(err as Error).message})`
+      await tx`select runner.finish_backup_request(${request.request_id}, null, null, null, null, ${(err as Error).message})`
       log('backup request failed', { request_id: request.request_id, table: request.table_name, error: (err as Error).message })
     }
     return true

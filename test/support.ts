@@ -3,14 +3,17 @@
 import { randomBytes } from 'node:crypto'
 import { after } from 'node:test'
 import { cloneDatabase, connect, type Sql } from '../src/database.ts'
+import { applyDefinitions } from '../src/migrate.ts'
+import { apiRoles, type ApiRoles } from '../src/roles.ts'
 
 const serverUrl = process.env.TEST_SERVER_URL
 const template = process.env.TEST_TEMPLATE
 if (!serverUrl || !template) throw new Error('run the tests with `npm test`: it prepares the database they need')
 
-export interface TestDatabase { url: string; name: string; sql: Sql }
+export interface TestDatabase { url: string; name: string; sql: Sql; roles: ApiRoles }
 
-/** A fresh, migrated database, dropped when the test file ends. */
+/** A fresh, migrated database, dropped when the test file ends, with its own API roles (made
+ *  by re-applying the definitions: a clone's roles are named after it) dropped after it. */
 export async function freshDatabase(): Promise<TestDatabase> {
   // Named after the run, which removes it even if this process is killed.
   const name = `hirebase_test_${process.env.TEST_RUN ?? '00000000'}_${randomBytes(5).toString('hex')}`
@@ -18,9 +21,23 @@ export async function freshDatabase(): Promise<TestDatabase> {
   const sql = connect(url, { max: 4 })
   after(async () => {
     await sql.end({ timeout: 5 })
-    const admin = connect(serverUrl!, { max: 1 })
-    await admin.unsafe(`drop database if exists ${name} with (force)`)
-    await admin.end()
+    await dropDatabase(name)
   })
-  return { url, name, sql }
+  await applyDefinitions(sql)
+  return { url, name, sql, roles: await apiRoles(sql) }
 }
+
+/** Drops a test database and the roles named after it. */
+export async function dropDatabase(name: string): Promise<void> {
+  const admin = connect(serverUrl!, { max: 1 })
+  try {
+    await admin.unsafe(`drop database if exists ${name} with (force)`)
+    // The same names as internal.api_role() and internal.api_login_role() (test names are short).
+    await admin.unsafe(`drop role if exists hirebase_login_${name}, hirebase_api_${name}`)
+  } finally {
+    await admin.end()
+  }
+}
+
+/** Connects to the test server's database `name` (e.g. one a test made itself). */
+export const serverUrlFor = (name: string) => Object.assign(new URL(serverUrl!), { pathname: `/${name}` }).toString()

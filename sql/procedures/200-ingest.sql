@@ -6,7 +6,29 @@
 -- Raises IBTAB for an unknown table. Takes the table's ingest lock until commit: shared for a
 -- batch, exclusive for a bulk write.
 
--- Creates (once per session) or empties the staging table.
+-- A temp table in this session that the current user (in a SECURITY DEFINER routine: the
+-- owner) made itself, or 42501. The session's caller shares pg_temp and could have made an
+-- object of that name first, with a trigger or a rule that would then run as the owner. Only
+-- a table's owner can add triggers, rules or policies to it, or make it a view, and nobody can
+-- give a table to a role he is not a member of: so a plain table owned by the current user,
+-- with none of those, is one the caller cannot have touched.
+create or replace function internal.check_own_temp(p_name text) returns regclass
+language plpgsql stable as $$
+declare
+  v_table regclass := to_regclass('pg_temp.' || quote_ident(p_name));
+begin
+  if v_table is null or not exists (
+      select from pg_class c
+       where c.oid = v_table and c.relnamespace = pg_my_temp_schema() and c.relkind = 'r'
+         and c.relowner = (select oid from pg_roles where rolname = current_user) and not c.relhastriggers and not c.relhasrules
+         and not c.relrowsecurity and not c.relhassubclass) then
+    raise exception 'the temporary table % of this session was not made by %', p_name, current_user
+      using errcode = '42501', hint = 'drop your own pg_temp.' || quote_ident(p_name) || ' or start a new session';
+  end if;
+  return v_table;
+end $$;
+
+-- Creates (once per session) or empties the staging table, which the owner makes and checks.
 create or replace function api.open_ingest_input() returns void
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 begin
@@ -14,9 +36,9 @@ begin
     -- unreadable: the reason code of a row that could not be staged as it came (bad_encoding,
     -- unreadable); its payload is then what was received, as a JSON string.
     create temp table ingest_input (position bigint not null, payload jsonb, fields text[], unreadable text) on commit delete rows;
-  else
-    truncate pg_temp.ingest_input;
   end if;
+  perform internal.check_own_temp('ingest_input');
+  truncate pg_temp.ingest_input;
 end $$;
 
 create or replace function internal.check_table(p_table text) returns data.dictionary_tables
@@ -237,6 +259,7 @@ declare
   v_counts record;
   v_again record;
   v_aside text[] := '{}';
+  v_input regclass := internal.check_own_temp('ingest_input');  -- before anything reads it
   v_rows bigint := (select count(*) from pg_temp.ingest_input);
   v_bulk boolean := v_rows > internal.bulk_threshold();
   v_statement text := internal.ingest_statement(p_batch.table_name, p_batch.format = 'csv', not v_bulk);

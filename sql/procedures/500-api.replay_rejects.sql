@@ -20,6 +20,8 @@ begin
   perform internal.check_table(p_table);
   perform internal.lock_table(p_table);
 
+  -- Temp tables made here are the owner's: CREATE fails if the caller made one of the name
+  -- first (and DROP cannot drop the caller's), so nothing of the caller's is ever read.
   drop table if exists pg_temp.replay_map;
   create temp table replay_map on commit drop as
   select r.batch_id as orig_batch_id, r.position as orig_position,

@@ -9,9 +9,16 @@ create or replace function api.check_table(p_table text) returns text
 language sql stable security definer set search_path = pg_catalog, pg_temp
 return (internal.check_table(p_table)).table_name;
 
+-- The runner's plumbing (this file's runner.* and the backup queue's in 700) lives in the
+-- schema runner, which only the owner may use: the runner connects as the owner, and the
+-- functions run as their caller (no SECURITY DEFINER), so none can lend the owner's rights.
+drop function if exists api.lock_table(text);
+drop function if exists api.open_restore_stage(text);
+drop function if exists api.restore_apply(text[], boolean);
+
 -- Takes the table's ingest lock (backup, restore and ingest never interleave) until commit.
-create or replace function api.lock_table(p_table text) returns void
-language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+create or replace function runner.lock_table(p_table text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
 begin
   perform internal.check_table(p_table);
   perform internal.lock_table(p_table);
@@ -41,10 +48,10 @@ return case
   else internal.refuse_datetime(p_value)
 end;
 
--- Creates (or empties) the session's staging table restore_<table>, writable by the API's
--- role, which COPYs into it: ids as integers (COPY checks them), the rest as text.
-create or replace function api.open_restore_stage(p_table text) returns void
-language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+-- Creates (or empties) the session's staging table restore_<table>, which the runner COPYs
+-- into: ids as integers (COPY checks them), the rest as text.
+create or replace function runner.open_restore_stage(p_table text) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
 declare
   v_stage text := 'restore_' || (internal.check_table(p_table)).table_name;
 begin
@@ -52,15 +59,14 @@ begin
   execute format('create temp table %I (%s) on commit drop', v_stage,
     (select string_agg(format('%I %s', field, case kind when 'id' then 'integer' else 'text' end), ', ' order by ordinal)
        from data.dictionary_fields where table_name = p_table));
-  execute format('grant insert on pg_temp.%I to hirebase_api', v_stage);
 end $$;
 
 -- Checks the staged tables and, unless p_dry_run, makes each table's contents equal to its
 -- stage: new rows inserted, changed rows updated, missing rows deleted (parents before
 -- children on the way in, children before parents on the way out). Returns per table:
 -- rows_before, rows_after, added, changed, removed.
-create or replace function api.restore_apply(p_tables text[], p_dry_run boolean default false) returns jsonb
-language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+create or replace function runner.restore_apply(p_tables text[], p_dry_run boolean default false) returns jsonb
+language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
 declare
   t record;
   f record;

@@ -21,10 +21,13 @@ begin
   return v_ids;
 end $$;
 
+drop function if exists api.claim_backup_request(text);
+drop function if exists api.finish_backup_request(bigint, text, bigint, bigint, text, text);
+
 -- Takes the oldest pending request and keeps it locked until the caller's transaction
 -- ends: two runners never take the same one, and a runner that dies gives it back.
-create or replace function api.claim_backup_request(p_worker text) returns setof data.backup_requests
-language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
+create or replace function runner.claim_backup_request(p_worker text) returns setof data.backup_requests
+language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
 begin
   return query
   update data.backup_requests r
@@ -37,9 +40,9 @@ begin
   returning r.*;
 end $$;
 
-create or replace function api.finish_backup_request(p_request_id bigint, p_file text, p_rows bigint, p_bytes bigint, p_sha256 text, p_error text)
+create or replace function runner.finish_backup_request(p_request_id bigint, p_file text, p_rows bigint, p_bytes bigint, p_sha256 text, p_error text)
 returns void
-language sql volatile security definer set search_path = pg_catalog, pg_temp as $$
+language sql volatile set search_path = pg_catalog, pg_temp as $$
   update data.backup_requests
      set finished_at = clock_timestamp(), file = p_file, rows = p_rows, bytes = p_bytes, sha256 = p_sha256, error = p_error
    where request_id = p_request_id
@@ -94,8 +97,10 @@ begin
 end $$;
 
 -- Deletes what has outlived p_retention: ingest batches (with their rejects), finished
--- backup requests, pg_cron's run history (it otherwise grows without bound), and
--- idempotency keys older than p_key_retention (at least a day). Returns what it deleted.
+-- backup requests, pg_cron's run history of this database's jobs (it otherwise grows without
+-- bound), and idempotency keys older than p_key_retention (at least a day). Returns what it
+-- deleted.
+-- The owner's (pg_cron runs it as the owner): the API role may not execute it (900-grants).
 create or replace function api.housekeeping(p_retention interval default '90 days', p_key_retention interval default '7 days') returns jsonb
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 declare
@@ -110,8 +115,11 @@ begin
   get diagnostics v_requests = row_count;
   delete from data.idempotency_keys where created_at < now() - p_key_retention;
   get diagnostics v_keys = row_count;
+  -- Only the run history of this database's own jobs: other databases' history is theirs.
   if to_regclass('cron.job_run_details') is not null then
-    execute 'delete from cron.job_run_details where end_time < now() - $1' using p_retention;
+    execute $q$delete from cron.job_run_details d where d.end_time < now() - $1
+                 and d.jobid in (select j.jobid from cron.job j where j.database = current_database() and j.jobname like 'hirebase\_%')$q$
+      using p_retention;
     get diagnostics v_runs = row_count;
   end if;
   return jsonb_build_object('ingest_batches', v_batches, 'backup_requests', v_requests, 'idempotency_keys', v_keys, 'cron_runs', v_runs);

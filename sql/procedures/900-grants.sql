@@ -1,6 +1,34 @@
--- Least privilege: the API's role (hirebase_api, created by 0002) may execute the api
--- routines and read the tables and views, nothing else. Routines run as their owner.
-revoke execute on all routines in schema api, internal from public;
-grant usage on schema api, data, report to hirebase_api;
-grant execute on all routines in schema api to hirebase_api;
-grant select on all tables in schema data, report to hirebase_api;
+-- Least privilege: the API's role (internal.api_role(), made by 010-roles.sql) may execute the
+-- api routines and read the tables and views, nothing else. Routines run as their owner.
+-- Grants to any other role (e.g. the cluster-wide hirebase_api of versions before 0.2, which
+-- every migrating owner joined) are revoked, so no role reaches this database by them.
+revoke execute on all routines in schema api, internal, runner from public;
+do $$
+declare
+  v_api text := internal.api_role();
+  r record;
+begin
+  for r in
+    select distinct g.rolname from (
+      select n.nspacl as acl from pg_namespace n where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
+      union all
+      select c.relacl from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
+      union all
+      select p.proacl from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
+    ) a, aclexplode(a.acl) x join pg_roles g on g.oid = x.grantee
+    where g.rolname <> v_api and g.oid <> (select datdba from pg_database where datname = current_database())
+  loop
+    execute format('revoke all on all tables in schema api, data, report, internal, runner from %I', r.rolname);
+    execute format('revoke all on all routines in schema api, data, report, internal, runner from %I', r.rolname);
+    execute format('revoke all on schema api, data, report, internal, runner from %I', r.rolname);
+  end loop;
+  -- Only the owner and the API role connect; nobody else may make temporary objects (the
+  -- SECURITY DEFINER routines also check every temp table they touch: 200-ingest.sql).
+  execute format('revoke connect, temporary on database %I from public', current_database());
+  execute format('grant connect on database %I to %I', current_database(), v_api);
+  execute format('grant usage on schema api, data, report to %I', v_api);
+  execute format('grant execute on all routines in schema api to %I', v_api);
+  execute format('grant select on all tables in schema data, report to %I', v_api);
+  -- The loader's staging and housekeeping are the owner's: housekeeping deletes the ingest log.
+  execute format('revoke execute on function api.open_ingest_input(), api.ingest_staged(text, text, boolean), api.housekeeping(interval, interval) from %I', v_api);
+end $$;

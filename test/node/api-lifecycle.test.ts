@@ -39,9 +39,10 @@ test('database down: 503 quickly, no crash; back up: the server recovers by itse
   await pg.initialise()
   await pg.start()
   const url = `postgres://postgres:restart-test@127.0.0.1:${port}/postgres`
+  // Migrated first: the server logs in as the database's API login role, which migrating makes.
+  await migrate(url).catch(async (err) => { await pg.stop(); throw err })
   const { app, sql } = await buildServer({ databaseUrl: url, logLevel: 'silent', backupDir: join(dir, 'backups') })
   try {
-    await migrate(url)
     await app.listen({ host: '127.0.0.1', port: 0 })
     const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
     const health = () => fetch(`${base}/health`).then((r) => r.status)

@@ -268,9 +268,9 @@ describe('security', () => {
   })
 
   test('the API\'s database role can call the procedures and read, and nothing else', async () => {
-    const role = connect(db.url, { max: 1, connection: { role: 'hirebase_api' } })
+    const role = connect(db.url, { max: 1, connection: { role: db.roles.api } })
     try {
-      assert.equal((await role`select current_user as u`)[0].u, 'hirebase_api')
+      assert.equal((await role`select current_user as u`)[0].u, db.roles.api)
       await role`select count(*) from employees`
       await role`call ingest_batch('jobs', '[{"job_id": 970, "job_name": "Via role"}]')`
       for (const statement of [

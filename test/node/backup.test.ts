@@ -321,7 +321,7 @@ describe('API routes', () => {
     assert.equal((await post('/tables/jobs/restore', { file: '../departments/x.avro' })).status, 400)
     const missing = await post('/tables/jobs/restore', { file: 'nope.avro' })
     assert.deepEqual([missing.status, (await missing.json()).error.code], [404, 'backup_not_found'])
-    assert.equal((await post('/tables/salaries/restore', {})).status, 404)
+    assert.equal((await post('/tables/salaries/restore', { newest: true })).status, 404)
     assert.equal((await fetch(`${base}/tables/salaries/backups`)).status, 404)
     await ingest('departments', [{ department_id: 60, department_name: 'Fresh' }])
     await ingest('employees', [{ employee_id: 60, employee_name: 'Orphan-to-be', hiring_date: '2021-01-01T00:00:00Z', department_id: 60, job_id: 1 }])

@@ -28,8 +28,8 @@ const until = async (check: () => Promise<boolean>, ms: number) => {
 }
 const pending = async () => (await sql`select count(*)::int as n from data.backup_requests where finished_at is null`)[0].n
 
-/** A pool as the server has it: the least-privilege role. */
-const apiPool = () => connect(db.url, { max: 4, connection: { role: 'hirebase_api' } })
+/** A pool as the server's runner has it: the owner (the API role may not use runner.*). */
+const apiPool = () => connect(db.url, { max: 4 })
 
 describe('the backup runner', () => {
   test('requests queued while no runner is up are taken when one starts', async () => {
@@ -88,7 +88,7 @@ describe('the backup runner', () => {
     const [{ ids: [id] }] = await sql`select api.request_backup('departments') as ids`
     const dying = connect(db.url, { max: 1 })
     await assert.rejects(dying.begin(async (tx) => {
-      const [claimed] = await tx`select * from api.claim_backup_request('doomed')`
+      const [claimed] = await tx`select * from runner.claim_backup_request('doomed')`
       assert.equal(claimed.request_id, id)
       throw new Error('the runner died')
     }))
