@@ -11,7 +11,7 @@ const { backupCommand, listCommand, verifyCommand } = await lib('tasks.ts')
 const usage = 'usage: zx scripts/backup.mjs <table>... | --all | --verify <file> [--table <table>] | --list <table>'
 await run(async ({ url }) => {
   if (argv.verify) return verifyCommand(url, String(argv.verify), argv.table)
-  if (argv.list) return listCommand(String(argv.list))
+  if (argv.list) return listCommand(url, String(argv.list))
   if (!argv.all && argv._.length === 0) throw new Error(usage)
   await backupCommand(url, argv.all ? 'all' : argv._.map(String))
 })

@@ -49,6 +49,45 @@ export function keepFromEnv(): number {
 const BACKUP_NAME = /^\d{8}T\d{9}Z\.avro$/
 const stamp = (d: Date) => d.toISOString().replace(/[-:.]/g, '')
 
+/**
+ * Each database's backups in a folder of their own, <BACKUP_DIR>/<database>/<table>/…, so two
+ * databases sharing BACKUP_DIR never see each other's files. Characters other than letters,
+ * digits, _ and - are %-encoded (no dots: a database named .. stays inside).
+ */
+export function databaseFolder(root: string, database: string): string {
+  return join(root, database.replace(/[^A-Za-z0-9_-]/g, (c) => [...Buffer.from(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('')))
+}
+
+/** The backup folder of the database `sql` is connected to. */
+export async function backupDirOf(sql: Queryable, root: string): Promise<string> {
+  const [{ database }] = await sql<{ database: string }[]>`select current_database() as database`
+  return databaseFolder(root, database)
+}
+
+/** A clock a little fast may name a file slightly ahead; anything further is not ours to trust. */
+const FUTURE_SLACK_MS = 60_000
+
+/**
+ * The files in `folder` that the toolkit wrote: named by it (a timestamp), regular files
+ * (lstat: no symlinks, FIFOs or devices), not named in the future. Oldest first. Anything else
+ * is never listed, restored as "the newest" or pruned; a future name gets a warning.
+ */
+async function toolkitFiles(folder: string): Promise<string[]> {
+  const names = (await readdir(folder).catch(() => [] as string[])).filter((n) => BACKUP_NAME.test(n)).sort()
+  const files: string[] = []
+  for (const name of names) {
+    const info = await lstat(join(folder, name)).catch(() => undefined)
+    if (!info?.isFile()) continue
+    const named = Date.parse(name.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(\d{3})Z\.avro$/, '$1-$2-$3T$4:$5:$6.$7Z'))
+    if (!(named <= Date.now() + FUTURE_SLACK_MS)) {
+      process.emitWarning(`ignoring ${join(folder, name)}: it is named after a time in the future`)
+      continue
+    }
+    files.push(name)
+  }
+  return files
+}
+
 /** Writes the table's current rows (as `tx` sees them) to <dir>/<table>[/<subfolder>]/<stamp>.avro. */
 async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfolder = '', meta: Record<string, string> = {}): Promise<BackupResult> {
   try {
@@ -171,9 +210,9 @@ async function readSidecar(path: string): Promise<string | undefined> {
   return text?.split(/\s+/)[0]
 }
 
-/** Keeps the newest `keep` backups in a folder. */
+/** Keeps the newest `keep` backups in a folder (only files the toolkit wrote count or go). */
 async function prune(folder: string, keep: number): Promise<void> {
-  const names = (await readdir(folder)).filter((n) => n.endsWith('.avro')).sort()
+  const names = await toolkitFiles(folder)
   for (const name of names.slice(0, Math.max(0, names.length - keep))) {
     await rm(join(folder, name), { force: true })
     await rm(join(folder, `${name}.sha256`), { force: true })
@@ -196,9 +235,8 @@ export async function listBackups(dir: string, table: string): Promise<BackupInf
   const list: BackupInfo[] = []
   for (const [sub, kind] of [['', 'backup'], [PRE_RESTORE, 'pre-restore']] as const) {
     const folder = join(dir, table, sub)
-    // The toolkit's timestamped files, newest first; any other .avro files after them.
-    const names = (await readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith('.avro'))
-      .sort((a, b) => Number(BACKUP_NAME.test(b)) - Number(BACKUP_NAME.test(a)) || b.localeCompare(a))
+    // The toolkit's own files only, newest first.
+    const names = (await toolkitFiles(folder)).reverse()
     for (const name of names) {
       const path = join(folder, name)
       // Regular files only: a FIFO or a device named *.avro would block its reader.
@@ -238,6 +276,8 @@ export async function resolveBackupFile(dir: string, table: string, file?: strin
     const real = await realpath(candidate).catch(() => undefined)
     if (real) {
       if (!inside(real)) throw outside()
+      // The file itself, not a link to one, and a file (a FIFO would hang the reading).
+      if (!(await lstat(candidate)).isFile()) throw new BackupFileError('bad_backup', `refused: ${file} is not a regular file (a symbolic link, a FIFO or a device)`)
       return real
     }
   }

@@ -11,7 +11,7 @@ import { connect, type Sql } from './database.ts'
 import { decodeBody } from './encoding.ts'
 import { errorBody, refusalStatus, toApiError } from './errors.ts'
 import { projectVersion } from './paths.ts'
-import { backupTable, listBackups, restoreTables } from './backup.ts'
+import { backupTable, databaseFolder, listBackups, restoreTables } from './backup.ts'
 import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUMNS, toCsv, type MeanOver } from './report.ts'
 import { apiConnection, type ApiConnection } from './roles.ts'
 
@@ -488,7 +488,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   })
 
   // Backups: the runner writes and reads the files; the database locks, stages and swaps.
-  const backupOptions = { dir: options.backupDir, keep: options.backupKeep ?? 7 }
+  const backupOptions = { dir: databaseFolder(options.backupDir, api.roles.database), keep: options.backupKeep ?? 7 }
   const backupsRunning = new Set<string>()
   const tableOnly = { type: 'object', properties: { table: tableParam }, required: ['table'] }
 
@@ -522,7 +522,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     },
   }, async (request) => {
     await sql`select api.check_table(${request.params.table})` // 404 for an unknown table
-    return listBackups(options.backupDir, request.params.table)
+    return listBackups(backupOptions.dir, request.params.table)
   })
 
   app.post<{ Params: { table: string }; Body: { file?: string; newest?: true; dry_run?: boolean } }>('/tables/:table/restore', {

@@ -39,7 +39,7 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadRe
  */
 export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   const { buildServer, checkListenAddress, limitsFromEnv, listFromEnv, tokenFromEnv } = await import('./server.ts')
-  const { backupDirFromEnv, cleanBackupFolder, keepFromEnv, maxBlockBytesFromEnv } = await import('./backup.ts')
+  const { backupDirFromEnv, cleanBackupFolder, databaseFolder, keepFromEnv, maxBlockBytesFromEnv } = await import('./backup.ts')
   const { apiConnection, embeddedApiPasswordFile } = await import('./roles.ts')
   const host = process.env.HOST ?? '127.0.0.1'
   const port = Number(process.env.PORT ?? 8000)
@@ -58,12 +58,12 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
     limits: limitsFromEnv(), allowedHosts: listFromEnv(process.env.ALLOWED_HOSTS), allowedOrigins: listFromEnv(process.env.ALLOWED_ORIGINS),
   })
   // What an interrupted backup or restore left behind.
-  const removed = await cleanBackupFolder(sql, backupDirFromEnv())
+  const removed = await cleanBackupFolder(sql, databaseFolder(backupDirFromEnv(), api.roles.database))
   if (removed.length) app.log.info({ removed }, 'removed leftovers of interrupted backups and restores')
   await app.listen({ host, port })
   const { startBackupWorker } = await import('./worker.ts')
   const worker = await startBackupWorker(runner, {
-    dir: backupDirFromEnv(), keep: keepFromEnv(), log: (msg, fields) => app.log.info(fields, msg),
+    dir: databaseFolder(backupDirFromEnv(), api.roles.database), keep: keepFromEnv(), log: (msg, fields) => app.log.info(fields, msg),
   })
   console.log(`API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
     ` (OpenAPI: /openapi.json; database login ${api.how}; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'}` +
@@ -84,11 +84,11 @@ const clearTty = () => { if (ttyRows) process.stderr.write('\r\x1b[K') }
 
 /** `backup.mjs <table...|--all>`: one Avro file per table, then its path, rows, bytes and SHA-256. */
 export async function backupCommand(url: string, tables: string[] | 'all'): Promise<void> {
-  const { backupDirFromEnv, backupTable, keepFromEnv } = await import('./backup.ts')
+  const { backupDirFromEnv, backupDirOf, backupTable, keepFromEnv } = await import('./backup.ts')
   const { tablesInLoadOrder } = await import('./load.ts')
   const sql = connect(url, { max: 1 })
   try {
-    const options = { dir: backupDirFromEnv(), keep: keepFromEnv(), progress: ttyRows }
+    const options = { dir: await backupDirOf(sql, backupDirFromEnv()), keep: keepFromEnv(), progress: ttyRows }
     for (const table of tables === 'all' ? await tablesInLoadOrder(sql) : tables) {
       const r = await backupTable(sql, table, options)
       clearTty()
@@ -113,22 +113,24 @@ export async function verifyCommand(url: string, file: string, table?: string): 
 }
 
 /** `backup.mjs --list <table>`: the backups and pre-restore snapshots of a table. */
-export async function listCommand(table: string): Promise<void> {
-  const { backupDirFromEnv, listBackups } = await import('./backup.ts')
-  const list = await listBackups(backupDirFromEnv(), table)
-  if (list.length === 0) console.log(`no backups of ${table} in ${backupDirFromEnv()}`)
+export async function listCommand(url: string, table: string): Promise<void> {
+  const { backupDirFromEnv, backupDirOf, listBackups } = await import('./backup.ts')
+  const sql = connect(url, { max: 1 })
+  const dir = await backupDirOf(sql, backupDirFromEnv()).finally(() => sql.end())
+  const list = await listBackups(dir, table)
+  if (list.length === 0) console.log(`no backups of ${table} in ${dir}`)
   for (const b of list) console.log(`${b.file}\t${b.kind}\t${b.rows ?? '?'} rows\t${mb(b.bytes)}\t${b.created_at ?? ''}`)
 }
 
 /** `restore.mjs <table> [file] | --all`, optionally `--dry-run`. */
 export async function restoreCommand(url: string, tables: string[] | 'all', file: string | undefined, dryRun: boolean): Promise<void> {
-  const { backupDirFromEnv, keepFromEnv, restoreTables } = await import('./backup.ts')
+  const { backupDirFromEnv, backupDirOf, keepFromEnv, restoreTables } = await import('./backup.ts')
   const { tablesInLoadOrder } = await import('./load.ts')
   const sql = connect(url, { max: 1 })
   try {
     const names = tables === 'all' ? await tablesInLoadOrder(sql) : tables
     const result = await restoreTables(sql, names, {
-      dir: backupDirFromEnv(), keep: keepFromEnv(), dryRun, progress: ttyRows, files: file ? { [names[0]]: file } : {},
+      dir: await backupDirOf(sql, backupDirFromEnv()), keep: keepFromEnv(), dryRun, progress: ttyRows, files: file ? { [names[0]]: file } : {},
     })
     clearTty()
     for (const t of result.tables) {

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { after, before, describe, test } from 'node:test'
 import avro from 'avsc'
-import { backupTable, listBackups, restoreTables, verifyBackup } from '../../src/backup.ts'
+import { backupTable, databaseFolder, listBackups, restoreTables, verifyBackup } from '../../src/backup.ts'
 import { projectRoot } from '../../src/paths.ts'
 import { buildServer } from '../../src/server.ts'
 import { freshDatabase } from '../support.ts'
@@ -224,7 +224,7 @@ describe('crash safety', () => {
     const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/backup.mjs', 'employees'], {
       cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, BACKUP_DIR: crashDir }, stdio: 'ignore',
     })
-    const folder = join(crashDir, 'employees')
+    const folder = join(databaseFolder(crashDir, db.name), 'employees')
     let sawTmp = false
     for (let i = 0; i < 600 && !sawTmp; i++) {
       sawTmp = existsSync(folder) && (await readdir(folder)).some((n) => n.endsWith('.tmp'))
@@ -236,7 +236,7 @@ describe('crash safety', () => {
     assert.ok(sawTmp, 'the backup never started writing')
     assert.deepEqual((await readdir(folder)).filter((n) => n.endsWith('.avro')), [])
     // The next backup clears the leftover and completes.
-    const r = await backupTable(sql, 'employees', { dir: crashDir })
+    const r = await backupTable(sql, 'employees', { dir: databaseFolder(crashDir, db.name) })
     assert.deepEqual((await readdir(folder)).filter((n) => n.endsWith('.tmp')), [])
     assert.ok(r.rows > 300000)
     await sql`delete from data.employees where employee_id > 100000`
@@ -323,9 +323,10 @@ describe('API routes', () => {
     assert.deepEqual([missing.status, (await missing.json()).error.code], [404, 'backup_not_found'])
     assert.equal((await post('/tables/salaries/restore', { newest: true })).status, 404)
     assert.equal((await fetch(`${base}/tables/salaries/backups`)).status, 404)
+    assert.equal((await fetch(`${base}/tables/departments/backup`, { method: 'POST', headers: { authorization: 'Bearer tok' } })).status, 201)
     await ingest('departments', [{ department_id: 60, department_name: 'Fresh' }])
     await ingest('employees', [{ employee_id: 60, employee_name: 'Orphan-to-be', hiring_date: '2021-01-01T00:00:00Z', department_id: 60, job_id: 1 }])
-    const oldest = (await listBackups(dir, 'departments')).filter((b) => b.kind === 'backup' && /^\d{8}T/.test(b.file)).at(-1)!
+    const oldest = (await listBackups(databaseFolder(dir, db.name), 'departments')).filter((b) => b.kind === 'backup' && /^\d{8}T/.test(b.file)).at(-1)!
     const orphaned = await post('/tables/departments/restore', { file: oldest.file })
     assert.deepEqual([orphaned.status, (await orphaned.json()).error.code], [409, 'would_orphan_rows'])
   })
