@@ -41,3 +41,34 @@ export async function dropDatabase(name: string): Promise<void> {
 
 /** Connects to the test server's database `name` (e.g. one a test made itself). */
 export const serverUrlFor = (name: string) => Object.assign(new URL(serverUrl!), { pathname: `/${name}` }).toString()
+
+/** The test server's URL as npm test was given it (a user that may create databases and roles). */
+export const adminUrl = () => serverUrl!
+
+/** A login role made for a test, with a password, dropped (with what it owns) when the file ends. */
+export async function testLoginRole(prefix: string): Promise<{ name: string; urlFor: (database: string) => string }> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`
+  const password = randomBytes(12).toString('hex')
+  const admin = connect(serverUrl!, { max: 1 })
+  try {
+    await admin.unsafe(`create role ${name} login password '${password}'`)
+  } finally {
+    await admin.end()
+  }
+  after(async () => {
+    const admin = connect(serverUrl!, { max: 1 })
+    try {
+      await admin.unsafe(`drop role if exists ${name}`)
+    } finally {
+      await admin.end()
+    }
+  })
+  const urlFor = (database: string) => {
+    const url = new URL(serverUrl!)
+    url.username = name
+    url.password = password
+    url.pathname = `/${database}`
+    return url.toString()
+  }
+  return { name, urlFor }
+}

@@ -10,13 +10,13 @@ declare
 begin
   for r in
     select distinct g.rolname from (
-      select n.nspacl as acl from pg_namespace n where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
+      select n.nspacl as acl, n.nspowner as owner from pg_namespace n where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
       union all
-      select c.relacl from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
+      select c.relacl, c.relowner from pg_class c join pg_namespace n on n.oid = c.relnamespace where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
       union all
-      select p.proacl from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
+      select p.proacl, p.proowner from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname in ('api', 'data', 'report', 'internal', 'runner')
     ) a, aclexplode(a.acl) x join pg_roles g on g.oid = x.grantee
-    where g.rolname <> v_api and g.oid <> (select datdba from pg_database where datname = current_database())
+    where g.rolname <> v_api and x.grantee <> a.owner and g.oid <> (select datdba from pg_database where datname = current_database())
   loop
     execute format('revoke all on all tables in schema api, data, report, internal, runner from %I', r.rolname);
     execute format('revoke all on all routines in schema api, data, report, internal, runner from %I', r.rolname);

@@ -1,0 +1,136 @@
+// A hostile member of the API role: a login role granted only this database's API role
+// tries to become the owner through every routine it may execute (enumerated from pg_proc, so
+// a new routine is covered without touching this file), with the pg_temp trigger trick and
+// with hostile arguments, and by SET ROLE. None of it may work.
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { connect } from '../../src/database.ts'
+import { freshDatabase, testLoginRole } from '../support.ts'
+
+const db = await freshDatabase()
+const hostileRole = await testLoginRole('hostile')
+await db.sql.unsafe(`grant ${db.roles.api} to ${hostileRole.name}`)
+// More than the API role has: the routines themselves must hold, not only the missing TEMP.
+await db.sql.unsafe(`grant temporary on database ${db.name} to ${hostileRole.name}`)
+const hostile = connect(hostileRole.urlFor(db.name), { max: 1, onnotice: () => {} })
+const owner = db.roles.owner
+
+interface Routine { signature: string; schema: string; name: string; kind: string; types: string[]; names: string[] }
+
+/** Every routine outside the system schemas that the hostile role may execute and reach. */
+const routines = async (): Promise<Routine[]> => (await hostile<Routine[]>`
+  select p.oid::regprocedure::text as signature, n.nspname as schema, p.proname as name, p.prokind as kind,
+         coalesce((select array_agg(format_type(t, null) order by i) from unnest(p.proargtypes) with ordinality a(t, i)), '{}') as types,
+         coalesce(p.proargnames, '{}') as names
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_'
+     and has_schema_privilege(n.oid, 'usage') and has_function_privilege(p.oid, 'execute')
+   order by 1`).map((r) => ({ ...r }))
+
+/** Plausible and hostile values per argument type; call k takes value k of each list. */
+const VALUES: Record<string, unknown[]> = {
+  text: ['jobs', `jobs'); grant ${'x'} to public; --`, '../../etc/passwd', 'employees" cascade; drop table data.jobs; --'],
+  jsonb: [[{ job_id: 990001, job_name: 'Hostile' }], { not: 'an array' }, [1, 2, 3], 'x'],
+  integer: [1, -1, 2147483647, 0],
+  bigint: [1, -1, '9223372036854775807', 0],
+  boolean: [false, true, false, true],
+  interval: ['1 day', '-100 years', '1 second', '1000 years'],
+  'text[]': [['jobs'], ['../x', 'jobs'], ['departments', 'jobs', 'employees'], []],
+}
+
+/** Call 0 is a valid call (the attack in the issue was one: a failing call rolls its trap back). */
+const VALID: Record<string, unknown> = { p_source: 'api', p_format: 'json', p_parse_error: null, p_idempotency_key: null, p_requested_by: 'sql', p_body: '[{"job_id": 990001, "job_name": "Hostile"}]' }
+
+const ownerMember = async () => (await db.sql`
+  select pg_has_role(${hostileRole.name}, ${owner}, 'member') as owner,
+         exists (select from pg_auth_members m join pg_roles r on r.oid = m.member where r.rolname = ${hostileRole.name}
+                  and m.roleid <> (select oid from pg_roles where rolname = ${db.roles.api})) as other`)[0]
+
+describe('a hostile member of the API role', () => {
+  test('can execute the API routines, and none of the runner\'s, housekeeping or the loader\'s staging', async () => {
+    const names = (await routines()).map((r) => `${r.schema}.${r.name}`)
+    for (const expected of ['api.ingest_batch', 'api.ingest_request', 'api.get_row', 'api.request_backup']) assert.ok(names.includes(expected), expected)
+    const forbidden = names.filter((n) => n.startsWith('runner.') || n.startsWith('internal.') ||
+      ['api.housekeeping', 'api.ingest_staged', 'api.open_ingest_input'].includes(n))
+    assert.deepEqual(forbidden, [])
+  })
+
+  test('the pg_temp trigger trick and hostile arguments against every routine it may execute gain nothing', { timeout: 120_000 }, async () => {
+    // Every pg_temp name any routine of ours mentions, made first by the caller, with triggers
+    // that would make the caller a member of the owner if they ever ran as the owner.
+    const [{ names }] = await db.sql<{ names: string[] }[]>`
+      select coalesce(array_agg(distinct m[1]), '{}') as names
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace,
+             regexp_matches(p.prosrc, '(?:pg_temp\.|create temp table )([a-z_]+)', 'g') m
+       where n.nspname in ('api', 'internal', 'runner', 'report')`
+    assert.ok(names.includes('ingest_input'), names.join(', '))
+    await hostile.unsafe(`create table pg_temp.fired (who text)`)
+    await hostile.unsafe(`grant all on pg_temp.fired to public`)
+    await hostile.unsafe(`create function pg_temp.become_owner() returns trigger language plpgsql as $$
+      begin
+        insert into pg_temp.fired values (current_user);
+        execute format('grant %I to %I', ${`'${owner}'`}, ${`'${hostileRole.name}'`});
+        return null;
+      end $$`)
+    for (const name of names) {
+      await hostile.unsafe(name === 'ingest_input'
+        ? `create table pg_temp.ingest_input (position bigint, payload jsonb, fields text[])`
+        : `create table pg_temp.${name} (position bigint, payload jsonb)`)
+      await hostile.unsafe(`grant all on pg_temp.${name} to public`)
+      for (const event of ['insert', 'update', 'delete', 'truncate']) {
+        await hostile.unsafe(`create trigger trap_${event} before ${event} on pg_temp.${name} for each statement execute function pg_temp.become_owner()`)
+      }
+    }
+
+    const list = await routines()
+    assert.ok(list.length >= 10, `only ${list.length} routines`)
+    const outcomes: string[] = []
+    for (const r of list) {
+      for (let k = 0; k < 4; k++) {
+        const args = r.types.map((t, i) => k === 0 && r.names[i] in VALID ? VALID[r.names[i]] : (VALUES[t] ?? [null])[k % (VALUES[t] ?? [null]).length])
+        const placeholders = r.types.map((t, i) => `$${i + 1}::${t}`).join(', ')
+        const statement = `${r.kind === 'p' ? 'call' : 'select'} ${r.schema}.${r.name}(${placeholders})`
+        try {
+          await hostile.begin((tx) => tx.unsafe(statement, args as never[]))
+          outcomes.push(`${r.schema}.${r.signature} #${k}: ok`)
+        } catch (err) {
+          outcomes.push(`${r.schema}.${r.signature} #${k}: ${(err as { code?: string }).code}`)
+        }
+        assert.deepEqual(await ownerMember(), { owner: false, other: false }, `after ${r.signature} #${k}`)
+      }
+    }
+    assert.equal(Number((await hostile`select count(*) from pg_temp.fired`)[0].count), 0, 'a trap ran')
+    // The traps were in the way of the ingest routines, which refused (42501) rather than use them.
+    for (const name of ['api.ingest_batch', 'api.ingest_request']) {
+      assert.ok(outcomes.some((o) => o.startsWith(name) && o.endsWith('#0: 42501')), outcomes.join('\n'))
+    }
+    // Nothing the hostile arguments named was touched.
+    assert.equal(Number((await db.sql`select count(*) from data.jobs where job_id = 990001`)[0].count), 0)
+    assert.ok((await db.sql`select to_regclass('data.jobs') as t`)[0].t)
+  })
+
+  test('without the traps, the same role ingests through the API routines as documented', async () => {
+    for (const { name } of await hostile<{ name: string }[]>`select relname as name from pg_class where relnamespace = pg_my_temp_schema() and relkind = 'r'`) {
+      await hostile.unsafe(`drop table pg_temp.${name}`)
+    }
+    const [r] = await hostile`call api.ingest_batch('jobs', '[{"job_id": 990002, "job_name": "Documented"}]')`
+    assert.equal(r.inserted, 1)
+  })
+
+  test('SET ROLE to the owner, to other roles, and direct writes are refused', async () => {
+    await assert.rejects(hostile.unsafe(`set role ${owner}`), { code: '42501' })
+    await assert.rejects(hostile.unsafe(`set role hirebase_api`).then(() => hostile`select * from data.jobs`), { code: '42501' })
+    await hostile.unsafe('reset role')
+    for (const statement of [
+      `insert into data.jobs values (990003, 'direct')`, `delete from data.ingest_batches`, `select runner.lock_table('jobs')`,
+      `select * from runner.claim_backup_request('x')`, `select runner.finish_backup_request(1, '../../etc/passwd', 1, 1, 'x', null)`,
+      `select runner.restore_apply(array['employees'], false)`, `select api.housekeeping('1 day', '1 day')`,
+      `select internal.ingest_statement('jobs', false)`, `create table data.sneaky (id int)`, `alter role current_user createrole`,
+    ]) {
+      await assert.rejects(hostile.unsafe(statement), (err: { code?: string }) => ['42501', '3F000', '42P01', '42883'].includes(err.code ?? ''), statement)
+    }
+    assert.deepEqual(await ownerMember(), { owner: false, other: false })
+  })
+
+  test('ends the session', async () => { await hostile.end() })
+})
