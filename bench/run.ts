@@ -363,7 +363,11 @@ export async function bench(serverUrl: string, options: { rows: number; apiRows?
     }
     return { rows: options.rows, generated: data, results, checks, table: markdown(results) }
   } finally {
-    for (const name of databases.reverse()) await admin.unsafe(`drop database if exists ${name} with (force)`).catch(() => {})
+    for (const name of databases.reverse()) {
+      await admin.unsafe(`drop database if exists ${name} with (force)`).catch(() => {})
+      // The API roles named after it (sql/procedures/010-roles.sql), made when it was migrated.
+      await admin.unsafe(`drop role if exists hirebase_login_${name}, hirebase_api_${name}`).catch(() => {})
+    }
     await admin.end()
     await rm(work, { recursive: true, force: true })
   }
