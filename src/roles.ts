@@ -79,6 +79,13 @@ export async function apiConnection(ownerUrl: string, options: { apiUrl?: string
       if (!existsSync(options.passwordFile)) await writeFile(options.passwordFile, password, { mode: 0o600, flag: 'wx' }).catch(() => {})
       password = (await readFile(options.passwordFile, 'utf8')).trim()
     }
+    const url = new URL(ownerUrl)
+    url.username = encodeURIComponent(roles.login)
+    url.password = encodeURIComponent(password)
+    // Set already (an earlier start, or another server on this database): nothing to change.
+    const probe = connect(url.toString(), { max: 1, connect_timeout: 5 })
+    const works = await probe`select 1`.then(() => true, () => false).finally(() => probe.end())
+    if (works) return { url: url.toString(), roles, how: `as ${roles.login}` }
     try {
       await owner.unsafe(`alter role ${quoteIdent(roles.login)} with login password '${scramVerifier(password)}'`)
     } catch (err) {
@@ -88,9 +95,6 @@ export async function apiConnection(ownerUrl: string, options: { apiUrl?: string
         `a member of ${roles.api} only (or grant the owner CREATEROLE).`
       return { url: ownerUrl, role: roles.api, roles, how: `as the owner ${roles.owner}, SET ROLE ${roles.api}`, warning }
     }
-    const url = new URL(ownerUrl)
-    url.username = encodeURIComponent(roles.login)
-    url.password = encodeURIComponent(password)
     return { url: url.toString(), roles, how: `as ${roles.login}` }
   } finally {
     await owner.end()

@@ -16,8 +16,6 @@ import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUM
 import { apiConnection, type ApiConnection } from './roles.ts'
 
 const BODY_LIMIT = 2 * 1024 * 1024
-/** The only request bodies the API reads (others: 415). */
-export const ACCEPTED_TYPES = ['application/json', 'text/csv']
 
 /** Every wait the API may meet, bounded (README: "Timeouts"). */
 export interface Limits {
