@@ -74,7 +74,7 @@ describe('a hostile member of the API role', () => {
       end $$`)
     for (const name of names) {
       await hostile.unsafe(name === 'ingest_input'
-        ? `create table pg_temp.ingest_input (position bigint, payload jsonb, fields text[])`
+        ? `create table pg_temp.ingest_input (position bigint, payload jsonb, fields text[], unreadable text)`
         : `create table pg_temp.${name} (position bigint, payload jsonb)`)
       await hostile.unsafe(`grant all on pg_temp.${name} to public`)
       for (const event of ['insert', 'update', 'delete', 'truncate']) {
