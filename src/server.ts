@@ -495,7 +495,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     schema: {
       summary: 'Back up a table to an Avro file', tags: ['backup'], security, params: tableOnly,
       response: {
-        201: { type: 'object', properties: { table: { type: 'string' }, file: { type: 'string' }, path: { type: 'string', description: 'relative to BACKUP_DIR' }, rows: { type: 'integer' }, bytes: { type: 'integer' }, sha256: { type: 'string' } } },
+        201: { type: 'object', properties: { table: { type: 'string' }, file: { type: 'string' }, path: { type: 'string', description: 'relative to BACKUP_DIR/<database>' }, rows: { type: 'integer' }, bytes: { type: 'integer' }, sha256: { type: 'string' } } },
         ...errors,
       },
     },
