@@ -42,19 +42,19 @@ begin
   ] loop
     continue when v_statement is null;
     -- Grants already in place need no privilege.
-    continue when v_statement = format('grant %I to %I', v_api, v_login) and pg_has_role(v_login, v_api, 'member')
-               or v_statement = format('grant %I to %I', v_api, v_owner) and pg_has_role(v_owner, v_api, 'member')
-               or v_statement = format('grant %I to %I', v_login, v_owner) and pg_has_role(v_owner, v_login, 'member');
+    continue when exists (
+      select from pg_auth_members m join pg_roles r on r.oid = m.roleid join pg_roles u on u.oid = m.member
+       where v_statement = format('grant %I to %I', r.rolname, u.rolname));
     begin
       execute v_statement;
-    exception when insufficient_privilege then
+    exception when insufficient_privilege or undefined_object then  -- (a grant of a role not made)
       v_needed := v_needed || v_statement;
     end;
   end loop;
   if cardinality(v_needed) > 0 then
-    raise exception 'the migrating user % may not create or grant the roles the API runs as', current_user
-      using errcode = '42501',
-            hint = format('grant %I CREATEROLE once, or have an administrator run: %s;', current_user, array_to_string(v_needed, '; '));
+    raise exception 'the migrating user % may not create or grant the roles the API runs as: grant it CREATEROLE once, or have an administrator run: %;',
+      current_user, array_to_string(v_needed, '; ')
+      using errcode = '42501';
   end if;
   -- Nobody may hide behind these roles' privileges: they must stay plain.
   if exists (select from pg_roles where rolname in (v_api, v_login) and (rolsuper or rolcreaterole or rolcreatedb or rolbypassrls or rolreplication)) then
