@@ -46,8 +46,9 @@ const quoteIdent = (s: string) => `"${s.replaceAll('"', '""')}"`
  * The API's connection. API_DATABASE_URL when given (checked: a member of this database's API
  * role, not its owner, not a superuser). Otherwise the owner sets the login role's password
  * (on the embedded default the one kept in .pgdata/api-password; with DATABASE_URL one
- * derived from the owner's password, or a new one per start without one) and the API logs in with it. If the owner may not, the API
- * logs in as the owner and SETs ROLE, with a warning: RESET ROLE would undo that.
+ * derived from the owner's password, or a new one per start without one) and the API logs
+ * in with it. If the owner may not, the API logs in as the owner and SETs ROLE, with a
+ * warning: RESET ROLE would undo that.
  */
 export async function apiConnection(ownerUrl: string, options: { apiUrl?: string; passwordFile?: string } = {}): Promise<ApiConnection> {
   const owner = connect(ownerUrl, { max: 1 })
