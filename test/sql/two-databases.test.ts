@@ -35,13 +35,30 @@ for (const name of ['a', 'b']) {
 }
 
 after(async () => {
+  try {
+    await cleanUp()
+  } finally {
+    await admin.end()
+  }
+})
+
+async function cleanUp() {
   for (const side of sides) {
     const own = connect(urlOf(side.owner, side.password, 'postgres'), { max: 1 })
-    await own.unsafe(`drop database if exists ${side.database} with (force)`).finally(() => own.end())
+    try {
+      // A session just ended may still be leaving (the owner may not end another's): retry.
+      for (let attempt = 1; ; attempt++) {
+        const failed = await own.unsafe(`drop database if exists ${side.database} with (force)`).then(() => null, (err: Error) => err)
+        if (!failed) break
+        if (attempt === 20) throw failed
+        await new Promise((r) => setTimeout(r, 250))
+      }
+    } finally {
+      await own.end()
+    }
     await admin.unsafe(`drop role if exists ${side.login}, ${side.api}, ${side.owner}`)
   }
-  await admin.end()
-})
+}
 
 test('two databases, two owners: neither owner nor API role reaches the other', { timeout: 180_000 }, async () => {
   for (const side of sides) {
