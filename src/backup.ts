@@ -277,7 +277,7 @@ export async function resolveBackupFile(dir: string, table: string, file?: strin
     if (real) {
       if (!inside(real)) throw outside()
       // The file itself, not a link to one, and a file (a FIFO would hang the reading).
-      if (!(await lstat(candidate)).isFile()) throw new BackupFileError('bad_backup', `refused: ${file} is not a regular file (a symbolic link, a FIFO or a device)`)
+      if (!(await lstat(candidate)).isFile()) throw new BackupFileError('bad_backup', `${basename(file)} is not a regular file`)
       return real
     }
   }

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
-import { backupTable, cleanBackupFolder, listBackups, restoreTables, verifyBackup } from '../../src/backup.ts'
+import { backupTable, cleanBackupFolder, databaseFolder, listBackups, restoreTables, verifyBackup } from '../../src/backup.ts'
 import { projectRoot } from '../../src/paths.ts'
 import { buildServer } from '../../src/server.ts'
 import { freshDatabase } from '../support.ts'
@@ -88,8 +88,8 @@ describe('a full disk during a backup', () => {
       assert.equal(body.error.code, 'disk_full')
       assert.match(body.error.message, /^backup of employees failed: the disk holding .* is full \(ENOSPC\)/)
       assert.equal((await fetch(`${server.base}/health`)).status, 200)
-      assert.deepEqual(await leftovers(join(disk, 'employees')), [])
-      assert.deepEqual((await readdir(join(disk, 'employees'))).filter((n) => n.endsWith('.avro')), [])
+      assert.deepEqual(await leftovers(join(databaseFolder(disk, db.name), 'employees')), [])
+      assert.deepEqual((await readdir(join(databaseFolder(disk, db.name), 'employees'))).filter((n) => n.endsWith('.avro')), [])
 
       // A queued request (as pg_cron queues them): taken, failed, recorded; the server lives on.
       const [{ ids }] = await sql`select api.request_backup('employees', 'sql') as ids`
@@ -105,7 +105,7 @@ describe('a full disk during a backup', () => {
       assert.equal((await fetch(`${server.base}/health`)).status, 200)
       const [{ pending }] = await sql`select count(*)::int as pending from data.backup_requests where finished_at is null`
       assert.equal(pending, 0)
-      assert.deepEqual(await leftovers(join(disk, 'employees')), [])
+      assert.deepEqual(await leftovers(join(databaseFolder(disk, db.name), 'employees')), [])
     } finally {
       server.child.kill('SIGTERM')
       await server.exited
@@ -116,7 +116,7 @@ describe('a full disk during a backup', () => {
       .then(() => ({ code: 0, stderr: '' }), (err: { code: number; stderr: string }) => err)
     assert.equal(cli.code, 1)
     assert.match(cli.stderr, /^error: backup of employees failed: the disk holding .* is full \(ENOSPC\); nothing was kept\n$/)
-    assert.deepEqual(await leftovers(join(disk, 'employees')), [])
+    assert.deepEqual(await leftovers(join(databaseFolder(disk, db.name), 'employees')), [])
     assert.deepEqual(await fingerprints(), before)
   })
 
@@ -153,7 +153,8 @@ describe('a full disk during a backup', () => {
 
 describe('Avro files written by another tool (python3-avro), with no toolkit metadata', () => {
   const hasPythonAvro = (() => { try { execFileSync(python, ['-c', 'import avro.datafile']); return true } catch { return false } })()
-  const dir = join(tmpdir(), `hirebase-avro-faults-${process.pid}`)
+  const root = join(tmpdir(), `hirebase-avro-faults-${process.pid}`)
+  const dir = databaseFolder(root, db.name)
   const skip = (t: { skip: (m: string) => void }) => {
     console.warn('SKIPPED: python3-avro is not installed, so the truncated-file and deflate-bomb tests did not run (apt-get install python3-avro)')
     t.skip('python3-avro is not installed')
@@ -219,7 +220,7 @@ with avro.datafile.DataFileWriter(open(sys.argv[1], 'wb'), avro.io.DatumWriter()
     assert.match(child.error ?? '', /bomb\.avro is refused: block 1 inflates to more than AVRO_MAX_BLOCK_BYTES \(16777216\) bytes/)
     assert.ok(child.rss_mb < 300, `peak RSS ${child.rss_mb} MB`)
 
-    const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: dir })
+    const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: root })
     await app.listen({ host: '127.0.0.1', port: 0 })
     try {
       const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
@@ -239,11 +240,12 @@ with avro.datafile.DataFileWriter(open(sys.argv[1], 'wb'), avro.io.DatumWriter()
 
 describe('a FIFO named *.avro among the backups', () => {
   test('GET /tables/jobs/backups answers at once without it; a restore of it is refused, not stuck', { timeout: 30_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'hirebase-fifo-'))
+    const root = await mkdtemp(join(tmpdir(), 'hirebase-fifo-'))
+    const dir = databaseFolder(root, db.name)
     const real = await backupTable(sql, 'jobs', { dir })
     // A name that sorts as the newest toolkit backup.
     execFileSync('mkfifo', [join(dir, 'jobs', '29990101T000000000Z.avro')])
-    const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: dir })
+    const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: root })
     await app.listen({ host: '127.0.0.1', port: 0 })
     try {
       const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
@@ -256,7 +258,7 @@ describe('a FIFO named *.avro among the backups', () => {
       assert.deepEqual([named.value.status, (await named.value.json()).error.message], [422, '29990101T000000000Z.avro is not a regular file'])
       assert.ok(named.ms < 2000, `took ${named.ms} ms`)
       // The newest backup is the real one, not the FIFO.
-      const newest = await post({ dry_run: true })
+      const newest = await post({ newest: true, dry_run: true })
       assert.equal(newest.value.status, 200)
       assert.equal((await newest.value.json()).file, real.file)
     } finally {
@@ -268,14 +270,15 @@ describe('a FIFO named *.avro among the backups', () => {
 
 describe('clean-up after an interruption', () => {
   test('the next start removes a killed backup\'s .tmp and a killed restore\'s snapshot; a committed restore\'s snapshot stays', { timeout: 120_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'hirebase-interrupted-'))
+    const root = await mkdtemp(join(tmpdir(), 'hirebase-interrupted-'))
+    const dir = databaseFolder(root, db.name)
     const backup = await backupTable(sql, 'employees', { dir })
     const kept = await restoreTables(sql, ['employees'], { dir, files: { employees: backup.path } })
     const before = await fingerprints()
     await writeFile(join(dir, 'employees', '.20200101T000000000Z.avro.tmp'), 'partial')
     const snapshots = join(dir, 'employees', 'pre-restore')
     const child = spawn(zx, ['scripts/restore.mjs', 'employees', backup.path], {
-      cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, BACKUP_DIR: dir }, stdio: 'ignore',
+      cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, BACKUP_DIR: root }, stdio: 'ignore',
     })
     const exited = new Promise((resolve) => child.on('exit', resolve))
     // Killed once its snapshot is in place, while the apply step runs.

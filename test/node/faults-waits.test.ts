@@ -9,7 +9,7 @@ import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { after, describe, test } from 'node:test'
-import { backupTable, restoreTables } from '../../src/backup.ts'
+import { backupTable, databaseFolder, restoreTables } from '../../src/backup.ts'
 import { connect, importEmbeddedPostgres } from '../../src/database.ts'
 import { migrate } from '../../src/migrate.ts'
 import { buildServer, limitsFromEnv, type Limits } from '../../src/server.ts'
@@ -162,7 +162,7 @@ describe('a slow request body', () => {
       socket.on('data', (d) => { answer += d })
       const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
       socket.on('error', () => {})
-      socket.write('POST /tables/jobs/rows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n')
+      socket.write(`POST /tables/jobs/rows HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n`)
       const started = Date.now()
       const drip = setInterval(() => { if (!socket.destroyed) socket.write(' ') }, 300)
       await closed
@@ -181,7 +181,7 @@ describe('25 concurrent backups of employees', () => {
   test('one runs, the rest get 429 with Retry-After; /health answers within 1 s meanwhile', { timeout: 60_000 }, async () => {
     await sql`insert into data.employees select 100000 + g, 'Bulk ' || md5(g::text), '2021-01-01'::timestamptz, 1, 1 from generate_series(1, 50000) g`
     const api = await startApi(db.url)
-    const files = async () => (await readdir(join(backupDir, 'employees')).catch(() => [] as string[])).filter((n) => n.endsWith('.avro')).length
+    const files = async () => (await readdir(join(databaseFolder(backupDir, db.name), 'employees')).catch(() => [] as string[])).filter((n) => n.endsWith('.avro')).length
     const filesBefore = await files()
     try {
       const backups = Array.from({ length: 25 }, () => timed(fetch(`${api.base}/tables/employees/backup`, { method: 'POST' })))
@@ -309,7 +309,7 @@ describe('a departments restore racing employees batches', () => {
 
 describe('restore dry run and real run agree on rows that reference nothing', () => {
   test('both refuse a file whose employees reference a deleted department, with the same message and a hint; the API answers 409 with the hint', async () => {
-    const dir = backupDir
+    const dir = databaseFolder(backupDir, db.name) // the folder the API reads for this database
     await sql`call ingest_batch('departments', ${sql.json([{ department_id: 77, department_name: 'Soon gone' }])})`
     await sql`call ingest_batch('employees', ${sql.json([employee(7701, 77)])})`
     const file = await backupTable(sql, 'employees', { dir })
