@@ -1,8 +1,10 @@
 // The historical CSV load: each file is streamed with COPY into the session's staging
 // table and validated there by the same engine as ingest_batch, in one transaction per
 // file, so a failed file leaves the database as it was.
-import { createReadStream, existsSync } from 'node:fs'
+import { constants, type Stats } from 'node:fs'
+import { lstat, open, stat, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
+import { Transform, type TransformCallback } from 'node:stream'
 import { copyIn } from './copy.ts'
 import { CopyLines, csvParser } from './csv.ts'
 import { MarkInvalidUtf8 } from './encoding.ts'
@@ -35,18 +37,112 @@ export async function tablesInLoadOrder(sql: Sql): Promise<string[]> {
   return rows.map((r) => r.table_name)
 }
 
-export async function loadFile(sql: Sql, table: string, file: string, progress?: Progress): Promise<LoadResult> {
+export interface LoadOptions {
+  progress?: Progress
+  /** Open a symbolic link's target (load.mjs --follow-symlinks); refused by default. */
+  followSymlinks?: boolean
+  /** Abandons the load (rolled back) when it fires: SIGINT/SIGTERM during npm start. */
+  signal?: AbortSignal
+  /** Bounds on one record: its bytes and its fields (LOAD_MAX_RECORD_BYTES, LOAD_MAX_FIELDS). */
+  maxRecordBytes?: number
+  maxFields?: number
+}
+
+function limitFromEnv(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback)
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number >= 1, got "${process.env[name]}"`)
+  return value
+}
+
+/** What a load opens: a regular file, never a FIFO, device or (unless asked) symbolic link. */
+async function openRegularFile(file: string, followSymlinks: boolean): Promise<{ fh: FileHandle; before: Stats }> {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (a blocked open also blocks exit).
+  const flags = constants.O_RDONLY | constants.O_NONBLOCK | (followSymlinks ? 0 : constants.O_NOFOLLOW)
+  const fh = await open(file, flags).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ELOOP') throw new Error(`${file}: refused: it is a symbolic link (pass --follow-symlinks to load its target)`)
+    throw err
+  })
+  const before = await fh.stat()
+  if (!before.isFile()) {
+    await fh.close()
+    const kind = before.isFIFO() ? 'a FIFO' : before.isCharacterDevice() || before.isBlockDevice() ? 'a device' : before.isDirectory() ? 'a folder' : 'a socket'
+    throw new Error(`${file}: refused: it is ${kind}, not a regular file`)
+  }
+  return { fh, before }
+}
+
+const unchanged = (a: Stats, b: Stats) => a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeMs === b.mtimeMs
+
+/**
+ * Bounds what one record may take before the parser holds it in memory: its bytes and its
+ * fields, counted on the raw bytes (RFC 4180 quotes toggle, so `""` inside quotes cancels out).
+ */
+class RecordLimits extends Transform {
+  bytes = 0
+  private line = 1
+  private recordLine = 1
+  private recordBytes = 0
+  private fields = 1
+  private quoted = false
+  constructor(private file: string, private maxBytes: number, private maxFields: number) { super() }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.bytes += chunk.length
+    let { quoted, fields, recordBytes, line } = this
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]
+      recordBytes++
+      if (c === 0x22) quoted = !quoted
+      else if (c === 0x0a) {
+        line++
+        if (!quoted) { fields = 1; recordBytes = 0; this.recordLine = line; continue }
+      } else if (c === 0x2c && !quoted && ++fields > this.maxFields) {
+        return done(new Error(`${this.file}, line ${this.recordLine}: refused: more than ${this.maxFields} fields in one record (LOAD_MAX_FIELDS)`))
+      }
+      if (recordBytes > this.maxBytes) {
+        return done(new Error(`${this.file}, line ${this.recordLine}: refused: a record longer than ${this.maxBytes} bytes (LOAD_MAX_RECORD_BYTES)`))
+      }
+    }
+    Object.assign(this, { quoted, fields, recordBytes, line })
+    done(null, chunk)
+  }
+}
+
+export async function loadFile(sql: Sql, table: string, file: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult> {
+  const options = typeof progressOrOptions === 'function' ? { progress: progressOrOptions } : progressOrOptions
+  const { progress, signal } = options
+  const maxBytes = options.maxRecordBytes ?? limitFromEnv('LOAD_MAX_RECORD_BYTES', 1024 * 1024)
+  const maxFields = options.maxFields ?? limitFromEnv('LOAD_MAX_FIELDS', 100)
   const started = performance.now()
   const lines = new CopyLines()
   let timer: NodeJS.Timeout | undefined
   if (progress) timer = setInterval(() => progress(table, lines.rows), 250)
+  const { fh, before } = await openRegularFile(file, options.followSymlinks ?? false)
   try {
     return await sql.begin(async (tx) => {
       await tx`select api.open_ingest_input()`
       const copy = tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`
-      await copyIn(copy, createReadStream(file), new MarkInvalidUtf8(), csvParser(), lines).catch((err: Error & { lines?: number }) => {
-        throw new Error(`${file}${err.lines ? `, line ${err.lines}` : ''}: ${err.message}`, { cause: err })
-      })
+      const input = fh.createReadStream({ autoClose: false, start: 0 })
+      const limits = new RecordLimits(file, maxBytes, maxFields)
+      const interrupt = () => input.destroy(new Error(`${file}: load interrupted (${String(signal?.reason ?? 'signal')}): nothing loaded`))
+      signal?.addEventListener('abort', interrupt, { once: true })
+      try {
+        if (signal?.aborted) interrupt()
+        await copyIn(copy, input, limits, new MarkInvalidUtf8(), csvParser(), lines).catch((err: Error & { lines?: number }) => {
+          if (err.message.startsWith(file)) throw err
+          throw new Error(`${file}${err.lines ? `, line ${err.lines}` : ''}: ${err.message}`, { cause: err })
+        })
+      } finally {
+        signal?.removeEventListener('abort', interrupt)
+      }
+      // A file that changed while it was read (truncated, appended, replaced) is not what was
+      // asked for: the transaction rolls back.
+      const after = await fh.stat()
+      const now = await stat(file).catch(() => undefined)
+      if (!unchanged(before, after) || !now || !unchanged(before, now) || limits.bytes !== before.size) {
+        throw new Error(`${file} changed while it was read (${before.size} bytes when opened, ${limits.bytes} read, ` +
+          `${now ? `${now.size} now` : 'gone now'}): nothing loaded; load it again once it is complete`)
+      }
       progress?.(table, lines.rows)
       const [batch] = await tx<IngestBatch[]>`select * from api.ingest_staged(${table}, 'csv', true)`
       const reasons = await tx<{ reason: string; rows: number }[]>`
@@ -58,18 +154,21 @@ export async function loadFile(sql: Sql, table: string, file: string, progress?:
     })
   } finally {
     clearInterval(timer)
+    await fh.close()
   }
 }
 
 /** Loads `<table>.csv` from `dir` for every table that has one, in load order. */
-export async function loadDirectory(sql: Sql, dir: string, progress?: Progress): Promise<LoadResult[]> {
+export async function loadDirectory(sql: Sql, dir: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult[]> {
   const tables = await tablesInLoadOrder(sql)
-  const files = tables.map((table) => ({ table, file: resolve(join(dir, `${table}.csv`)) })).filter((t) => existsSync(t.file))
+  // lstat: a symbolic link counts as there (and is then refused, not silently skipped).
+  const present = await Promise.all(tables.map((table) => lstat(resolve(join(dir, `${table}.csv`))).then(() => true, () => false)))
+  const files = tables.map((table) => ({ table, file: resolve(join(dir, `${table}.csv`)) })).filter((_, i) => present[i])
   if (files.length === 0) throw new Error(`no CSV files to load in ${resolve(dir)}: expected ${tables.map((t) => `${t}.csv`).join(', ')}`)
   const results: LoadResult[] = []
   for (const { table, file } of files) {
     // A failure carries the files committed before it (`committed`), for the report.
-    results.push(await loadFile(sql, table, file, progress).catch((err) => { throw Object.assign(err, { committed: [...results] }) }))
+    results.push(await loadFile(sql, table, file, progressOrOptions).catch((err) => { throw Object.assign(err, { committed: [...results] }) }))
   }
   return results
 }
