@@ -6,8 +6,8 @@
 // failure leaves the table as it was.
 import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { constants, createWriteStream, existsSync } from 'node:fs'
-import { lstat, mkdir, open, readdir, readFile, realpath, rename, rm, writeFile } from 'node:fs/promises'
+import { constants, existsSync } from 'node:fs'
+import { lstat, open, readdir, readFile, realpath, rename, rm } from 'node:fs/promises'
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -17,6 +17,7 @@ import avro from 'avsc'
 import { avroSchema, avroType, readersFor, tableColumns, type FieldReader } from './avro.ts'
 import { copyIn } from './copy.ts'
 import { asBackupValueError, BackupFileError } from './errors.ts'
+import { createExclusive, outputFolder, writeFileAtomically } from './files.ts'
 import type { Queryable, Sql, Tx } from './database.ts'
 import { projectRoot, projectVersion } from './paths.ts'
 
@@ -109,21 +110,12 @@ export function storageError(err: unknown, what: string, dir: string): unknown {
   return err
 }
 
-/** mkdir -p that reports the real cause: Node's recursive mkdir says ENOENT on a read-only disk. */
-async function makeFolder(folder: string): Promise<void> {
-  await mkdir(folder, { recursive: true }).catch(async (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err
-    const levels = resolve(folder).split(sep).map((_, i, parts) => parts.slice(0, i + 1).join(sep) || sep)
-    for (const level of levels) await mkdir(level).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e })
-  })
-}
-
 async function writeBackupFile(tx: Tx, table: string, options: BackupOptions, subfolder: string, extraMeta: Record<string, string>): Promise<BackupResult> {
   const started = performance.now()
   const columns = await tableColumns(tx, table)
   const type = avroType(avroSchema(table, columns))
   const folder = join(options.dir, table, subfolder)
-  await makeFolder(folder)
+  await outputFolder(folder)
   // Leftovers of a crashed backup: this process holds the table's lock, so none is in use.
   for (const name of await readdir(folder)) if (name.endsWith('.tmp')) await rm(join(folder, name), { force: true })
 
@@ -148,7 +140,7 @@ async function writeBackupFile(tx: Tx, table: string, options: BackupOptions, su
   let bytes = 0
   const tap = new PassThrough()
   tap.on('data', (chunk: Buffer) => { hash.update(chunk); bytes += chunk.length })
-  const written = pipeline(encoder, tap, createWriteStream(tmp))
+  const written = pipeline(encoder, tap, (await createExclusive(tmp)).createWriteStream())
   // A write failure (disk full, ...) must end the backup, not the process: it is awaited
   // below, and the encoding races it, so it is never left unhandled.
   written.catch(() => {})
@@ -186,11 +178,10 @@ async function writeBackupFile(tx: Tx, table: string, options: BackupOptions, su
     await written
     if (rows !== total) throw new Error(`backup of ${table}: counted ${total} rows but read ${rows}`)
     sha256 = hash.digest('hex')
-    const fh = await open(tmp, 'r+')
+    const fh = await open(tmp, constants.O_RDONLY | constants.O_NOFOLLOW)
     await fh.sync()
     await fh.close()
-    await writeFile(`${tmp}.sha256`, `${sha256}  ${name}\n`)
-    await rename(`${tmp}.sha256`, `${path}.sha256`)
+    await writeFileAtomically(`${path}.sha256`, `${sha256}  ${name}\n`)
     await rename(tmp, path)
     const dirHandle = await open(folder, 'r')
     await dirHandle.sync()

@@ -1,11 +1,11 @@
 // The two hiring metrics: fetched from the database's report functions, written as CSV and
 // as self-contained HTML pages whose charts Observable Plot draws server-side (jsdom).
 import { createHash } from 'node:crypto'
-import { mkdir, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as Plot from '@observablehq/plot'
 import { JSDOM } from 'jsdom'
 import type { Queryable } from './database.ts'
+import { outputFolder, writeFileAtomically } from './files.ts'
 import { projectVersion } from './paths.ts'
 
 export type MeanOver = 'all' | 'hiring'
@@ -209,24 +209,15 @@ export function departmentsAboveMeanPage(metric: Metric<AboveMeanRow> & { mean: 
     `The mean is ${escapeHtml(MEAN_DEFINITIONS[p.meanOver])}.`)
 }
 
-/** Host, port and database of a URL, never its credentials. */
-export function describeDatabase(url: string): string {
-  const u = new URL(url)
-  return `${u.hostname}:${u.port || 5432}/${decodeURIComponent(u.pathname.slice(1))}`
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  await writeFile(`${path}.tmp`, text)
-  await rename(`${path}.tmp`, path)
-}
+export { describeDatabase } from './database.ts'
 
 export interface ReportFiles { files: string[]; quarterRows: number; aboveMeanRows: number }
 
 /** Writes both metrics' HTML and CSV for a year, and index.html, into `out`. */
-export async function writeReports(sql: Queryable, options: { year: number; out: string; meanOver?: MeanOver; database: string }): Promise<ReportFiles> {
+export async function writeReports(sql: Queryable, options: { year: number; out: string; meanOver?: MeanOver; database: string; force?: boolean }): Promise<ReportFiles> {
   const { year, out } = options
   const meanOver = options.meanOver ?? 'all'
-  await mkdir(out, { recursive: true })
+  await outputFolder(out, { force: options.force })
   const generatedAt = new Date()
   const provenance = { year, generatedAt, database: options.database }
   const quarters = await hiresByQuarter(sql, year)
@@ -254,6 +245,6 @@ export async function writeReports(sql: Queryable, options: { year: number; out:
 </body></html>
 `
   files.push(['index.html', index])
-  for (const [name, text] of files) await writeAtomically(join(out, name), text)
+  for (const [name, text] of files) await writeFileAtomically(join(out, name), text)
   return { files: files.map(([name]) => join(out, name)), quarterRows: quarters.rows.length, aboveMeanRows: aboveMean.rows.length }
 }

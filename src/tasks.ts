@@ -1,7 +1,7 @@
 // The steps the entry points chain together (npm start runs several of them in one process).
 import { resolve } from 'node:path'
 import { connect } from './database.ts'
-import { formatResult, loadDirectory, type LoadResult, type Progress } from './load.ts'
+import { formatResult, loadDirectory, type LoadOptions, type LoadResult, type Progress } from './load.ts'
 import { migrate } from './migrate.ts'
 import { projectRoot } from './paths.ts'
 
@@ -12,12 +12,12 @@ const ttyProgress: Progress | undefined = process.stderr.isTTY
   ? (table, rows) => process.stderr.write(`\r\x1b[K${table}: ${rows.toLocaleString('en')} rows read`)
   : undefined
 
-export async function loadSamples(url: string, dir = SAMPLE_DIR): Promise<LoadResult[]> {
+export async function loadSamples(url: string, dir = SAMPLE_DIR, options: Omit<LoadOptions, 'progress'> = {}): Promise<LoadResult[]> {
   await migrate(url)
   const sql = connect(url, { max: 1 })
   try {
     console.log(`loading ${resolve(dir)}`)
-    const results = await loadDirectory(sql, dir, ttyProgress).catch((err: Error & { committed?: LoadResult[] }) => {
+    const results = await loadDirectory(sql, dir, { ...options, progress: ttyProgress }).catch((err: Error & { committed?: LoadResult[] }) => {
       if (ttyProgress) process.stderr.write('\r\x1b[K')
       // Each file is its own transaction: say which ones are in before the one that failed.
       for (const r of err.committed ?? []) console.log(`${formatResult(r)}\n  (committed)`)
@@ -68,7 +68,7 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   console.log(`API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
     ` (OpenAPI: /openapi.json; database login ${api.how}; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'}` +
     `${readToken ? ', reads too' : ''})`)
-  await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
+  if (!shutdown.aborted) await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
   await worker.stop() // lets a backup in progress finish (the runner's pool closes with the app)
   await app.close()
   await sql.end({ timeout: 5 })
@@ -146,12 +146,12 @@ export async function restoreCommand(url: string, tables: string[] | 'all', file
 }
 
 /** `report.mjs`: the HTML and CSV reports for a year into `out`. */
-export async function reportCommand(url: string, year: number, out: string): Promise<void> {
+export async function reportCommand(url: string, year: number, out: string, force = false): Promise<void> {
   const { describeDatabase, writeReports } = await import('./report.ts')
   if (!Number.isInteger(year) || year < 1 || year > 9999) throw new Error(`--year must be a year such as 2021, got "${year}"`)
   const sql = connect(url, { max: 1 })
   try {
-    const r = await writeReports(sql, { year, out: resolve(out), database: describeDatabase(url) })
+    const r = await writeReports(sql, { year, out: resolve(out), database: describeDatabase(url), force })
     console.log(`reports for ${year}: ${r.quarterRows} hires-by-quarter rows, ${r.aboveMeanRows} departments above the mean\n  ${r.files.join('\n  ')}`)
   } finally {
     await sql.end()
