@@ -15,7 +15,7 @@ import { join, relative } from 'node:path'
 import { lib } from './ts.mjs'
 
 const { run } = await lib('cli.ts')
-const { connect } = await lib('database.ts')
+const { connect, withDatabase } = await lib('database.ts')
 const { migrate } = await lib('migrate.ts')
 const { projectRoot } = await lib('paths.ts')
 
@@ -74,7 +74,7 @@ async function removeRun(admin, runId) {
 await run(async ({ url }, shutdown) => {
   const runId = randomBytes(4).toString('hex')
   const template = `hirebase_test_template_${runId}`
-  const templateUrl = Object.assign(new URL(url), { pathname: `/${template}` }).toString()
+  const templateUrl = withDatabase(url, template)
   const admin = connect(url, { max: 1 })
   const temp = tempRoot(runId)
   try {

@@ -1,5 +1,5 @@
 // What every entry point shares: find the database, run, report errors plainly, clean up.
-import { openDatabase, type Database } from './database.ts'
+import { openDatabase, stopStartingServer, type Database } from './database.ts'
 
 /** A PostgreSQL error as the driver hands it over. */
 interface PgError extends Error { code?: string; detail?: string; hint?: string }
@@ -25,10 +25,13 @@ export async function run(task: (db: Database, shutdown: AbortSignal) => Promise
   const onSignal = async (signal: string) => {
     if (task.length >= 2 && !shutdown.signal.aborted) {
       process.stderr.write(`${signal}: shutting down\n`)
-      return shutdown.abort()
+      return shutdown.abort(signal)
     }
     process.stderr.write(`\n${signal}: stopping\n`)
-    await db?.stop().catch(() => {})
+    // Work in flight dies with the process (an open transaction rolls back); the embedded
+    // server this process started, even half-way, is stopped first, for a few seconds at most.
+    const stopping = db ? db.stop() : stopStartingServer()
+    await Promise.race([stopping.catch(() => {}), new Promise((r) => setTimeout(r, 5000))])
     process.exit(130)
   }
   process.on('SIGINT', onSignal)

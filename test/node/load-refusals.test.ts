@@ -44,7 +44,7 @@ describe('files load.mjs does not open', () => {
     await sql`delete from data.departments where department_id = 9101`
   })
 
-  test('a FIFO is refused at once: no COPY left open, no hang (CLI exits 1 within seconds)', async () => {
+  test('a FIFO is refused at once: no COPY left open, no hang (CLI exits 1 within seconds)', { timeout: 60_000 }, async () => {
     const dir = await folder()
     execFileSync('mkfifo', [join(dir, 'jobs.csv')])
     const before = await counts()
@@ -74,8 +74,8 @@ describe('records too large', () => {
     const out = createWriteStream(file)
     out.write('9201,fine\n9202,')
     const chunk = Buffer.alloc(1024 * 1024, 'x')
-    for (let i = 0; i < 100; i++) if (!out.write(chunk)) await new Promise((r) => out.once('drain', r))
-    await new Promise((r) => out.end('\n', r))
+    for (let i = 0; i < 100; i++) if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()))
+    await new Promise<void>((r) => out.end('\n', () => r()))
     const before = await counts()
     const { ms, rssMb, result } = await bounded(() => loadFile(sql, 'jobs', file))
     assert.match(String(result), /jobs\.csv, line 2: refused: a record longer than 1048576 bytes \(LOAD_MAX_RECORD_BYTES\)/)
@@ -107,9 +107,9 @@ test('a file truncated while it is read is refused and nothing of it is kept', {
   for (let i = 0; i < rows; i += 10_000) {
     let text = ''
     for (let j = i; j < i + 10_000; j++) text += `${100_000 + j},Job number ${j}\n`
-    if (!out.write(text)) await new Promise((r) => out.once('drain', r))
+    if (!out.write(text)) await new Promise<void>((r) => out.once('drain', () => r()))
   }
-  await new Promise((r) => out.end(r))
+  await new Promise<void>((r) => out.end(() => r()))
   const before = await counts()
   let cut = false
   const result = await loadFile(sql, 'jobs', file, {
@@ -126,9 +126,9 @@ test('SIGTERM during a load: the process exits within seconds and the load is ro
   for (let i = 0; i < 2_000_000; i += 10_000) {
     let text = ''
     for (let j = i; j < i + 10_000; j++) text += `${200_000 + j},Job ${j}\n`
-    if (!out.write(text)) await new Promise((r) => out.once('drain', r))
+    if (!out.write(text)) await new Promise<void>((r) => out.once('drain', () => r()))
   }
-  await new Promise((r) => out.end(r))
+  await new Promise<void>((r) => out.end(() => r()))
   const before = await counts()
   const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/load.mjs', dir], { cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url } })
   let stdout = ''
