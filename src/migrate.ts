@@ -1,28 +1,109 @@
 // Brings a database up to date: pending ley migrations (sql/migrations/), then every
-// definition in sql/procedures/ and sql/views/, re-applied in filename order in one transaction.
+// definition in sql/procedures/ and sql/views/, re-applied in filename order, all in one
+// transaction, after a preflight of ownership and privileges, under an advisory lock.
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createRequire } from 'node:module'
 import * as ley from 'ley'
-import { connect, type Sql } from './database.ts'
+import { connect, type Sql, type Tx } from './database.ts'
 import { projectRoot } from './paths.ts'
 
 const require = createRequire(import.meta.url)
-const leyPostgres = require('ley/lib/clients/postgres')
+const { load, MigrationError } = require('ley/lib/util')
 
 export interface MigrateResult { migrations: string[]; definitions: string[] }
 
+/** The schemas the migrations create; whoever migrates must own what is in them. */
+const SCHEMAS = ['data', 'api', 'internal', 'report']
+/** Taken for the whole run: concurrent runs on one database wait for each other (advisory locks are per database). */
+const MIGRATE_LOCK = 7_340_015_015
+
+/**
+ * Pending ley migrations (sql/migrations/) and every definition in sql/procedures/ and
+ * sql/views/, in ONE transaction, under an advisory lock, after a preflight: a run either
+ * applies everything or nothing.
+ */
 export async function migrate(url: string): Promise<MigrateResult> {
-  // ley's own postgres driver, connected with our URL; its `migrations` table lives in public.
-  const driver = { ...leyPostgres, connect: () => connect(url, { max: 1, connection: { search_path: 'public' } }) }
-  const migrations = await ley.up({ cwd: projectRoot, dir: 'sql/migrations', driver })
   const sql = connect(url, { max: 1 })
   try {
-    const definitions = await applyDefinitions(sql)
+    await sql`select pg_advisory_lock(${MIGRATE_LOCK})`
+    const files = (await readdir(join(projectRoot, 'sql/migrations'))).filter((n) => /\.(m?js|ts)$/.test(n)).sort()
+    await preflight(sql, files)
+    let definitions: string[] = []
+    // ley's own bookkeeping (public.migrations, its columns), with the table named in full
+    // and the definitions applied in the transaction that applies the migrations.
+    const driver = {
+      connect: () => sql,
+      setup: async () => {
+        await sql`create table if not exists public.migrations (id serial primary key, name varchar(255) not null, created_at timestamp not null)`
+        return sql`select name from public.migrations order by id asc`
+      },
+      loop: (_: Sql, pending: { name: string; abs: string }[]) => sql.begin(async (tx) => {
+        // Migrations have always run with search_path = public; the definitions with the database's own.
+        await tx`set local search_path = public`
+        for (const file of pending) {
+          const migration = await load(file.abs)
+          await Promise.resolve(migration.up(tx)).catch((err: Error) => { throw new MigrationError(err, file) })
+          await tx`insert into public.migrations (name, created_at) values (${file.name}, now())`
+        }
+        await tx`reset search_path`
+        definitions = await applyDefinitionsIn(tx)
+      }),
+      end: async () => {},
+    }
+    const migrations: string[] = await ley.up({ cwd: projectRoot, dir: 'sql/migrations', driver: driver as never })
+    if (!migrations.length) definitions = await applyDefinitions(sql)
     return { migrations, definitions }
   } finally {
     await sql.end()
   }
+}
+
+/**
+ * Checks, before anything is applied, what the run will need: this user owns the database
+ * (ALTER DATABASE in the definitions), may create schemas in it, owns whatever already
+ * exists in the toolkit's schemas, and public.migrations, if there, is ley's table of ours.
+ */
+export async function preflight(sql: Sql, files: string[]): Promise<void> {
+  const [s] = await sql<{ me: string; superuser: boolean; db: string; owner: string; owns: boolean; can_create: boolean; public_create: boolean }[]>`
+    select current_user as me, r.rolsuper as superuser, d.datname as db, pg_get_userbyid(d.datdba) as owner,
+           pg_has_role(current_user, d.datdba, 'USAGE') as owns,
+           has_database_privilege(d.datname, 'CREATE') as can_create,
+           coalesce(has_schema_privilege('public', 'CREATE'), false) as public_create
+      from pg_database d, pg_roles r where d.datname = current_database() and r.rolname = current_user`
+  const refuse = (why: string) => {
+    throw new Error(`refusing to migrate ${s.db} as ${s.me}, nothing was applied: ${why}`)
+  }
+  if (s.superuser) return
+  if (!s.owns) refuse(`the database belongs to ${s.owner}: migrate as ${s.owner}, or have it run ALTER DATABASE ${s.db} OWNER TO ${s.me}`)
+  if (!s.can_create) refuse(`${s.me} may not create schemas in it: GRANT CREATE ON DATABASE ${s.db} TO ${s.me}`)
+  const foreign = await sql<{ what: string; owner: string }[]>`
+    select format('schema %I', n.nspname) as what, pg_get_userbyid(n.nspowner) as owner
+      from pg_namespace n where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, n.nspowner, 'USAGE')
+    union all
+    select format('%s %I.%I', case c.relkind when 'v' then 'view' when 'S' then 'sequence' when 'i' then 'index' else 'table' end, n.nspname, c.relname), pg_get_userbyid(c.relowner)
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, c.relowner, 'USAGE')
+    union all
+    select format('function %I.%I', n.nspname, p.proname), pg_get_userbyid(p.proowner)
+      from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+     where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, p.proowner, 'USAGE')
+    limit 5`
+  if (foreign.length) refuse(`${foreign.map((f) => `${f.what} belongs to ${f.owner}`).join(', ')}: migrate as their owner`)
+  const table = await sql<{ owner: string; columns: string[]; mine: boolean }[]>`
+    select pg_get_userbyid(c.relowner) as owner, array(select attname::text from pg_attribute where attrelid = c.oid and attnum > 0 and not attisdropped order by attnum) as columns,
+           pg_has_role(current_user, c.relowner, 'USAGE') as mine
+      from pg_class c where c.oid = to_regclass('public.migrations')`
+  if (!table.length) {
+    if (!s.public_create) refuse(`${s.me} may not create public.migrations (the list of applied migrations): GRANT CREATE ON SCHEMA public TO ${s.me}`)
+    return
+  }
+  const foreignTable = (why: string) => refuse(`public.migrations is not hirebase's list of applied migrations (${why}); ` +
+    'another tool uses that name in this database: give hirebase a database of its own')
+  if (table[0].columns.join(',') !== 'id,name,created_at') foreignTable(`its columns are ${table[0].columns.join(', ')}, not id, name, created_at`)
+  if (!table[0].mine) foreignTable(`it belongs to ${table[0].owner}`)
+  const unknown = await sql<{ name: string }[]>`select name from public.migrations where not (name = any(${files})) order by id limit 3`
+  if (unknown.length) foreignTable(`it lists ${unknown.map((u) => u.name).join(', ')}, which are not files of sql/migrations`)
 }
 
 export async function definitionFiles(): Promise<string[]> {
@@ -35,13 +116,15 @@ export async function definitionFiles(): Promise<string[]> {
 }
 
 export async function applyDefinitions(sql: Sql): Promise<string[]> {
+  return sql.begin((tx) => applyDefinitionsIn(tx))
+}
+
+async function applyDefinitionsIn(tx: Tx): Promise<string[]> {
   const files = await definitionFiles()
-  await sql.begin(async (tx) => {
-    for (const file of files) {
-      const text = await readFile(join(projectRoot, file), 'utf8')
-      // Definitions are trusted files from this repository, run as whole scripts.
-      await tx.unsafe(text).catch((err: Error) => { throw new Error(`${file}: ${err.message}`, { cause: err }) })
-    }
-  })
+  for (const file of files) {
+    const text = await readFile(join(projectRoot, file), 'utf8')
+    // Definitions are trusted files from this repository, run as whole scripts.
+    await tx.unsafe(text).catch((err: Error) => { throw new Error(`${file}: ${err.message}`, { cause: err }) })
+  }
   return files
 }
