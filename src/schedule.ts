@@ -6,17 +6,47 @@ export interface Job { name: string; schedule: string; command: string; what: st
 
 /** The jobs, with their schedules (cron syntax, minute granularity, in pg_cron's time zone). */
 export function declaredJobs(env: NodeJS.ProcessEnv = process.env): Job[] {
-  const retentionDays = Number(env.RETENTION_DAYS ?? 90)
-  if (!Number.isInteger(retentionDays) || retentionDays < 1) throw new Error(`RETENTION_DAYS must be a whole number >= 1, got "${env.RETENTION_DAYS}"`)
+  const retentionDays = retentionDaysFrom(env)
   return [
-    { name: 'backup', schedule: env.SCHEDULE_BACKUP ?? '0 2 * * *', command: `select api.request_backup(null, 'cron')`,
+    { name: 'backup', schedule: cronFrom(env, 'SCHEDULE_BACKUP', '0 2 * * *'), command: `select api.request_backup(null, 'cron')`,
       what: 'queue a backup of every table; the running server (scripts/serve.mjs) writes the files' },
-    { name: 'refresh_reports', schedule: env.SCHEDULE_REPORTS ?? '15 2 * * *', command: 'select api.refresh_reports()',
+    { name: 'refresh_reports', schedule: cronFrom(env, 'SCHEDULE_REPORTS', '15 2 * * *'), command: 'select api.refresh_reports()',
       what: 'check the counts the reports read against employees, and correct any drift' },
-    { name: 'housekeeping', schedule: env.SCHEDULE_HOUSEKEEPING ?? '30 3 * * *', command: `select api.housekeeping(interval '${retentionDays} days')`,
+    { name: 'housekeeping', schedule: cronFrom(env, 'SCHEDULE_HOUSEKEEPING', '30 3 * * *'), command: `select api.housekeeping(interval '${retentionDays} days')`,
       what: `delete ingest log rows, backup requests and pg_cron run history older than ${retentionDays} days` },
   ]
 }
+
+/** RETENTION_DAYS: whole days from 1 to 100 years (36525); PostgreSQL would take more and fail at every run. */
+export function retentionDaysFrom(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.RETENTION_DAYS ?? '90'
+  const days = /^\d{1,9}$/.test(text.trim()) ? Number(text) : NaN
+  if (!(days >= 1 && days <= 36525)) throw new Error(`RETENTION_DAYS must be a whole number of days from 1 to 36525 (100 years), got "${text}"`)
+  return days
+}
+
+// The five fields of a cron schedule and their ranges (pg_cron's syntax, minute granularity).
+const CRON_FIELDS: [string, number, number][] = [['minute', 0, 59], ['hour', 0, 23], ['day of month', 1, 31], ['month', 1, 12], ['day of week', 0, 7]]
+
+/** Checks a 5-field cron schedule (numbers, *, ranges a-b, lists a,b, steps x/n); an error names the variable and the field. */
+export function checkCron(name: string, schedule: string): string {
+  const fields = schedule.trim().split(/\s+/)
+  const bad = (why: string) => new Error(`${name} must be a 5-field cron schedule (minute hour day-of-month month day-of-week, e.g. "30 3 * * *"), got "${schedule}": ${why}`)
+  if (fields.length !== 5) throw bad(`${fields.length} fields`)
+  fields.forEach((field, i) => {
+    const [label, min, max] = CRON_FIELDS[i]
+    for (const part of field.split(',')) {
+      const m = /^(\*|(\d{1,2})(?:-(\d{1,2}))?)(?:\/(\d{1,2}))?$/.exec(part)
+      if (!m) throw bad(`the ${label} field "${field}" is not a number, *, range, list or step`)
+      for (const n of [m[2], m[3]]) if (n !== undefined && (Number(n) < min || Number(n) > max)) throw bad(`the ${label} ${n} is outside ${min}-${max}`)
+      if (m[2] !== undefined && m[3] !== undefined && Number(m[2]) > Number(m[3])) throw bad(`the ${label} range ${m[2]}-${m[3]} is backwards`)
+      if (m[4] !== undefined && Number(m[4]) < 1) throw bad(`the ${label} step must be at least 1`)
+    }
+  })
+  return fields.join(' ')
+}
+
+const cronFrom = (env: NodeJS.ProcessEnv, name: string, fallback: string) => checkCron(name, env[name] ?? fallback)
 
 /** pg_cron job names are unique per user across databases: the database is part of the name. */
 export const jobName = (job: string, database: string) => `hirebase_${job}@${database}`
