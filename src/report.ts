@@ -69,6 +69,14 @@ export const MEAN_DEFINITIONS: Record<MeanOver, string> = {
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
+// Data never chooses a colour: Plot reads a channel whose values all look like colours
+// (say a department named url(https://...)) as literal fills, which a browser would fetch,
+// unless the channel is bound to the colour scale ({ value, scale: 'color' }) with its range.
+const PALETTE = ['#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac']
+const ordinalColours = (domain: string[]) => ({ type: 'ordinal' as const, domain, range: PALETTE })
+/** Names on a chart's y axis are cut to fit its margin; the full name is the tick's tooltip. */
+const nameAxis = () => Plot.axisY({ label: null, textOverflow: 'ellipsis-end', lineWidth: 17 })
+
 function svgOf(options: Plot.PlotOptions): string {
   const { window } = new JSDOM('')
   const chart = Plot.plot({ ...options, document: window.document }) as unknown as Element
@@ -103,6 +111,7 @@ function page(title: string, p: Provenance, metric: Metric<object>, csv: string,
   figure { margin: 1.5rem 0; overflow-x: auto; } figcaption { color: #555; font-size: .9rem; }
   table.data { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
   table.data th, table.data td { border-bottom: 1px solid #e3e3e3; padding: .25rem .6rem; text-align: left; }
+  table.data td { overflow-wrap: anywhere; } /* a long name wraps instead of widening the page */
   table.data th { position: sticky; top: 0; background: #f6f6f6; cursor: pointer; user-select: none; }
   table.data td.num { text-align: right; }
   .scroll { max-height: 36rem; overflow: auto; border: 1px solid #e3e3e3; }
@@ -161,9 +170,10 @@ export function hiresByQuarterPage(metric: Metric<QuarterRow>, p: Provenance, cs
     title: `Hires per department and quarter, ${p.year}`,
     width: 720, height: 60 + 28 * departments.length, marginLeft: 190,
     x: { label: 'Quarter (UTC)', domain: ['Q1', 'Q2', 'Q3', 'Q4'], axis: 'top' }, y: { label: null, domain: departments },
-    color: { scheme: 'blues', label: 'Hires' }, // no legend: it needs canvas, and every cell is labelled
+    color: { type: 'linear', scheme: 'blues', label: 'Hires' }, // no legend: it needs canvas, and every cell is labelled
     marks: [
-      Plot.cell(heat, { x: 'quarter', y: 'department', fill: 'hires', inset: 0.5, title: (d: typeof heat[0]) => `${d.department}, ${d.quarter} ${p.year}: ${d.hires} hires` }),
+      nameAxis(),
+      Plot.cell(heat, { x: 'quarter', y: 'department', fill: { value: 'hires', scale: 'color' }, inset: 0.5, title: (d: typeof heat[0]) => `${d.department}, ${d.quarter} ${p.year}: ${d.hires} hires` }),
       Plot.text(heat, { x: 'quarter', y: 'department', text: 'hires', fill: (d: typeof heat[0]) => (d.hires > darkFrom ? 'white' : 'black') }),
     ],
   })
@@ -172,9 +182,11 @@ export function hiresByQuarterPage(metric: Metric<QuarterRow>, p: Provenance, cs
     title: `Hires per department in ${p.year}, one segment per job`,
     width: 960, height: 60 + 28 * departments.length, marginLeft: 190,
     x: { label: 'Hires in the year →', grid: true }, y: { label: null, domain: departments },
+    color: ordinalColours(departments),
     marks: [
+      nameAxis(),
       Plot.barX(metric.rows, {
-        x: total, y: 'department', fill: 'department', stroke: 'white', strokeWidth: 0.5,
+        x: total, y: 'department', fill: { value: 'department', scale: 'color' }, stroke: 'white', strokeWidth: 0.5,
         title: (r: QuarterRow) => `${r.department} / ${r.job}: ${total(r)} hires (Q1 ${r.q1}, Q2 ${r.q2}, Q3 ${r.q3}, Q4 ${r.q4})`,
       }),
       Plot.ruleX([0]),
@@ -196,6 +208,7 @@ export function departmentsAboveMeanPage(metric: Metric<AboveMeanRow> & { mean: 
     x: { label: 'Hires in the year →', grid: true, domain: [0, Math.max(mean, ...metric.rows.map((r) => r.hired)) * 1.1] },
     y: { label: null, domain: metric.rows.map((r) => r.department) },
     marks: [
+      nameAxis(),
       Plot.barX(metric.rows, { x: 'hired', y: 'department', fill: '#4e79a7', title: (r: AboveMeanRow) => `${r.department}: ${r.hired} hires in ${p.year}` }),
       Plot.text(metric.rows, { x: 'hired', y: 'department', text: 'hired', dx: 4, textAnchor: 'start' }),
       Plot.ruleX([mean], { stroke: '#e15759', strokeWidth: 2, strokeDasharray: '4,3' }),

@@ -1,0 +1,77 @@
+// Reports with hostile names, opened in headless Chromium: no data value reaches an attribute
+// that can load a URL (0 network requests), and long names wrap in the table and are cut, with
+// a tooltip, in the charts.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdtemp } from 'node:fs/promises'
+import { createServer } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { test } from 'node:test'
+import { writeReports } from '../../src/report.ts'
+import { freshDatabase } from '../support.ts'
+
+const chromium = (() => { try { return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() } catch { return '' } })()
+
+test('hostile department names: 0 network requests, long names wrap and are cut with a tooltip', { timeout: 120_000 }, async (t) => {
+  if (!chromium) {
+    console.warn('SKIPPED: chromium is not installed, so the hostile-names browser test did not run (apt-get install chromium; CI installs it)')
+    return t.skip('chromium is not installed')
+  }
+  // Anything fetched from here is a leak.
+  const hits: string[] = []
+  const server = createServer((req, res) => { hits.push(req.url ?? ''); res.end('') })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  const long = `Department-${'x'.repeat(300)}-end`
+  const db = await freshDatabase()
+  // 2022: only names that look like colours (so a chart would take them as literal fills);
+  // 2023: a 314-character name without a space beside an ordinary one.
+  await db.sql`insert into data.departments values (1, ${`url(${base}/fill)`}), (2, 'red'), (3, ${long}), (4, 'Ops'),
+    (5, ${`<img src="${base}/img">`})`
+  await db.sql`insert into data.jobs values (1, ${`url(${base}/job)`})`
+  await db.sql`insert into data.employees select g, 'e' || g, case when g <= 30 then '2022-02-01T00:00:00Z'::timestamptz else '2023-05-01T00:00:00Z' end,
+    case when g <= 20 then 1 when g <= 30 then 2 when g <= 60 then 3 when g <= 62 then 4 else 5 end, 1 from generate_series(1, 70) g`
+  const out = await mkdtemp(join(tmpdir(), 'hirebase-hostile-'))
+  await writeReports(db.sql, { year: 2022, out: join(out, '2022'), database: 'test' })
+  await writeReports(db.sql, { year: 2023, out: join(out, '2023'), database: 'test' })
+  const { chromium: playwright } = await import('playwright-core')
+  const browser = await playwright.launch({
+    executablePath: chromium,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
+  })
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    const requests: string[] = []
+    page.on('request', (r) => { if (!r.url().startsWith('file:')) requests.push(r.url()) })
+    for (const year of [2022, 2023]) {
+      for (const name of [`hires-by-quarter-${year}.html`, `departments-above-mean-${year}.html`]) {
+        await page.goto(pathToFileURL(join(out, String(year), name)).href)
+        await page.waitForSelector('svg')
+        await page.waitForTimeout(300)
+        // No attribute anywhere holds a data value that names a URL.
+        const urls = await page.evaluate(() => [...document.querySelectorAll('*')].flatMap((e) =>
+          [...e.attributes].filter((a) => /url\(|^(src|href)$/i.test(a.value) || (/^(src|href)$/i.test(a.name) && /^https?:/i.test(a.value))).map((a) => `${e.tagName} ${a.name}=${a.value}`)))
+        assert.deepEqual(urls, [], `${name}: ${urls.join(', ')}`)
+        // The page is no wider than the window: long names wrap in the table.
+        const width = await page.evaluate(() => document.documentElement.scrollWidth)
+        assert.ok(width <= 1280, `${name} is ${width} px wide`)
+      }
+    }
+    // In the 2023 charts the long name is cut, and its tick carries the full name as a tooltip.
+    await page.goto(pathToFileURL(join(out, '2023', 'hires-by-quarter-2023.html')).href)
+    const ticks = await page.evaluate(() => [...document.querySelectorAll('#stacked svg g[aria-label="y-axis tick label"] text')].map((e) => ({
+      shown: [...e.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join(''), title: e.querySelector('title')?.textContent ?? null,
+    })))
+    const cut = ticks.find((tick) => tick.title?.startsWith('Department-'))
+    assert.ok(cut, JSON.stringify(ticks))
+    assert.equal(cut.title, long)
+    assert.ok(cut.shown.endsWith('…') && cut.shown.length < 40, cut.shown)
+    assert.deepEqual(requests, [], 'no network requests')
+    assert.deepEqual(hits, [], 'nothing reached the local server')
+  } finally {
+    await browser.close()
+    server.close()
+  }
+})
