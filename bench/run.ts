@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import { parse } from 'csv-parse/sync'
 import { copyIn } from '../src/copy.ts'
-import { cloneDatabase, connect } from '../src/database.ts'
+import { cloneDatabase, connect, withDatabase } from '../src/database.ts'
 import { loadFile } from '../src/load.ts'
 import { migrate } from '../src/migrate.ts'
 import { projectRoot } from '../src/paths.ts'
@@ -182,7 +182,7 @@ export async function bench(serverUrl: string, options: { rows: number; apiRows?
     const data = await generate(join(work, 'data'), options.rows)
     await admin.unsafe(`create database ${template}`)
     databases.push(template)
-    await migrate(Object.assign(new URL(serverUrl), { pathname: `/${template}` }).toString())
+    await migrate(withDatabase(serverUrl, template))
 
     // ---- 1. load ----
     log('load: toolkit ...')
@@ -222,7 +222,7 @@ export async function bench(serverUrl: string, options: { rows: number; apiRows?
     const apiSql = connect(apiUrl, { max: 8 })
     const port = await freePort()
     const server = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], {
-      cwd: projectRoot, env: { ...process.env, DATABASE_URL: apiUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', BACKUP_DIR: join(work, 'api-backups') },
+      cwd: projectRoot, env: { ...process.env, DATABASE_URL: apiUrl, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', BACKUP_DIR: join(work, 'api-backups'), RATE_LIMIT_MAX: '1000000' },
       stdio: ['ignore', 'pipe', 'inherit'],
     })
     try {

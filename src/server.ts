@@ -3,6 +3,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import rateLimit from '@fastify/rate-limit'
 import swagger from '@fastify/swagger'
 import { parse as csvParse } from 'csv-parse'
 import cors from '@fastify/cors'
@@ -33,6 +34,15 @@ export interface Limits {
   requestTimeoutMs: number
   /** Backups running at once through the API (BACKUP_CONCURRENCY); one per table in any case. */
   backupConcurrency: number
+  /** Requests per client (IP address) per window (RATE_LIMIT_MAX, RATE_LIMIT_WINDOW_SECONDS); more get 429 with Retry-After. */
+  rateLimitMax: number
+  rateLimitWindowSeconds: number
+  /** Caps set on the API's connections, read by the database's triggers (sql/procedures/760-internal.bounds.sql):
+   *  a rejected row's stored payload, the ingest log per table, the idempotency keys. */
+  rejectPayloadMaxBytes: number
+  ingestLogMaxBatches: number
+  ingestLogMaxRejects: number
+  idempotencyMaxKeys: number
 }
 
 const LIMIT_ENV: Record<keyof Limits, [string, number]> = {
@@ -43,6 +53,12 @@ const LIMIT_ENV: Record<keyof Limits, [string, number]> = {
   connectionTimeoutMs: ['HTTP_CONNECTION_TIMEOUT_MS', 60_000],
   requestTimeoutMs: ['HTTP_REQUEST_TIMEOUT_MS', 30_000],
   backupConcurrency: ['BACKUP_CONCURRENCY', 2],
+  rateLimitMax: ['RATE_LIMIT_MAX', 600],
+  rateLimitWindowSeconds: ['RATE_LIMIT_WINDOW_SECONDS', 60],
+  rejectPayloadMaxBytes: ['REJECT_PAYLOAD_MAX_BYTES', 1024],
+  ingestLogMaxBatches: ['INGEST_LOG_MAX_BATCHES', 100_000],
+  ingestLogMaxRejects: ['INGEST_LOG_MAX_REJECTS', 1_000_000],
+  idempotencyMaxKeys: ['IDEMPOTENCY_MAX_KEYS', 10_000],
 }
 
 export function limitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
@@ -101,7 +117,7 @@ export interface ServerOptions {
   /** Origins (scheme://host[:port]) whose pages may write and get CORS headers (ALLOWED_ORIGINS). */
   allowedOrigins?: string[]
   logLevel?: string
-  /** Timeouts and pool size; from the environment when not given. */
+  /** Timeouts, pool size and the caps on what clients can make the server and the database hold; from the environment when not given. */
   limits?: Limits
 }
 
@@ -239,6 +255,11 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     connection: {
       ...(api.role ? { role: api.role } : {}), application_name: 'hirebase-api',
       statement_timeout: String(limits.statementTimeoutMs), lock_timeout: String(limits.lockTimeoutMs),
+      // Read by the database's triggers (sql/procedures/760-internal.bounds.sql).
+      'hirebase.reject_payload_max_bytes': String(limits.rejectPayloadMaxBytes),
+      'hirebase.ingest_log_max_batches': String(limits.ingestLogMaxBatches),
+      'hirebase.ingest_log_max_rejects': String(limits.ingestLogMaxRejects),
+      'hirebase.idempotency_max_keys': String(limits.idempotencyMaxKeys),
     } as Record<string, string>,
     // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
@@ -291,6 +312,9 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     },
   })
 
+  // Requests per client: a flood gets 429 with Retry-After before it reaches the database.
+  await app.register(rateLimit, { max: limits.rateLimitMax, timeWindow: limits.rateLimitWindowSeconds * 1000 })
+
   // Shutting down: answer in-flight requests with Connection: close, so keep-alive
   // clients do not hold the server open after their last response.
   let closing = false
@@ -329,6 +353,9 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     }, 'request')
   })
   app.setErrorHandler((err, request, reply) => {
+    if ((err as { statusCode?: number }).statusCode === 429) {
+      return reply.code(429).send(errorBody({ status: 429, code: 'rate_limited', message: `too many requests from this client: ${(err as Error).message}` }))
+    }
     const e = toApiError(err)
     if (e.status >= 500) request.log.error({ code: (err as { code?: string }).code, err: (err as Error).message }, 'request failed')
     if (e.status === 503 || e.status === 429) reply.header('retry-after', String(Math.max(1, Math.ceil(limits.lockTimeoutMs / 1000))))

@@ -65,12 +65,15 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   const worker = await startBackupWorker(runner, {
     dir: databaseFolder(backupDirFromEnv(), api.roles.database), keep: keepFromEnv(), log: (msg, fields) => app.log.info(fields, msg),
   })
+  const { startHousekeeping } = await import('./housekeeping.ts')
+  const housekeeper = await startHousekeeping(url, (msg, fields) => app.log.info(fields, msg))
   console.log(`API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
     ` (OpenAPI: /openapi.json; database login ${api.how}; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'}` +
     `${readToken ? ', reads too' : ''})`)
   if (!shutdown.aborted) await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
   await worker.stop() // lets a backup in progress finish (the runner's pool closes with the app)
   await app.close()
+  await housekeeper.stop()
   await sql.end({ timeout: 5 })
 }
 
