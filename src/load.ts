@@ -84,16 +84,21 @@ class RecordLimits extends Transform {
   private recordBytes = 0
   private fields = 1
   private quoted = false
+  private afterCr = false
   constructor(private file: string, private maxBytes: number, private maxFields: number) { super() }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.bytes += chunk.length
-    let { quoted, fields, recordBytes, line } = this
+    let { quoted, fields, recordBytes, line, afterCr } = this
     for (let i = 0; i < chunk.length; i++) {
       const c = chunk[i]
       recordBytes++
+      // Records end in CRLF, LF or CR (a CRLF is one line break).
+      const lf = c === 0x0a && afterCr
+      afterCr = c === 0x0d
+      if (lf) { if (!quoted) recordBytes = 0; continue }
       if (c === 0x22) quoted = !quoted
-      else if (c === 0x0a) {
+      else if (c === 0x0a || c === 0x0d) {
         line++
         if (!quoted) { fields = 1; recordBytes = 0; this.recordLine = line; continue }
       } else if (c === 0x2c && !quoted && ++fields > this.maxFields) {
@@ -103,7 +108,7 @@ class RecordLimits extends Transform {
         return done(new Error(`${this.file}, line ${this.recordLine}: refused: a record longer than ${this.maxBytes} bytes (LOAD_MAX_RECORD_BYTES)`))
       }
     }
-    Object.assign(this, { quoted, fields, recordBytes, line })
+    Object.assign(this, { quoted, fields, recordBytes, line, afterCr })
     done(null, chunk)
   }
 }
