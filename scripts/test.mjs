@@ -98,7 +98,9 @@ await run(async ({ url }, shutdown) => {
         cwd: projectRoot,
         stdio: 'inherit',
         detached: true,
-        env: { ...process.env, TEST_SERVER_URL: url, TEST_TEMPLATE: template, TEST_RUN: runId, TMPDIR: temp },
+        // Tests drive the API far faster than any client should (app.inject in loops): the
+        // per-client rate limit is out of their way unless set; test/node/bounds.test.ts sets its own.
+        env: { RATE_LIMIT_MAX: '100000000', ...process.env, TEST_SERVER_URL: url, TEST_TEMPLATE: template, TEST_RUN: runId, TMPDIR: temp },
       })
       const stop = () => {
         try { process.kill(-child.pid, 'SIGTERM') } catch {}
