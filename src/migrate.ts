@@ -74,34 +74,36 @@ export async function preflight(sql: Sql, files: string[]): Promise<void> {
   const refuse = (why: string) => {
     throw new Error(`refusing to migrate ${s.db} as ${s.me}, nothing was applied: ${why}`)
   }
-  if (s.superuser) return
-  if (!s.owns) refuse(`the database belongs to ${s.owner}: migrate as ${s.owner}, or have it run ALTER DATABASE ${s.db} OWNER TO ${s.me}`)
-  if (!s.can_create) refuse(`${s.me} may not create schemas in it: GRANT CREATE ON DATABASE ${s.db} TO ${s.me}`)
-  const foreign = await sql<{ what: string; owner: string }[]>`
-    select format('schema %I', n.nspname) as what, pg_get_userbyid(n.nspowner) as owner
-      from pg_namespace n where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, n.nspowner, 'USAGE')
-    union all
-    select format('%s %I.%I', case c.relkind when 'v' then 'view' when 'S' then 'sequence' when 'i' then 'index' else 'table' end, n.nspname, c.relname), pg_get_userbyid(c.relowner)
-      from pg_class c join pg_namespace n on n.oid = c.relnamespace
-     where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, c.relowner, 'USAGE')
-    union all
-    select format('function %I.%I', n.nspname, p.proname), pg_get_userbyid(p.proowner)
-      from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-     where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, p.proowner, 'USAGE')
-    limit 5`
-  if (foreign.length) refuse(`${foreign.map((f) => `${f.what} belongs to ${f.owner}`).join(', ')}: migrate as their owner`)
+  // A superuser may do all of it; the bookkeeping table is checked for everyone.
+  if (!s.superuser) {
+    if (!s.owns) refuse(`the database belongs to ${s.owner}: migrate as ${s.owner}, or have it run ALTER DATABASE ${s.db} OWNER TO ${s.me}`)
+    if (!s.can_create) refuse(`${s.me} may not create schemas in it: GRANT CREATE ON DATABASE ${s.db} TO ${s.me}`)
+    const foreign = await sql<{ what: string; owner: string }[]>`
+      select format('schema %I', n.nspname) as what, pg_get_userbyid(n.nspowner) as owner
+        from pg_namespace n where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, n.nspowner, 'USAGE')
+      union all
+      select format('%s %I.%I', case c.relkind when 'v' then 'view' when 'S' then 'sequence' when 'i' then 'index' else 'table' end, n.nspname, c.relname), pg_get_userbyid(c.relowner)
+        from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, c.relowner, 'USAGE')
+      union all
+      select format('function %I.%I', n.nspname, p.proname), pg_get_userbyid(p.proowner)
+        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+       where n.nspname = any(${SCHEMAS}) and not pg_has_role(current_user, p.proowner, 'USAGE')
+      limit 5`
+    if (foreign.length) refuse(`${foreign.map((f) => `${f.what} belongs to ${f.owner}`).join(', ')}: migrate as their owner`)
+  }
   const table = await sql<{ owner: string; columns: string[]; mine: boolean }[]>`
     select pg_get_userbyid(c.relowner) as owner, array(select attname::text from pg_attribute where attrelid = c.oid and attnum > 0 and not attisdropped order by attnum) as columns,
            pg_has_role(current_user, c.relowner, 'USAGE') as mine
       from pg_class c where c.oid = to_regclass('public.migrations')`
   if (!table.length) {
-    if (!s.public_create) refuse(`${s.me} may not create public.migrations (the list of applied migrations): GRANT CREATE ON SCHEMA public TO ${s.me}`)
+    if (!s.public_create && !s.superuser) refuse(`${s.me} may not create public.migrations (the list of applied migrations): GRANT CREATE ON SCHEMA public TO ${s.me}`)
     return
   }
   const foreignTable = (why: string) => refuse(`public.migrations is not hirebase's list of applied migrations (${why}); ` +
     'another tool uses that name in this database: give hirebase a database of its own')
   if (table[0].columns.join(',') !== 'id,name,created_at') foreignTable(`its columns are ${table[0].columns.join(', ')}, not id, name, created_at`)
-  if (!table[0].mine) foreignTable(`it belongs to ${table[0].owner}`)
+  if (!table[0].mine && !s.superuser) foreignTable(`it belongs to ${table[0].owner}`)
   const unknown = await sql<{ name: string }[]>`select name from public.migrations where not (name = any(${files})) order by id limit 3`
   if (unknown.length) foreignTable(`it lists ${unknown.map((u) => u.name).join(', ')}, which are not files of sql/migrations`)
 }
