@@ -23,7 +23,7 @@ export const folderMode = (mode = fileMode()) => mode | ((mode & 0o444) >> 2)
 
 /**
  * Makes sure `dir` is a folder (created with the folder mode, parents included), not a symlink,
- * and not writable by others (where anyone could plant or swap files), unless `force`.
+ * ours (or root's), and not writable by others (where anyone could plant or swap files), unless `force`.
  */
 export async function outputFolder(dir: string, options: { force?: boolean } = {}): Promise<void> {
   const mode = folderMode()
@@ -38,6 +38,12 @@ export async function outputFolder(dir: string, options: { force?: boolean } = {
   if (!s.isDirectory()) throw new Error(`refused: ${dir} is not a folder (a symbolic link?)`)
   if ((s.mode & 0o002) && !options.force) {
     throw new Error(`refused: ${dir} is writable by other users, who could replace what is written there: ` +
+      'use a folder of your own, or pass --force if you accept that')
+  }
+  // A folder another user made (say in /tmp, before us) is theirs to empty or swap.
+  const me = process.getuid?.() ?? s.uid
+  if (s.uid !== me && s.uid !== 0 && !options.force) {
+    throw new Error(`refused: ${dir} belongs to another user (uid ${s.uid}), who could replace what is written there: ` +
       'use a folder of your own, or pass --force if you accept that')
   }
 }

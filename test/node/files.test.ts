@@ -3,7 +3,7 @@
 // others can write is refused unless --force.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, lstat, mkdir, mkdtemp, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
@@ -85,4 +85,18 @@ test('backups, their .sha256 and pre-restore snapshots: 0600 in 0700 folders; a 
   await mkdir(join(open, 'jobs'), { recursive: true })
   await chmod(join(open, 'jobs'), 0o777)
   await assert.rejects(backupTable(db.sql, 'jobs', { dir: open }), /refused: .*jobs is writable by other users/)
+})
+
+test('an output folder that belongs to another user is refused unless --force', async (t) => {
+  if (process.getuid?.() !== 0) {
+    console.warn('SKIPPED: giving a folder to another user needs root (CI runs as root)')
+    return t.skip('needs root')
+  }
+  const out = join(await mkdtemp(join(tmpdir(), 'hirebase-files-')), 'theirs')
+  await mkdir(out, { mode: 0o755 })
+  await chown(out, 54321, 54321) // any uid but ours: the folder's owner could swap what we write
+  await assert.rejects(writeReports(db.sql, { year: 2021, out, database: 'test' }), /refused: .*theirs belongs to another user \(uid 54321\)/)
+  assert.deepEqual(await readdir(out), [])
+  await writeReports(db.sql, { year: 2021, out, database: 'test', force: true })
+  assert.equal(await mode(join(out, 'index.html')), 0o600)
 })
