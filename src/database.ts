@@ -208,7 +208,11 @@ async function startEmbedded(): Promise<Database> {
   if (existsSync(socket) && await answers(adminUrl)) return { url, stop: async () => {} }
   const pidFile = join(CLUSTER_DIR, 'postmaster.pid')
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).split('\n')[0])
-  if (pid > 0 && isAlive(pid)) {
+  if (pid > 0 && isAlive(pid) && !(await isPostgres(pid))) {
+    // A stale lock file whose pid now belongs to another program: PostgreSQL would refuse it.
+    process.stderr.write(`removing the stale ${pidFile} (pid ${pid} is no PostgreSQL server)\n`)
+    await rm(pidFile, { force: true })
+  } else if (pid > 0 && isAlive(pid)) {
     throw new Error(`a PostgreSQL server (pid ${pid}) still runs on ${CLUSTER_DIR} but does not answer on ${socket} ` +
       `(left by an earlier run, or started with other settings): stop it (kill -INT ${pid}) and start again`)
   }
@@ -277,6 +281,11 @@ async function startEmbedded(): Promise<Database> {
   }
   starting = undefined
   return { url, stop }
+}
+
+async function isPostgres(pid: number): Promise<boolean> {
+  const name = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => 'postgres') // no /proc: assume it is
+  return name.trim() === 'postgres'
 }
 
 function isAlive(pid: number): boolean {

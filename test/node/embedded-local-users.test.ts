@@ -203,6 +203,21 @@ describe('the embedded default among other local users', { skip: !root && 'needs
       await rm(other, { recursive: true, force: true })
     }
   })
+
+  test('a stale postmaster.pid (its pid now another program) is removed, and the start works', async () => {
+    const pgPort = await freePort()
+    const other = spawn('sleep', ['60'])
+    const pidFile = join(dir, '.pgdata', 'cluster', 'postmaster.pid')
+    try {
+      await writeFile(pidFile, `${other.pid}\n${join(dir, '.pgdata', 'cluster')}\n`, { mode: 0o600 })
+      execFileSync('chown', ['postgres', pidFile])
+      const r = await finished(zx(dir, ['scripts/load.mjs'], { EMBEDDED_PG_PORT: String(pgPort) }), 60_000)
+      assert.equal(r.code, 0, r.out)
+      assert.match(r.out, /removing the stale .*postmaster\.pid \(pid \d+ is no PostgreSQL server\)/)
+    } finally {
+      other.kill()
+    }
+  })
 })
 
 /** Every file under the copy's .pgdata, reports/ and backups/ that the other user can read. */
