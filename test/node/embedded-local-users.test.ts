@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
+import { importEmbeddedPostgres } from '../../src/database.ts'
 import { projectRoot } from '../../src/paths.ts'
 
 const root = userInfo().uid === 0
@@ -63,7 +64,8 @@ function spy(dir: string): { stop: (password: () => Promise<string>) => Promise<
       try { for (const n of fs.readdirSync('/tmp')) if (n.startsWith('pg-password-')) tryRead('/tmp/' + n) } catch {}
       for (const sub of ['.pgdata', 'reports', 'backups']) tryRead(path.join(${JSON.stringify(dir)}, sub))
     }
-    const t = setInterval(poll, 5); process.on('SIGTERM', () => { poll(); clearInterval(t); process.exit(0) })`
+    const t = setInterval(poll, 25); process.on('SIGTERM', () => { poll(); clearInterval(t); process.exit(0) })
+    setTimeout(() => process.exit(0), 300_000) // never outlives a test that failed to stop it`
   const child = spawn('runuser', ['-u', user, '--', process.execPath, '-e', script])
   let out = ''
   child.stdout.on('data', (d) => { out += d })
@@ -82,11 +84,14 @@ function spy(dir: string): { stop: (password: () => Promise<string>) => Promise<
 describe('the embedded default among other local users', { skip: !root && 'needs root', timeout: 600_000 }, () => {
   let dir = ''
   before(async () => {
+    // The copies run the checkout's binaries (node_modules is a symlink): as in npm start, the
+    // postgres user must be able to enter the checkout (a clone in mktemp -d is 0700).
+    await importEmbeddedPostgres()
     execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user])
     dir = await checkoutCopy()
   })
   after(async () => {
-    execFileSync('userdel', [user])
+    execFileSync('userdel', ['--force', user])
     // The copy's cluster belongs to the postgres user; any server left on it is a failure above.
     if (dir) await rm(dir, { recursive: true, force: true })
   })
@@ -97,22 +102,27 @@ describe('the embedded default among other local users', { skip: !root && 'needs
     const pgPort = await freePort()
     const start = zx(dir, ['scripts/start.mjs'], { EMBEDDED_PG_PORT: String(pgPort), PORT: String(port), LOG_LEVEL: 'warn' })
     const done = finished(start)
-    let up = false
-    for (let i = 0; i < 240 && !up; i++) {
-      up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)
-      if (!up) await new Promise((r) => setTimeout(r, 500))
+    let during: string[] = []
+    try {
+      let up = false
+      for (let i = 0; i < 240 && !up && start.exitCode === null; i++) {
+        up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)
+        if (!up) await new Promise((r) => setTimeout(r, 500))
+      }
+      assert.ok(up, 'npm start did not come up')
+      const backup = await finished(zx(dir, ['scripts/backup.mjs', 'employees'], { EMBEDDED_PG_PORT: String(pgPort) }))
+      assert.equal(backup.code, 0, backup.out)
+      assert.ok((await readdir(join(dir, 'backups', 'employees'))).some((n) => n.endsWith('.avro')))
+      assert.ok(existsSync(join(dir, 'reports', 'index.html')))
+      during = await readAsOther(dir)
+    } finally {
+      // Whatever failed above, the server and the spy stop here.
+      if (start.exitCode === null) process.kill(start.pid!, 'SIGTERM')
+      const { code, out } = await done
+      const read = await watcher.stop(async () => (await readFile(join(dir, '.pgdata', 'password'), 'utf8').catch(() => '\0')).trim())
+      assert.equal(code, 0, out)
+      assert.deepEqual(read, [], `the other user read: ${read.join(', ')}`)
     }
-    assert.ok(up, 'npm start did not come up')
-    const backup = await finished(zx(dir, ['scripts/backup.mjs', 'employees'], { EMBEDDED_PG_PORT: String(pgPort) }))
-    assert.equal(backup.code, 0, backup.out)
-    assert.ok((await readdir(join(dir, 'backups', 'employees'))).some((n) => n.endsWith('.avro')))
-    assert.ok(existsSync(join(dir, 'reports', 'index.html')))
-    const during = await readAsOther(dir)
-    process.kill(start.pid!, 'SIGTERM')
-    const { code, out } = await done
-    assert.equal(code, 0, out)
-    const read = await watcher.stop(async () => (await readFile(join(dir, '.pgdata', 'password'), 'utf8')).trim())
-    assert.deepEqual(read, [], `the other user read: ${read.join(', ')}`)
     assert.deepEqual(during, [])
     assert.deepEqual(await readAsOther(dir), [])
     assert.ok(!existsSync(join(dir, '.pgdata', 'tmp')), 'initdb\'s private TMPDIR is removed')
