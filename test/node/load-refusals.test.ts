@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
-import { mkdtemp, symlink, truncate, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, symlink, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, test } from 'node:test'
+import { after, describe, test } from 'node:test'
 import { execFileSync } from 'node:child_process'
 import { loadDirectory, loadFile } from '../../src/load.ts'
 import { projectRoot } from '../../src/paths.ts'
@@ -16,7 +16,10 @@ const db = await freshDatabase()
 const { sql } = db
 const counts = async () => (await sql`select (select count(*) from data.jobs)::int as jobs, (select count(*) from data.departments)::int as departments,
   (select count(*) from data.ingest_batches)::int as batches, (select count(*) from data.ingest_rejects)::int as rejects`)[0]
-const folder = () => mkdtemp(join(tmpdir(), 'hirebase-refuse-'))
+// Some files here are 100 MB: every folder goes when the file ends.
+const folders: string[] = []
+after(async () => { for (const f of folders) await rm(f, { recursive: true, force: true }) })
+const folder = async () => { const f = await mkdtemp(join(tmpdir(), 'hirebase-refuse-')); folders.push(f); return f }
 
 /** Runs `work`, and how long it took and how much the process's RSS grew meanwhile (sampled). */
 async function bounded<T>(work: () => Promise<T>): Promise<{ ms: number; rssMb: number; result: T | Error }> {
