@@ -75,7 +75,9 @@ const unchanged = (a: Stats, b: Stats) => a.ino === b.ino && a.dev === b.dev && 
 
 /**
  * Bounds what one record may take before the parser holds it in memory: its bytes and its
- * fields, counted on the raw bytes (RFC 4180 quotes toggle, so `""` inside quotes cancels out).
+ * fields, counted on the raw bytes with the dialect's quoting (src/csv.ts): a quote opens a
+ * quoted field only at the field's start, `""` inside it is a quote, and a stray quote in an
+ * unquoted field is data (relax_quotes). Records end in CRLF, LF or CR.
  */
 class RecordLimits extends Transform {
   bytes = 0
@@ -84,31 +86,43 @@ class RecordLimits extends Transform {
   private recordBytes = 0
   private fields = 1
   private quoted = false
+  private fieldStart = true
+  private justClosed = false // just after a quote that justClosed a quoted field (`""` reopens it)
   private afterCr = false
   constructor(private file: string, private maxBytes: number, private maxFields: number) { super() }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    let { quoted, fieldStart, justClosed, fields, recordBytes, line, afterCr } = this
+    // A UTF-8 BOM before the first field is not part of it.
+    const from = this.bytes === 0 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf ? 3 : 0
     this.bytes += chunk.length
-    let { quoted, fields, recordBytes, line, afterCr } = this
-    for (let i = 0; i < chunk.length; i++) {
+    for (let i = from; i < chunk.length; i++) {
       const c = chunk[i]
       recordBytes++
-      // Records end in CRLF, LF or CR (a CRLF is one line break).
       const lf = c === 0x0a && afterCr
       afterCr = c === 0x0d
-      if (lf) { if (!quoted) recordBytes = 0; continue }
-      if (c === 0x22) quoted = !quoted
-      else if (c === 0x0a || c === 0x0d) {
-        line++
-        if (!quoted) { fields = 1; recordBytes = 0; this.recordLine = line; continue }
-      } else if (c === 0x2c && !quoted && ++fields > this.maxFields) {
-        return done(new Error(`${this.file}, line ${this.recordLine}: refused: more than ${this.maxFields} fields in one record (LOAD_MAX_FIELDS)`))
+      if (quoted) {
+        if (c === 0x22) { quoted = false; justClosed = true }
+        else if (c === 0x0a || c === 0x0d) { if (!lf) line++ }
+      } else if (c === 0x22 && (fieldStart || justClosed)) {
+        quoted = true; fieldStart = false; justClosed = false
+      } else if (c === 0x0a || c === 0x0d) {
+        if (!lf) line++
+        fields = 1; recordBytes = 0; fieldStart = true; justClosed = false; this.recordLine = line
+        continue
+      } else if (c === 0x2c) {
+        fieldStart = true; justClosed = false
+        if (++fields > this.maxFields) {
+          return done(new Error(`${this.file}, line ${this.recordLine}: refused: more than ${this.maxFields} fields in one record (LOAD_MAX_FIELDS)`))
+        }
+      } else {
+        fieldStart = false; justClosed = false
       }
       if (recordBytes > this.maxBytes) {
         return done(new Error(`${this.file}, line ${this.recordLine}: refused: a record longer than ${this.maxBytes} bytes (LOAD_MAX_RECORD_BYTES)`))
       }
     }
-    Object.assign(this, { quoted, fields, recordBytes, line, afterCr })
+    Object.assign(this, { quoted, fieldStart, justClosed, fields, recordBytes, line, afterCr })
     done(null, chunk)
   }
 }

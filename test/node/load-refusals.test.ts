@@ -112,6 +112,19 @@ test('the limits count records, whatever their line ends (CRLF, LF, CR) and quot
   await sql`delete from data.jobs where job_id between 9400 and 9600`
 })
 
+test('the limits read quotes as the dialect does: a stray quote in an unquoted field is data, a quoted field may hold commas and line breaks', async () => {
+  const rows = Array.from({ length: 300 }, (_, i) => `${9700 + i},Job "number" ${i}`)
+  const file = join(await folder(), 'jobs.csv')
+  // A BOM, then a quoted first field; a stray quote on line 2 must not make the rest one record.
+  await writeFile(file, '\uFEFF"9699","quoted, with\na break"\n' + rows.join('\n') + '\n"9999","a ""quoted"" quote, and more"\n')
+  const result = await loadFile(sql, 'jobs', file, { maxRecordBytes: 40, maxFields: 2 })
+  assert.ok(result.batch.received >= 300, String(result.batch.received))
+  await sql`delete from data.jobs where job_id between 9699 and 9999`
+  const wide = join(await folder(), 'jobs.csv')
+  await writeFile(wide, '9001,"a, b, c"\n9002,x"y,z,w\n')
+  await assert.rejects(loadFile(sql, 'jobs', wide, { maxFields: 3 }), /jobs\.csv, line 2: refused: more than 3 fields/)
+})
+
 test('a file truncated while it is read is refused and nothing of it is kept', { timeout: 120_000 }, async () => {
   const file = join(await folder(), 'jobs.csv')
   const rows = 600_000
