@@ -45,10 +45,12 @@ function splitUrl(url: string) {
   const m = URL_PARTS.exec(url)
   if (!m) throw new Error('DATABASE_URL is not a postgres:// URL')
   const at = m[2].lastIndexOf('@')
-  return { scheme: m[1], auth: at < 0 ? '' : m[2].slice(0, at + 1), hosts: m[2].slice(at + 1), path: m[3] ?? '', query: new URLSearchParams(m[4] ?? '') }
+  return { scheme: m[1], auth: at < 0 ? '' : m[2].slice(0, at + 1), hosts: m[2].slice(at + 1), path: m[3] ?? '', rawQuery: m[4] ?? '', query: new URLSearchParams(m[4] ?? '') }
 }
 
-const joinUrl = (p: ReturnType<typeof splitUrl>) => `${p.scheme}${p.auth}${p.hosts}${p.path}${[...p.query].length ? `?${p.query}` : ''}`
+/** The URL again; the query string as written unless `query` is given. */
+const joinUrl = (p: ReturnType<typeof splitUrl>, query?: URLSearchParams) =>
+  `${p.scheme}${p.auth}${p.hosts}${p.path}${query ? ([...query].length ? `?${query}` : '') : p.rawQuery}`
 
 /** The same server and credentials, another database. */
 export function withDatabase(url: string, database: string): string {
@@ -75,8 +77,9 @@ export function connect(url: string, options: postgres.Options<{}> = {}): Sql {
     p.query.delete('host')
     p.query.delete('port')
     options = { host: socket, port, ...options }
+    url = joinUrl(p, p.query)
   }
-  return postgres(joinUrl(p), {
+  return postgres(url, {
     onnotice: (n) => { if (process.env.LOG_LEVEL === 'debug') process.stderr.write(`${n.severity}: ${n.message}\n`) },
     connect_timeout: 10,
     ...options,
