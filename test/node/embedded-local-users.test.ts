@@ -112,7 +112,8 @@ describe('the embedded default among other local users', { skip: !root && 'needs
       assert.ok(up, 'npm start did not come up')
       const backup = await finished(zx(dir, ['scripts/backup.mjs', 'employees'], { EMBEDDED_PG_PORT: String(pgPort) }))
       assert.equal(backup.code, 0, backup.out)
-      assert.ok((await readdir(join(dir, 'backups', 'employees'))).some((n) => n.endsWith('.avro')))
+      const files = (await readdir(join(dir, 'backups'), { recursive: true })).map(String)
+      assert.ok(files.some((n) => n.endsWith('.avro')), files.join(', '))
       assert.ok(existsSync(join(dir, 'reports', 'index.html')))
       during = await readAsOther(dir)
     } finally {
