@@ -1,0 +1,59 @@
+// Reference routes: the rules as data, the counts, the health probe and the OpenAPI document.
+import type { FastifyPluginAsync } from 'fastify'
+import { connect, type Sql } from '../database.ts'
+import type { ApiContext } from './context.ts'
+import { anyObject, errors } from './schemas.ts'
+
+export const referenceRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, databaseUrl, requests }) => {
+  app.get('/data-dictionary', {
+    schema: { summary: 'The rules as data: tables, fields, types, limits, reason codes', tags: ['reference'], response: { 200: anyObject, ...errors } },
+  }, async () => (await sql`select api.data_dictionary() as d`)[0].d)
+
+  app.get('/stats', {
+    schema: { summary: 'Rows received, inserted, unchanged, rejected per table; rejects per reason', tags: ['reference'], response: { 200: anyObject, ...errors } },
+  }, async () => (await sql`select api.stats() as s`)[0].s)
+
+  // /health has a connection of its own, so a busy pool cannot hide the database's state.
+  let healthSql: Sql | undefined
+  app.get('/health', {
+    schema: {
+      summary: 'Within a second: 200 when the database answers (status "degraded" and what is slow when the pool is exhausted or requests wait for locks), 503 when it does not',
+      tags: ['reference'],
+      response: { 200: anyObject, 503: anyObject },
+    },
+    config: { pool: false },
+  }, async (_request, reply) => {
+    const pool = { size: requests.size, in_use: requests.used, waiting: requests.waiting }
+    const slow: string[] = []
+    if (requests.used >= requests.size) slow.push(`pool exhausted: all ${requests.size} connections busy, ${requests.waiting} requests waiting`)
+    healthSql ??= connect(databaseUrl, { max: 1, connect_timeout: 1, idle_timeout: 30, connection: { application_name: 'hirebase-api-health', statement_timeout: '900' } as Record<string, string> })
+    const probe = healthSql<{ lock_waits: number }[]>`
+      select count(*)::integer as lock_waits from pg_stat_activity
+       where datname = current_database() and application_name = 'hirebase-api' and wait_event_type = 'Lock'`
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), 900) })
+    try {
+      const answer = await Promise.race([probe, late])
+      if (answer === 'late') throw Object.assign(new Error('the database did not answer within 900 ms'), { code: 'late' })
+      const lockWaits = answer[0].lock_waits
+      if (lockWaits > 0) slow.push(`lock waits: ${lockWaits} requests waiting for a table lock (a backup, restore or load holds it)`)
+      return { status: slow.length ? 'degraded' : 'ok', database: 'ok', pool, lock_waits: lockWaits, slow }
+    } catch (err) {
+      // A frozen or lost connection is dropped, so the next probe starts afresh.
+      const stale = healthSql
+      healthSql = undefined
+      probe.catch(() => {})
+      void stale.end({ timeout: 0 }).catch(() => {})
+      const code = (err as { code?: string }).code
+      slow.unshift(code === 'late' ? 'database not answering: no reply within 900 ms' : `database unreachable: ${(err as Error).message}`)
+      reply.header('retry-after', '1')
+      return reply.code(503).send({ status: 'unavailable', database: code === 'late' ? 'not answering' : 'unreachable', pool, slow,
+        error: { code: 'database_unavailable', message: `the database is not available (${slow[0]}); try again shortly` } })
+    } finally {
+      clearTimeout(timer)
+    }
+  })
+
+  app.get('/openapi.json', { schema: { hide: true }, config: { pool: false } }, async () => app.swagger())
+  app.addHook('onClose', async () => { await healthSql?.end({ timeout: 1 }) })
+}
