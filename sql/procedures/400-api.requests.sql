@@ -2,6 +2,12 @@
 -- jsonb. All run as their owner (security definer) so the API's role needs no table rights.
 -- Raises IBTAB unknown table, IBKEY idempotency key reused, P0002 not found.
 
+-- A page size as asked for (p_limit), or p_default when not given, within 1..p_max: the one
+-- clamp every paged route uses.
+create or replace function internal.page_limit(p_limit integer, p_default integer, p_max integer) returns integer
+language sql immutable parallel safe
+return least(greatest(coalesce(p_limit, p_default), 1), p_max);
+
 -- A refused request still goes into the ingest log, with its error and no rows.
 create or replace function internal.refuse_request(p_table text, p_source text, p_format text, p_code text, p_message text, p_received integer)
 returns jsonb
@@ -128,7 +134,7 @@ language plpgsql stable security definer set search_path = pg_catalog, pg_temp a
 declare
   v_rows json;
   v_table data.dictionary_tables := internal.check_table(p_table);
-  v_limit integer := least(greatest(coalesce(p_limit, 100), 1), internal.max_batch_rows());
+  v_limit integer := internal.page_limit(p_limit, 100, internal.max_batch_rows());
 begin
   execute internal.rows_statement(p_table, false) into v_rows using coalesce(p_after_id, 0), v_limit;
   -- A full page may have more after it; a short one is the last.
@@ -144,7 +150,7 @@ begin
   return (select coalesce(jsonb_agg(to_jsonb(b) order by b.batch_id desc), '[]'::jsonb)
             from (select * from data.ingest_batches
                    where p_table is null or table_name = p_table
-                   order by batch_id desc limit least(greatest(coalesce(p_limit, 100), 1), 1000)) b);
+                   order by batch_id desc limit internal.page_limit(p_limit, 100, 1000)) b);
 end $$;
 
 -- GET /ingest/batches/{batch_id}/rejects?after_position=&limit=
@@ -163,7 +169,7 @@ begin
                                                              'replay_batch_id', r.replay_batch_id) order by r.position), '[]'::jsonb)
                   from (select * from data.ingest_rejects
                          where batch_id = p_batch_id and position > coalesce(p_after_position, 0)
-                         order by position limit least(greatest(coalesce(p_limit, 1000), 1), 10000)) r));
+                         order by position limit internal.page_limit(p_limit, 1000, 10000)) r));
 end $$;
 
 -- GET /data-dictionary: the rules as data, types read from the tables themselves.

@@ -48,7 +48,7 @@ language sql volatile set search_path = pg_catalog, pg_temp as $$
    where request_id = p_request_id
 $$;
 
--- The reports read data.hires_by_quarter and data.hires_by_department, which triggers
+-- The reports read data.hire_counts and data.hires_by_department, which triggers
 -- keep exact. This recounts both from employees anyway (a safety net after, say, a trigger
 -- disabled by hand), under the employees lock. Returns how many counts it corrected.
 create or replace function api.refresh_reports() returns integer
@@ -59,20 +59,20 @@ declare
 begin
   perform internal.lock_table('employees');
   create temp table quarters_now on commit drop as
-  select extract(year from hiring_date at time zone 'UTC')::integer as year, department_id, job_id,
-         count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 1)::integer as q1,
-         count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 2)::integer as q2,
-         count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 3)::integer as q3,
-         count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 4)::integer as q4
-    from data.employees group by 1, 2, 3;
+  select h.year, e.department_id, e.job_id,
+         count(*) filter (where h.quarter = 1)::integer as q1,
+         count(*) filter (where h.quarter = 2)::integer as q2,
+         count(*) filter (where h.quarter = 3)::integer as q3,
+         count(*) filter (where h.quarter = 4)::integer as q4
+    from data.employees e cross join lateral internal.hiring_quarter(e.hiring_date) h group by 1, 2, 3;
   with wrong as (
     select coalesce(n.year, h.year) as year, coalesce(n.department_id, h.department_id) as department_id, coalesce(n.job_id, h.job_id) as job_id,
            coalesce(n.q1, 0) as q1, coalesce(n.q2, 0) as q2, coalesce(n.q3, 0) as q3, coalesce(n.q4, 0) as q4
       from pg_temp.quarters_now n
-      full join data.hires_by_quarter h using (year, department_id, job_id)
+      full join data.hire_counts h using (year, department_id, job_id)
      where (coalesce(n.q1, 0), coalesce(n.q2, 0), coalesce(n.q3, 0), coalesce(n.q4, 0)) is distinct from (coalesce(h.q1, 0), coalesce(h.q2, 0), coalesce(h.q3, 0), coalesce(h.q4, 0))
   ), fixed as (
-    insert into data.hires_by_quarter as h (year, department_id, job_id, q1, q2, q3, q4)
+    insert into data.hire_counts as h (year, department_id, job_id, q1, q2, q3, q4)
     select * from wrong
     on conflict (year, department_id, job_id) do update set q1 = excluded.q1, q2 = excluded.q2, q3 = excluded.q3, q4 = excluded.q4
     returning 1

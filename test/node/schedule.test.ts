@@ -126,8 +126,8 @@ describe('what the jobs call', () => {
 
   test('refresh_reports corrects drifted counts and leaves right ones alone', async () => {
     assert.equal((await sql`select api.refresh_reports() as n`)[0].n, 0)
-    await sql`update data.hires_by_quarter set q1 = q1 + 5 where year = 2021 and department_id = 1`
-    await sql`delete from data.hires_by_quarter where year = 2021 and department_id = 2`
+    await sql`update data.hire_counts set q1 = q1 + 5 where year = 2021 and department_id = 1`
+    await sql`delete from data.hire_counts where year = 2021 and department_id = 2`
     await sql`update data.hires_by_department set hires = 0 where year = 2021`
     assert.ok((await sql`select api.refresh_reports() as n`)[0].n > 0)
     assert.equal((await sql`select count(*)::int as n from hires_by_quarter(2021)`)[0].n, 933)
