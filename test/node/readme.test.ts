@@ -1,0 +1,177 @@
+// The README as a smoke test. Every fenced block whose info string is `sh smoke` runs, in
+// README order, with bash (`set -euo pipefail`, curl failing on HTTP errors) against one fresh
+// database, and must succeed; `localhost:8000` is pointed at an API server (scripts/serve.mjs)
+// this test starts. Also: the README lists every entry point and every environment variable
+// the code reads, and nothing more.
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdtemp, readdir, readFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test } from 'node:test'
+import { projectRoot } from '../../src/paths.ts'
+import { freshDatabase } from '../support.ts'
+
+const readme = await readFile(join(projectRoot, 'README.md'), 'utf8')
+
+interface Block { line: number; info: string; code: string }
+
+/** The fenced code blocks of a Markdown text, with the line each opens on. */
+export function fencedBlocks(markdown: string): Block[] {
+  const blocks: Block[] = []
+  let open: { line: number; fence: string; info: string; lines: string[] } | undefined
+  markdown.split('\n').forEach((text, i) => {
+    const fence = /^(`{3,}|~{3,})\s*(.*)$/.exec(text)
+    if (open) {
+      if (fence && fence[1].startsWith(open.fence) && fence[2] === '') {
+        blocks.push({ line: open.line, info: open.info, code: open.lines.join('\n') })
+        open = undefined
+      } else open.lines.push(text)
+    } else if (fence) open = { line: i + 1, fence: fence[1], info: fence[2].trim(), lines: [] }
+  })
+  return blocks
+}
+
+/** The blocks marked to run: info string `sh smoke` (or `bash smoke`). */
+export const smokeBlocks = (markdown: string) => fencedBlocks(markdown).filter((b) => /^(sh|bash)\s+smoke$/.test(b.info))
+
+/** Runs one block; rejects with the README line, exit code and output when it fails. */
+function runBlock(block: Block, env: NodeJS.ProcessEnv, apiPort?: number): Promise<string> {
+  const code = apiPort ? block.code.replaceAll('localhost:8000', `localhost:${apiPort}`) : block.code
+  // curl as a user reads its answer, but an HTTP error fails the block. `npx zx` is the zx that
+  // npx would find, called directly (npm's own start-up, a second each, adds nothing to check).
+  const script = 'set -euo pipefail\ncurl() { command curl --fail-with-body -sS "$@"; echo; }\n' +
+    `npx() { if [ "$1" = zx ]; then shift; ${JSON.stringify(join(projectRoot, 'node_modules/.bin/zx'))} "$@"; else command npx "$@"; fi; }\n${code}\n`
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', script], { cwd: projectRoot, env })
+    let output = ''
+    child.stdout.on('data', (d) => { output += d })
+    child.stderr.on('data', (d) => { output += d })
+    child.on('exit', (status, signal) => status === 0 ? resolve(output)
+      : reject(new Error(`README.md line ${block.line} (\`\`\`${block.info}) failed with ${signal ?? `exit ${status}`}:\n${block.code}\n--- output ---\n${output}`)))
+  })
+}
+
+const freePort = () => new Promise<number>((resolve) => {
+  const server = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as { port: number }
+    server.close(() => resolve(port))
+  })
+})
+
+async function startApi(env: NodeJS.ProcessEnv, port: number) {
+  const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], { cwd: projectRoot, env })
+  let output = ''
+  child.stdout.on('data', (d) => { output += d })
+  child.stderr.on('data', (d) => { output += d })
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const deadline = Date.now() + 90_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`scripts/serve.mjs exited with ${child.exitCode}:\n${output}`)
+    if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) break
+    if (Date.now() > deadline) throw new Error(`scripts/serve.mjs did not answer /health within 90 s:\n${output}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  return { stop: async () => { child.kill('SIGTERM'); assert.equal(await exited, 0, output) } }
+}
+
+const hasPsql = spawnSync('psql', ['--version']).status === 0
+
+test('README: the smoke blocks run, in order, against a fresh database', { timeout: 900_000 }, async (t) => {
+  const blocks = smokeBlocks(readme)
+  // The convention itself is documented, and the blocks are there to run.
+  assert.match(readme, /```sh smoke/)
+  assert.ok(blocks.length >= 6, `only ${blocks.length} blocks marked \`sh smoke\` in README.md`)
+  const db = await freshDatabase()
+  const work = await mkdtemp(join(tmpdir(), 'hirebase-readme-'))
+  const port = await freePort()
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, DATABASE_URL: db.url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn',
+    BACKUP_DIR: join(work, 'backups'), REPORTS_DIR: join(work, 'reports'),
+  }
+  // The README's commands assume no token is set.
+  for (const name of ['API_TOKEN', 'READ_TOKEN', 'API_TOKEN_READS', 'API_DATABASE_URL']) delete env[name]
+  let api: Awaited<ReturnType<typeof startApi>> | undefined
+  try {
+    for (const block of blocks) {
+      const first = block.code.split('\n').find((l) => l.trim() && !l.startsWith('#')) ?? ''
+      await t.test(`README.md line ${block.line}: ${first.slice(0, 80)}`, async (st) => {
+        if (/\bpsql\b/.test(block.code) && !hasPsql) return st.skip('SKIPPED LOUDLY: psql is not installed here, so this README block was not run')
+        if (block.code.includes('localhost:8000')) api ??= await startApi(env, port)
+        await runBlock(block, env, port)
+      })
+    }
+  } finally {
+    await api?.stop()
+  }
+})
+
+test('the smoke runner fails when a README command breaks', async () => {
+  const env = { ...process.env, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nothing' }
+  const blocks = smokeBlocks('text\n\n```sh smoke\ntrue\nfalse\ntrue\n```\n\n```sh\nnot marked\n```\n\n```sh smoke\nnpx zx scripts/no-such-script.mjs\n```\n')
+  assert.deepEqual(blocks.map((b) => b.line), [3, 13])
+  await assert.rejects(runBlock(blocks[0], env), /README.md line 3 .* exit 1/)
+  await assert.rejects(runBlock(blocks[1], env), /README.md line 13 .* exit [1-9]/)
+  // curl fails on an HTTP error, as a command whose answer is an error should.
+  const port = await freePort()
+  const server = createServer((socket) => socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}')).listen(port, '127.0.0.1')
+  try {
+    await assert.rejects(runBlock({ line: 1, info: 'sh smoke', code: 'curl localhost:8000/nothing' }, env, port), /exit 22/)
+  } finally {
+    server.close()
+  }
+})
+
+/** A section of the README: from its `## title` to the next `## `. */
+const section = (title: string) => {
+  const start = readme.indexOf(`\n## ${title}\n`)
+  assert.ok(start >= 0, `README.md has no "## ${title}" section`)
+  const end = readme.indexOf('\n## ', start + 1)
+  return readme.slice(start, end < 0 ? undefined : end)
+}
+
+test('README: every entry point is in Commands', async () => {
+  const commands = section('Commands')
+  const { scripts } = JSON.parse(await readFile(join(projectRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  const viaNpm = new Map(Object.entries(scripts).flatMap(([name, line]) => {
+    const file = /\bzx ((?:scripts|bench)\/[\w-]+\.mjs)/.exec(line)?.[1]
+    return file ? [[file, ['start', 'test'].includes(name) ? `npm ${name}` : `npm run ${name}`]] : []
+  }))
+  const entryPoints = (await readdir(join(projectRoot, 'scripts'))).filter((f) => f.endsWith('.mjs') && f !== 'ts.mjs').map((f) => `scripts/${f}`)
+  for (const file of [...entryPoints, ...[...viaNpm.keys()].filter((f) => f.startsWith('bench/'))]) {
+    const how = viaNpm.get(file) ?? `npx zx ${file}`
+    assert.ok(commands.includes(`\`${how}`), `README.md's Commands section does not show \`${how}\``)
+  }
+  for (const name of Object.keys(scripts)) {
+    assert.ok(commands.includes(['start', 'test'].includes(name) ? `\`npm ${name}` : `\`npm run ${name}`), `README.md's Commands section does not show npm script "${name}"`)
+  }
+})
+
+/** Environment variables the code reads: process.env.X, env.X, xFromEnv('X'), cronFrom(env, 'X'), ['X', <default>]. */
+async function variablesRead(): Promise<Map<string, string>> {
+  const found = new Map<string, string>()
+  const files = [
+    ...(await readdir(join(projectRoot, 'src'), { recursive: true })).filter((f) => f.endsWith('.ts')).map((f) => `src/${f}`),
+    ...(await readdir(join(projectRoot, 'scripts'))).filter((f) => f.endsWith('.mjs')).map((f) => `scripts/${f}`),
+  ]
+  const patterns = [/\benv(?:\.|\[['"])([A-Z][A-Z0-9_]*)/g, /\w(?:FromEnv|From)\((?:env,\s*)?['"]([A-Z][A-Z0-9_]*)['"]/g, /\[\s*['"]([A-Z][A-Z0-9_]*)['"],\s*[0-9]/g]
+  for (const file of files) {
+    const text = await readFile(join(projectRoot, file), 'utf8')
+    for (const pattern of patterns) for (const m of text.matchAll(pattern)) if (!found.has(m[1])) found.set(m[1], file)
+  }
+  return found
+}
+
+// Read by the code but not configuration: the system's, and what npm test and npm run fuzz hand their children.
+const NOT_CONFIGURATION = new Set(['TMPDIR', 'TEST_SERVER_URL', 'TEST_TEMPLATE', 'TEST_RUN', 'FUZZ_SEED', 'FUZZ_SCALE', 'FUZZ_TIME_LIMIT'])
+
+test('README: Configuration lists every environment variable the code reads, and only those', async () => {
+  const read = await variablesRead()
+  assert.ok(read.has('DATABASE_URL') && read.has('STATEMENT_TIMEOUT_MS') && read.has('SCHEDULE_BACKUP'), `the scan found too little: ${[...read.keys()]}`)
+  const table = section('Configuration').split('\n').filter((l) => l.startsWith('| `'))
+  const documented = new Set(table.flatMap((row) => [...row.split('|')[1].matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1])))
+  const missing = [...read].filter(([name]) => !documented.has(name) && !NOT_CONFIGURATION.has(name))
+  assert.deepEqual(missing.map(([name, file]) => `${name} (read in ${file})`), [], 'read by the code but not in README.md\'s Configuration table')
+  assert.deepEqual([...documented].filter((name) => !read.has(name)), [], 'in README.md\'s Configuration table but read nowhere in src/ or scripts/')
+})
