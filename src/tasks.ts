@@ -60,7 +60,12 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   // What an interrupted backup or restore left behind.
   const removed = await cleanBackupFolder(sql, databaseFolder(backupDirFromEnv(), api.roles.database))
   if (removed.length) app.log.info({ removed }, 'removed leftovers of interrupted backups and restores')
-  await app.listen({ host, port })
+  // A port in use must end the command, not leave it waiting on its open pools.
+  await app.listen({ host, port }).catch(async (err) => {
+    await app.close()
+    await sql.end({ timeout: 5 })
+    throw err
+  })
   const { startBackupWorker } = await import('./worker.ts')
   const worker = await startBackupWorker(runner, {
     dir: databaseFolder(backupDirFromEnv(), api.roles.database), keep: keepFromEnv(), log: (msg, fields) => app.log.info(fields, msg),

@@ -4,12 +4,13 @@
 // this test starts. Also: the README lists every entry point and every environment variable
 // the code reads, and nothing more.
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { execFile, spawn, spawnSync } from 'node:child_process'
 import { mkdtemp, readdir, readFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
+import { promisify } from 'node:util'
 import { projectRoot } from '../../src/paths.ts'
 import { freshDatabase } from '../support.ts'
 
@@ -120,6 +121,24 @@ test('the smoke runner fails when a README command breaks', async () => {
     await assert.rejects(runBlock({ line: 1, info: 'sh smoke', code: 'curl localhost:8000/nothing' }, env, port), /exit 22/)
   } finally {
     server.close()
+  }
+})
+
+test('Troubleshooting: an API port in use ends serve.mjs with the error and exit 1', { timeout: 120_000 }, async () => {
+  const db = await freshDatabase()
+  const blocker = createServer()
+  const port = await new Promise<number>((resolve) => blocker.listen(0, '127.0.0.1', () => resolve((blocker.address() as { port: number }).port)))
+  try {
+    const env = { ...process.env, DATABASE_URL: db.url, HOST: '127.0.0.1', PORT: String(port) }
+    const failed = await promisify(execFile)(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], { cwd: projectRoot, env, timeout: 60_000 })
+      .then(() => null, (err: Error & { code?: number; killed?: boolean; stderr?: string }) => err)
+    assert.ok(failed, 'serve.mjs served on a port in use')
+    // (killed: it hung after failing to listen, until the timeout's SIGTERM, which it answers with exit 1 too)
+    assert.equal(failed.killed, false, 'serve.mjs did not exit after failing to listen')
+    assert.equal(failed.code, 1)
+    assert.match(failed.stderr ?? '', new RegExp(`error: listen EADDRINUSE: address already in use 127\\.0\\.0\\.1:${port}`))
+  } finally {
+    blocker.close()
   }
 })
 
