@@ -22,7 +22,8 @@ begin
 
   -- Temp tables made here are the owner's: CREATE fails if the caller made one of the name
   -- first (and DROP cannot drop the caller's), so nothing of the caller's is ever read.
-  drop table if exists pg_temp.replay_map;
+  -- (Dropped only when there, so that no NOTICE reaches the caller.)
+  if to_regclass('pg_temp.replay_map') is not null then drop table pg_temp.replay_map; end if;
   create temp table replay_map on commit drop as
   select r.batch_id as orig_batch_id, r.position as orig_position,
          case when jsonb_typeof(r.payload) = 'object' then r.payload
@@ -37,14 +38,17 @@ begin
           or (b.format = 'csv' and jsonb_typeof(r.payload) = 'array'
               and jsonb_array_length(r.payload) = (select count(*) from data.dictionary_fields f where f.table_name = p_table)));
 
-  drop table if exists pg_temp.replay_staged;
+  if to_regclass('pg_temp.replay_staged') is not null then drop table pg_temp.replay_staged; end if;
   create temp table replay_staged on commit drop as
   select row_number() over (order by min(m.orig_batch_id), min(m.orig_position)) as position, m.payload
     from pg_temp.replay_map m group by m.payload;
 
   perform api.open_ingest_input();
   insert into pg_temp.ingest_input (position, payload) select s.position, s.payload from pg_temp.replay_staged s;
+  -- (hirebase.replaying: the originals are updated below, not replaced: 770-internal.reject_dedupe.sql)
+  perform set_config('hirebase.replaying', 'on', true);
   v_batch := api.ingest_staged(p_table, p_source, false);
+  perform set_config('hirebase.replaying', 'off', true);
 
   -- Still failing: the original rejects take the current reasons ...
   update data.ingest_rejects r
