@@ -1,30 +1,25 @@
 #!/usr/bin/env zx
-// Usage: npm run fuzz -- [--seed N] [--scale K]
-// The generated-data properties (test/node/properties.test.ts) run longer than in npm test:
-// K times the runs (default 10), with a new random seed unless --seed replays one. The seed
-// is printed first; a failure prints its shrunk counterexample (add it to the example tests).
+// @ts-check
+// npm run fuzz: the generated-data properties, longer than in npm test (--help).
 import { spawnSync } from 'node:child_process'
 import { randomInt } from 'node:crypto'
-import { parseArgs } from 'node:util'
+import { lib } from './ts.mjs'
 
-const usage = 'usage: npm run fuzz -- [--seed N] [--scale K]'
-let values
-try {
-  ;({ values } = parseArgs({ args: process.argv.slice(3), options: { seed: { type: 'string' }, scale: { type: 'string' }, help: { type: 'boolean' } } }))
-} catch (err) {
-  console.error(`error: ${err.message}\n${usage}`)
-  process.exit(2)
-}
-if (values.help) {
-  console.log(`${usage}\n  --seed N   replay the run of seed N (printed by every run)\n  --scale K  K times the runs of npm test (default 10)\nThe database: DATABASE_URL, or the embedded one (as npm test).`)
-  process.exit(0)
-}
-const seed = values.seed ?? String(randomInt(2 ** 31))
-const scale = values.scale ?? '10'
-if (!/^[0-9]+$/.test(seed) || !/^[1-9][0-9]*$/.test(scale)) {
-  console.error(`error: --seed and --scale take whole numbers\n${usage}`)
-  process.exit(2)
-}
+const { parseCommandLine, wholeNumber } = await lib('args.ts')
+const { values } = parseCommandLine(import.meta.url, {
+  usage: ['[--seed N] [--scale K]'],
+  summary: 'Runs the generated-data properties (test/node/properties.test.ts) K times as many times as npm test\n' +
+    'does, with a new random seed unless --seed replays one. The seed is printed first; a failure prints\n' +
+    'its shrunk counterexample (add it to the example tests). npm run fuzz -- [options] runs this.',
+  options: {
+    seed: { type: 'string', arg: 'N', help: 'replay the run of seed N (printed by every run)', parse: wholeNumber(0) },
+    scale: { type: 'string', arg: 'K', help: 'K times the runs of npm test (default 10)', parse: wholeNumber(1) },
+  },
+  examples: ['npm run fuzz -- --scale 100', 'npm run fuzz -- --seed 1234567 --scale 10'],
+})
+
+const seed = String(values.seed ?? randomInt(2 ** 31))
+const scale = String(values.scale ?? 10)
 console.log(`fuzz: seed ${seed}, scale ${scale} (replay: npm run fuzz -- --seed ${seed} --scale ${scale})`)
 const { status } = spawnSync(process.execPath, [new URL('../node_modules/zx/build/cli.js', import.meta.url).pathname, new URL('./test.mjs', import.meta.url).pathname, 'test/node/properties.test.ts'], {
   stdio: 'inherit',

@@ -1,14 +1,30 @@
 #!/usr/bin/env zx
-// Usage: zx scripts/schedule.mjs [--list|--remove] — install (idempotently), list or remove
-// the toolkit's pg_cron jobs for this database. Schedules: src/schedule.ts, overridable with
-// SCHEDULE_BACKUP, SCHEDULE_REPORTS, SCHEDULE_HOUSEKEEPING (cron syntax) and RETENTION_DAYS.
+// @ts-check
+// Install, list or remove the toolkit's pg_cron jobs for this database (--help).
 import { lib } from './ts.mjs'
+
+const { parseCommandLine } = await lib('args.ts')
+const { values } = parseCommandLine(import.meta.url, {
+  usage: ['[--list | --remove]'],
+  summary: 'Installs (idempotently, migrating first), lists or removes the pg_cron jobs of this database:\n' +
+    'backups, reports and housekeeping. Needs pg_cron in the server (see the README).',
+  options: {
+    list: { type: 'boolean', help: 'list the jobs and their last runs' },
+    remove: { type: 'boolean', help: 'remove the jobs' },
+  },
+  environment: [
+    ['SCHEDULE_BACKUP, SCHEDULE_REPORTS, SCHEDULE_HOUSEKEEPING', '5-field cron schedules (in the server\'s time zone)'],
+    ['RETENTION_DAYS', 'days the ingest log is kept (90; 1 to 36525)'],
+  ],
+  examples: ['SCHEDULE_BACKUP="0 3 * * *" npx zx scripts/schedule.mjs', 'npx zx scripts/schedule.mjs --list'],
+  validate: (v) => { if (v.list && v.remove) throw new Error('use --list or --remove, not both') },
+})
 
 const { run } = await lib('cli.ts')
 const { scheduleCommand } = await lib('tasks.ts')
 const { migrate } = await lib('migrate.ts')
 
 await run(async ({ url }) => {
-  if (!argv.list && !argv.remove) await migrate(url)
-  await scheduleCommand(url, argv.remove ? 'remove' : argv.list ? 'list' : 'install')
+  if (!values.list && !values.remove) await migrate(url)
+  await scheduleCommand(url, values.remove ? 'remove' : values.list ? 'list' : 'install')
 })

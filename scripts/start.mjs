@@ -1,6 +1,21 @@
 #!/usr/bin/env zx
-// Usage: npm start — migrate, load the sample data, build the reports, then serve the API until Ctrl-C.
+// @ts-check
+// npm start: migrate, load the sample data, build the reports, then serve the API (--help).
 import { lib } from './ts.mjs'
+
+const { parseCommandLine } = await lib('args.ts')
+parseCommandLine(import.meta.url, {
+  usage: [''],
+  summary: 'Migrates, loads the sample data of data/historical/, writes the 2021 reports to REPORTS_DIR,\n' +
+    'then serves the API until Ctrl-C (npm start runs this).',
+  options: {},
+  environment: [
+    ['HOST, PORT', 'where the API listens (default 127.0.0.1:8000)'],
+    ['API_TOKEN', 'bearer token for writes'],
+    ['REPORTS_DIR', 'folder of the reports (default reports/)'],
+  ],
+  examples: ['npm start', 'PORT=8080 npx zx scripts/start.mjs'],
+})
 
 const { run } = await lib('cli.ts')
 const { loadSamples, reportCommand, REPORTS_DIR, serve } = await lib('tasks.ts')

@@ -1,6 +1,6 @@
 #!/usr/bin/env zx
-// Usage: npm test [-- test/sql/x.test.ts ...] — runs the tests against a real PostgreSQL:
-// DATABASE_URL when set (its user needs CREATEDB), otherwise the embedded one.
+// @ts-check
+// npm test [-- test/sql/x.test.ts ...]: the tests against a real PostgreSQL (--help).
 // Migrates a template database once; every test file clones its own from it.
 // Everything a run makes is named after it (databases hirebase_test_<run>_*, temp folders
 // under /tmp/hirebase-test-<run>/) and removed at its end, on SIGINT/SIGTERM, and, should
@@ -14,13 +14,31 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { lib } from './ts.mjs'
 
+const { parseCommandLine } = await lib('args.ts')
+const { positionals } = parseCommandLine(import.meta.url, {
+  usage: ['[test files...]'],
+  summary: 'Runs the tests (all of test/, or the files named) against a real PostgreSQL: DATABASE_URL when set\n' +
+    '(its user needs CREATEDB; pg_cron for the schedule tests), otherwise the embedded one. npm test -- [files]\n' +
+    'runs this. Each test file gets its own database, cloned from a template migrated once.',
+  options: {},
+  positionals: { max: Infinity },
+  examples: ['npm test', 'npm test -- test/sql/ingest_batch.test.ts test/node/load.test.ts'],
+})
+
 const { run } = await lib('cli.ts')
 const { connect, withDatabase } = await lib('database.ts')
 const { migrate } = await lib('migrate.ts')
 const { projectRoot } = await lib('paths.ts')
 
-// Node 20's --test takes paths, not globs.
+/** @typedef {import('../src/database.ts').Sql} Sql */
+
+/**
+ * The test files under `dir` (Node 20's --test takes paths, not globs).
+ * @param {string} dir
+ * @returns {Promise<string[]>}
+ */
 async function testFiles(dir) {
+  /** @type {string[]} */
   const found = []
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name)
@@ -31,17 +49,24 @@ async function testFiles(dir) {
 }
 
 const RUN_LOCK = 'hirebase.test'
+/** @param {string} runId */
 const tempRoot = (runId) => join(tmpdir(), `hirebase-test-${runId}`)
+/** @param {string} name */
 const runOf = (name) => /^hirebase_test_(?:template_)?([0-9a-f]{8})(?:_|$)/.exec(name)?.[1]
 
+/** @param {number} pid */
 const alive = (pid) => {
-  try { process.kill(pid, 0); return true } catch (err) { return err.code === 'EPERM' }
+  try { process.kill(pid, 0); return true } catch (err) { return /** @type {NodeJS.ErrnoException} */ (err).code === 'EPERM' }
 }
 
-/** Drops the databases of runs whose lock is free, and the folders of runs whose process is gone. */
+/**
+ * Drops the databases of runs whose lock is free, and the folders of runs whose process is gone.
+ * @param {Sql} admin
+ */
 async function removeDeadRuns(admin) {
   const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname)
-  for (const runId of new Set(names.map(runOf).filter(Boolean))) {
+  const runs = names.map(runOf).filter(/** @returns {id is string} */ (id) => id !== undefined)
+  for (const runId of new Set(runs)) {
     const [{ free }] = await admin`select pg_try_advisory_lock(hashtext(${RUN_LOCK}), hashtext(${runId})) as free`
     if (!free) continue
     try {
@@ -57,6 +82,10 @@ async function removeDeadRuns(admin) {
   }
 }
 
+/**
+ * @param {Sql} admin
+ * @param {string} runId
+ */
 async function dropDatabases(admin, runId) {
   const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname).filter((n) => runOf(n) === runId)
   for (const name of names) {
@@ -66,6 +95,10 @@ async function dropDatabases(admin, runId) {
   }
 }
 
+/**
+ * @param {Sql} admin
+ * @param {string} runId
+ */
 async function removeRun(admin, runId) {
   await dropDatabases(admin, runId)
   await rm(tempRoot(runId), { recursive: true, force: true })
@@ -90,7 +123,7 @@ await run(async ({ url }, shutdown) => {
     await mkdir(temp, { mode: 0o711 })
     await chmod(temp, 0o711)
     await writeFile(join(temp, 'run.pid'), String(process.pid))
-    const files = argv._.length ? argv._.map(String) : await testFiles(join(projectRoot, 'test'))
+    const files = positionals.length ? positionals : await testFiles(join(projectRoot, 'test'))
     if (shutdown.aborted) return
     const code = await new Promise((resolve) => {
       // A process group of its own, so a signal reaches every test file's process.
@@ -103,8 +136,10 @@ await run(async ({ url }, shutdown) => {
         env: { RATE_LIMIT_MAX: '100000000', ...process.env, TEST_SERVER_URL: url, TEST_TEMPLATE: template, TEST_RUN: runId, TMPDIR: temp },
       })
       const stop = () => {
-        try { process.kill(-child.pid, 'SIGTERM') } catch {}
-        setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL') } catch {} }, 5000).unref()
+        const group = -(child.pid ?? 0)
+        if (!group) return
+        try { process.kill(group, 'SIGTERM') } catch {}
+        setTimeout(() => { try { process.kill(group, 'SIGKILL') } catch {} }, 5000).unref()
       }
       shutdown.addEventListener('abort', stop, { once: true })
       child.on('exit', (status) => resolve(shutdown.aborted ? 130 : (status ?? 1)))

@@ -1,7 +1,25 @@
+// @ts-check
 // Lets the zx entry points load the TypeScript library in src/ without a build step.
 import { register } from 'tsx/esm/api'
 
 register()
 
-/** import() of a module under src/, e.g. `await lib('cli.ts')`. */
+/**
+ * The modules under src/ an entry point may load, with their types for `npm run typecheck`.
+ * @typedef {{
+ *   'args.ts': typeof import('../src/args.ts'),
+ *   'cli.ts': typeof import('../src/cli.ts'),
+ *   'database.ts': typeof import('../src/database.ts'),
+ *   'migrate.ts': typeof import('../src/migrate.ts'),
+ *   'paths.ts': typeof import('../src/paths.ts'),
+ *   'tasks.ts': typeof import('../src/tasks.ts'),
+ * }} Modules
+ */
+
+/**
+ * import() of a module under src/, e.g. `await lib('cli.ts')`.
+ * @template {keyof Modules} N
+ * @param {N} name
+ * @returns {Promise<Modules[N]>}
+ */
 export const lib = (name) => import(new URL(`../src/${name}`, import.meta.url).href)

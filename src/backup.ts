@@ -253,11 +253,11 @@ export async function listBackups(dir: string, table: string): Promise<BackupInf
  * or a path), which must resolve inside the backup folder.
  */
 export async function resolveBackupFile(dir: string, table: string, file?: string): Promise<string> {
-  const root = await realpath(dir).catch(() => { throw new BackupFileError('backup_not_found', `no backups yet: ${dir} does not exist (run: zx scripts/backup.mjs ${table})`) })
+  const root = await realpath(dir).catch(() => { throw new BackupFileError('backup_not_found', `no backups yet: ${dir} does not exist (run: npx zx scripts/backup.mjs ${table})`) })
   if (!file) {
     // Only the toolkit's own timestamped backups, which sort by name; never a snapshot.
     const newest = (await listBackups(dir, table)).find((b) => b.kind === 'backup' && BACKUP_NAME.test(b.file))
-    if (!newest) throw new BackupFileError('backup_not_found', `no backup of ${table} in ${join(dir, table)} (run: zx scripts/backup.mjs ${table})`)
+    if (!newest) throw new BackupFileError('backup_not_found', `no backup of ${table} in ${join(dir, table)} (run: npx zx scripts/backup.mjs ${table})`)
     return join(root, table, newest.file)
   }
   const inside = (p: string) => p === root || p.startsWith(root + sep)
@@ -273,7 +273,7 @@ export async function resolveBackupFile(dir: string, table: string, file?: strin
     }
   }
   if (!inside(resolve(candidates.at(-1)!))) throw outside()
-  throw new BackupFileError('backup_not_found', `no such backup file: ${file} (see: zx scripts/backup.mjs --list ${table})`)
+  throw new BackupFileError('backup_not_found', `no such backup file: ${file} (see: npx zx scripts/backup.mjs --list ${table})`)
 }
 
 export interface FileCheck { path: string; table: string | null; rows: number; metadataRows: number | null; sha256: string; checksum: 'ok' | 'none' }

@@ -41,7 +41,8 @@ export async function run(task: (db: Database, shutdown: AbortSignal) => Promise
     await task(db, shutdown.signal)
   } catch (err) {
     process.stderr.write(`error: ${describeError(err)}\n`)
-    process.exitCode = 1
+    // (an error may carry its own: load.mjs exits 3 above --max-rejects)
+    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1
   } finally {
     await db?.stop()
   }

@@ -16,6 +16,8 @@ export type Queryable = Sql | Tx
 
 export interface Database {
   url: string
+  /** DATABASE_URL's server, an embedded server this process started, or one another process runs. */
+  origin: 'external' | 'started' | 'reused'
   /** Stops the embedded server if this process started it; a no-op otherwise. */
   stop(): Promise<void>
 }
@@ -88,7 +90,7 @@ export function connect(url: string, options: postgres.Options<{}> = {}): Sql {
 
 export async function openDatabase(): Promise<Database> {
   const url = process.env.DATABASE_URL
-  if (url) return { url, stop: async () => {} }
+  if (url) return { url, origin: 'external', stop: async () => {} }
   return startEmbedded()
 }
 
@@ -208,7 +210,7 @@ async function startEmbedded(): Promise<Database> {
   const url = `postgres://${credentials}/${EMBEDDED_DB}${query}`
 
   // Another process (e.g. `npm start`) already runs it: share it, leave it running.
-  if (existsSync(socket) && await answers(adminUrl)) return { url, stop: async () => {} }
+  if (existsSync(socket) && await answers(adminUrl)) return { url, origin: 'reused', stop: async () => {} }
   const pidFile = join(CLUSTER_DIR, 'postmaster.pid')
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).split('\n')[0])
   if (pid > 0 && isAlive(pid) && !(await isPostgres(pid))) {
@@ -283,7 +285,24 @@ async function startEmbedded(): Promise<Database> {
     throw err
   }
   starting = undefined
-  return { url, stop }
+  return { url, origin: 'started', stop }
+}
+
+/**
+ * A psql command for the embedded server's URL with no password in it: the password goes to
+ * .pgdata/pgpass (0600), which the command names in PGPASSFILE.
+ */
+export async function embeddedPsqlCommand(url: string): Promise<string> {
+  const p = splitUrl(url)
+  const [user, password] = p.auth.slice(0, -1).split(':').map(decodeURIComponent)
+  const socket = p.query.get('host') ?? SOCKET_DIR
+  const file = join(EMBEDDED_DIR, 'pgpass')
+  const escape = (s: string) => s.replace(/[\\:]/g, (c) => `\\${c}`)
+  await writeFile(file, `${escape(socket)}:${p.query.get('port') ?? embeddedPort()}:*:${escape(user)}:${escape(password)}\n`,
+    { mode: 0o600, flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW })
+  await chmod(file, 0o600)
+  const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
+  return `PGPASSFILE=${quote(file)} psql ${quote(joinUrl({ ...p, auth: `${encodeURIComponent(user)}@` }))}`
 }
 
 async function isPostgres(pid: number): Promise<boolean> {

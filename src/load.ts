@@ -8,7 +8,7 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { copyIn } from './copy.ts'
 import { CopyLines, csvParser } from './csv.ts'
 import { MarkInvalidUtf8 } from './encoding.ts'
-import type { Sql } from './database.ts'
+import type { Queryable, Sql, Tx } from './database.ts'
 
 export interface IngestBatch {
   batch_id: string
@@ -29,10 +29,13 @@ export interface LoadResult {
   seconds: number
 }
 
-export type Progress = (table: string, rowsRead: number) => void
+/** What a load is doing: reading the file (COPY into staging), validating and inserting in the
+ *  database (one statement), re-checking foreign keys. */
+export type Phase = 'reading' | 'validating' | 'rechecking'
+export type Progress = (table: string, rowsRead: number, detail?: { phase: Phase; bytesRead: number; bytes: number }) => void
 
 /** The tables in the order they must be loaded (departments and jobs before employees). */
-export async function tablesInLoadOrder(sql: Sql): Promise<string[]> {
+export async function tablesInLoadOrder(sql: Queryable): Promise<string[]> {
   const rows = await sql<{ table_name: string }[]>`select table_name from data.dictionary_tables order by load_order`
   return rows.map((r) => r.table_name)
 }
@@ -46,6 +49,16 @@ export interface LoadOptions {
   /** Bounds on one record: its bytes and its fields (LOAD_MAX_RECORD_BYTES, LOAD_MAX_FIELDS). */
   maxRecordBytes?: number
   maxFields?: number
+  /** The first record of each file is a header: skipped (load.mjs --header). Without it, a
+   *  first record that looks like one refuses the file. */
+  header?: boolean
+}
+
+/** A first record made of field names (id, name, department_id, ...) rather than data. */
+export function looksLikeHeader(fields: string[], names: string[]): boolean {
+  const known = new Set(names.flatMap((n) => [n, ...n.split('_'), n === 'hiring_date' ? 'datetime' : n]))
+  const words = fields.map((f) => f.trim().toLowerCase().replace(/[\s-]+/g, '_'))
+  return !/^\s*[0-9]+\s*$/.test(fields[0] ?? '') && words.every((w) => /^[a-z_]*$/.test(w)) && words.some((w) => known.has(w))
 }
 
 function limitFromEnv(name: string, fallback: number): number {
@@ -127,7 +140,7 @@ class RecordLimits extends Transform {
   }
 }
 
-export async function loadFile(sql: Sql, table: string, file: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult> {
+export async function loadFile(sql: Queryable, table: string, file: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult> {
   const options = typeof progressOrOptions === 'function' ? { progress: progressOrOptions } : progressOrOptions
   const { progress, signal } = options
   const maxBytes = options.maxRecordBytes ?? limitFromEnv('LOAD_MAX_RECORD_BYTES', 1024 * 1024)
@@ -135,14 +148,19 @@ export async function loadFile(sql: Sql, table: string, file: string, progressOr
   const started = performance.now()
   const lines = new CopyLines()
   let timer: NodeJS.Timeout | undefined
-  if (progress) timer = setInterval(() => progress(table, lines.rows), 250)
+  let phase: Phase = 'reading'
+  let limits: RecordLimits | undefined
   const { fh, before } = await openRegularFile(file, options.followSymlinks ?? false)
+  const report = () => progress?.(table, lines.rows, { phase, bytesRead: limits?.bytes ?? 0, bytes: before.size })
+  if (progress) timer = setInterval(report, 250)
+  // Inside a caller's transaction (load.mjs --dry-run, --max-rejects), a savepoint.
+  const transaction = <T>(fn: (tx: Tx) => Promise<T>) => ('savepoint' in sql ? sql.savepoint(fn) : sql.begin(fn)) as Promise<T>
   try {
-    return await sql.begin(async (tx) => {
+    return await transaction(async (tx) => {
       await tx`select api.open_ingest_input()`
       const copy = tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`
       const input = fh.createReadStream({ autoClose: false, start: 0 })
-      const limits = new RecordLimits(file, maxBytes, maxFields)
+      limits = new RecordLimits(file, maxBytes, maxFields)
       const interrupt = () => input.destroy(new Error(`${file}: load interrupted (${String(signal?.reason ?? 'signal')}): nothing loaded`))
       signal?.addEventListener('abort', interrupt, { once: true })
       try {
@@ -162,7 +180,9 @@ export async function loadFile(sql: Sql, table: string, file: string, progressOr
         throw new Error(`${file} changed while it was read (${before.size} bytes when opened, ${limits.bytes} read, ` +
           `${now ? `${now.size} now` : 'gone now'}): nothing loaded; load it again once it is complete`)
       }
-      progress?.(table, lines.rows)
+      await firstRecord(tx, table, file, options.header ?? false)
+      phase = 'validating'
+      report()
       const [batch] = await tx<IngestBatch[]>`select * from api.ingest_staged(${table}, 'csv', true)`
       const reasons = await tx<{ reason: string; rows: number }[]>`
         select reason, count(*)::integer as rows
@@ -177,8 +197,23 @@ export async function loadFile(sql: Sql, table: string, file: string, progressOr
   }
 }
 
+/** Skips the staged first record when it is a header (`header`), or refuses one that looks like it. */
+async function firstRecord(tx: Tx, table: string, file: string, header: boolean): Promise<void> {
+  const [first] = await tx<{ position: string; fields: string[] | null }[]>`select position, fields from pg_temp.ingest_input order by position limit 1`
+  if (!first) return
+  if (header) {
+    await tx`delete from pg_temp.ingest_input where position = ${first.position}`
+    return
+  }
+  const names = await tx<{ field: string }[]>`select field from data.dictionary_fields where table_name = ${table}`
+  if (first.fields && looksLikeHeader(first.fields, names.map((n) => n.field))) {
+    throw new Error(`${file}, line ${first.position}: refused: it looks like a header (${first.fields.join(',')}), and the files have none: ` +
+      'pass --header to skip the first line of each file, or remove it')
+  }
+}
+
 /** Loads `<table>.csv` from `dir` for every table that has one, in load order. */
-export async function loadDirectory(sql: Sql, dir: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult[]> {
+export async function loadDirectory(sql: Queryable, dir: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult[]> {
   const tables = await tablesInLoadOrder(sql)
   // lstat: a symbolic link counts as there (and is then refused, not silently skipped).
   const present = await Promise.all(tables.map((table) => lstat(resolve(join(dir, `${table}.csv`))).then(() => true, () => false)))

@@ -1,34 +1,127 @@
 // The steps the entry points chain together (npm start runs several of them in one process).
-import { resolve } from 'node:path'
+import { lstat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
 import { connect } from './database.ts'
-import { formatResult, loadDirectory, type LoadOptions, type LoadResult, type Progress } from './load.ts'
+import { formatResult, loadDirectory, tablesInLoadOrder, type LoadOptions, type LoadResult, type Progress } from './load.ts'
 import { migrate } from './migrate.ts'
 import { projectRoot } from './paths.ts'
 
 export const SAMPLE_DIR = resolve(projectRoot, 'data/historical')
 
-/** Rows read so far, redrawn in place on a terminal; silent otherwise. */
-const ttyProgress: Progress | undefined = process.stderr.isTTY
-  ? (table, rows) => process.stderr.write(`\r\x1b[K${table}: ${rows.toLocaleString('en')} rows read`)
-  : undefined
+/** load.mjs --max-rejects: N rejected rows, or P% of the rows read. */
+export interface RejectLimit { rows?: number; percent?: number; text: string }
 
-export async function loadSamples(url: string, dir = SAMPLE_DIR, options: Omit<LoadOptions, 'progress'> = {}): Promise<LoadResult[]> {
+export function parseRejectLimit(value: string): RejectLimit {
+  const percent = /^([0-9]+(?:\.[0-9]+)?)%$/.exec(value)
+  if (percent && Number(percent[1]) <= 100) return { percent: Number(percent[1]), text: value }
+  if (/^[0-9]+$/.test(value) && Number.isSafeInteger(Number(value))) return { rows: Number(value), text: value }
+  throw new Error('expected a number of rows (e.g. 100) or a percentage of the rows read up to 100% (e.g. 0.5%)')
+}
+
+/** Why the results break the limit, or undefined. */
+function overLimit(limit: RejectLimit | undefined, results: LoadResult[]): string | undefined {
+  if (!limit) return undefined
+  const rejected = results.reduce((n, r) => n + r.batch.rejected, 0)
+  const received = results.reduce((n, r) => n + r.batch.received, 0)
+  if (limit.rows !== undefined && rejected > limit.rows) return `${rejected} rows rejected, more than --max-rejects ${limit.text}`
+  if (limit.percent !== undefined && rejected * 100 > limit.percent * received) {
+    return `${rejected} of ${received} rows rejected (${((rejected * 100) / received).toFixed(2)}%), more than --max-rejects ${limit.text}`
+  }
+  return undefined
+}
+
+const seconds = (s: number) => (s < 60 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`)
+
+/**
+ * The loader's progress: on a terminal, the phase redrawn in place (rows, rows/s, and while
+ * reading an ETA from the bytes left); otherwise (or with CI set) a plain line every 10 s at
+ * most, so a short load prints nothing. The database's phase is one statement: no ETA there.
+ */
+function loadProgress(): { progress: Progress; clear: () => void } {
+  const tty = Boolean(process.stderr.isTTY) && !process.env.CI
+  const since = new Map<string, number>()
+  let lastLine = performance.now()
+  const progress: Progress = (table, rows, detail) => {
+    const now = performance.now()
+    const phase = detail?.phase ?? 'reading'
+    if (!since.has(`${table}:${phase}`)) since.set(`${table}:${phase}`, now)
+    const elapsed = (now - since.get(`${table}:${phase}`)!) / 1000
+    let text = `${table}: ${rows.toLocaleString('en')} rows`
+    if (phase === 'reading') {
+      text = `${table}: reading, ${text.slice(table.length + 2)}, ${Math.round(rows / Math.max(elapsed, 0.001)).toLocaleString('en')} rows/s`
+      if (detail && detail.bytes > 0) {
+        text += `, ${Math.floor((detail.bytesRead * 100) / detail.bytes)}% of ${mb(detail.bytes)}`
+        if (detail.bytesRead > 0 && elapsed >= 1) text += `, ETA ${seconds(((detail.bytes - detail.bytesRead) * elapsed) / detail.bytesRead)}`
+      }
+    } else if (phase === 'validating') {
+      text = `${table}: validating and inserting ${rows.toLocaleString('en')} rows in the database (${seconds(elapsed)} so far)`
+    } else {
+      text = `${table}: re-checking foreign keys (${seconds(elapsed)} so far)`
+    }
+    if (tty) process.stderr.write(`\r\x1b[K${text}`)
+    else if (now - lastLine >= 10_000) {
+      lastLine = now
+      process.stderr.write(`${text}\n`)
+    }
+  }
+  return { progress, clear: () => { if (tty) process.stderr.write('\r\x1b[K') } }
+}
+
+export interface LoadCommandOptions extends Omit<LoadOptions, 'progress'> {
+  /** Validate everything, print the verdict, write nothing (load.mjs --dry-run). */
+  dryRun?: boolean
+  /** Above it, exit 3 with the whole load rolled back (load.mjs --max-rejects). */
+  maxRejects?: RejectLimit
+}
+
+/** A rollback asked for (a dry run, too many rejects), not a failure. */
+const ROLLBACK = Symbol('rollback')
+
+export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCommandOptions = {}): Promise<LoadResult[]> {
+  const { dryRun = false, maxRejects, ...loadOptions } = options
   await migrate(url)
   const sql = connect(url, { max: 1 })
+  const { progress, clear } = loadProgress()
   try {
-    console.log(`loading ${resolve(dir)}`)
-    const results = await loadDirectory(sql, dir, { ...options, progress: ttyProgress }).catch((err: Error & { committed?: LoadResult[] }) => {
-      if (ttyProgress) process.stderr.write('\r\x1b[K')
-      // Each file is its own transaction: say which ones are in before the one that failed.
-      for (const r of err.committed ?? []) console.log(`${formatResult(r)}\n  (committed)`)
-      if (err.committed?.length) err.message += `\n${err.committed.map((r) => `${r.table}.csv`).join(', ')} ${err.committed.length > 1 ? 'were' : 'was'} loaded and committed before this failure; the failed file changed nothing`
-      throw err
-    })
-    if (ttyProgress) process.stderr.write('\r\x1b[K')
+    console.log(`${dryRun ? 'checking (dry run, nothing is written)' : 'loading'} ${resolve(dir)}`)
+    const tables = await tablesInLoadOrder(sql)
+    const missing = (await Promise.all(tables.map((t) => lstat(join(dir, `${t}.csv`)).then(() => '', () => `${t}.csv`)))).filter(Boolean)
+    if (missing.length && missing.length < tables.length) {
+      process.stderr.write(`warning: ${resolve(dir)} has no ${missing.join(', ')}: ${missing.length > 1 ? 'those tables are' : 'that table is'} not loaded\n`)
+    }
+    let results: LoadResult[] = []
+    if (dryRun || maxRejects) {
+      // One transaction for the whole load: the verdict sees the earlier files' rows (employees
+      // reference departments and jobs), and a rollback leaves nothing behind.
+      await sql.begin(async (tx) => {
+        results = await loadDirectory(tx, dir, { ...loadOptions, progress }).catch((err: Error & { committed?: LoadResult[] }) => {
+          delete err.committed
+          err.message += '\nnothing was written (the whole load is one transaction)'
+          throw err
+        })
+        if (dryRun || overLimit(maxRejects, results)) throw ROLLBACK
+      }).catch((err) => { if (err !== ROLLBACK) throw err })
+    } else {
+      results = await loadDirectory(sql, dir, { ...loadOptions, progress }).catch((err: Error & { committed?: LoadResult[] }) => {
+        clear()
+        // Each file is its own transaction: say which ones are in before the one that failed.
+        for (const r of err.committed ?? []) console.log(`${formatResult(r)}\n  (committed)`)
+        if (err.committed?.length) err.message += `\n${err.committed.map((r) => `${r.table}.csv`).join(', ')} ${err.committed.length > 1 ? 'were' : 'was'} loaded and committed before this failure; the failed file changed nothing`
+        throw err
+      })
+    }
+    clear()
     for (const r of results) console.log(formatResult(r))
-    if (results.some((r) => r.batch.rejected > 0)) console.log('rejected rows and their reasons: select * from ingest_rejects where batch_id = <batch>')
+    const over = overLimit(maxRejects, results)
+    if (over) throw Object.assign(new Error(`${over}: the load was rolled back, nothing was written`), { exitCode: 3 })
+    const withRejects = results.filter((r) => r.batch.rejected > 0).map((r) => r.batch.batch_id)
+    if (dryRun) console.log('dry run: nothing was written (rolled back)')
+    else if (withRejects.length) {
+      console.log(`rejected rows and their reasons: select * from ingest_rejects where batch_id ${withRejects.length > 1 ? `in (${withRejects.join(', ')})` : `= ${withRejects[0]}`} order by batch_id, position`)
+    }
     return results
   } finally {
+    clear()
     await sql.end()
   }
 }
@@ -144,7 +237,7 @@ export async function restoreCommand(url: string, tables: string[] | 'all', file
     for (const t of result.tables) {
       console.log(`${t.table} ${dryRun ? 'would be restored' : 'restored'} from ${t.file}: ${t.rows_before} rows before, ${t.rows_after} after` +
         ` (${t.added} added, ${t.changed} changed, ${t.removed} removed)` +
-        (t.snapshot ? `\n  undo with: zx scripts/restore.mjs ${t.table} ${t.snapshot.split('/').slice(1).join('/')}` : ''))
+        (t.snapshot ? `\n  undo with: npx zx scripts/restore.mjs ${t.table} ${t.snapshot.split('/').slice(1).join('/')}` : ''))
     }
     const rows = result.tables.reduce((n, t) => n + t.rows_after, 0)
     console.log(`${dryRun ? 'dry run, nothing changed' : 'done'} in ${result.seconds.toFixed(2)} s (${rate(rows, result.seconds)})`)

@@ -10,7 +10,7 @@ begin
     return null;
   end if;
   delete from data.ingest_rejects o
-   using (select distinct table_name, batch_id, payload, reasons from new_rejects) n
+   using new_rejects n
    where o.table_name = n.table_name and md5(o.payload::text) = md5(n.payload::text)  -- ingest_rejects_dedupe_idx
      and o.replayed_at is null and o.batch_id <> n.batch_id
      and o.payload = n.payload and o.reasons = n.reasons;
