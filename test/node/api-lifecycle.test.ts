@@ -83,7 +83,7 @@ test('SIGTERM: in-flight batches finish, then the server exits 0', { timeout: 60
   child.stdout.on('data', (d) => { output += d })
   child.stderr.on('data', (d) => { output += d })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  for (let i = 0; i < 100 && !output.includes('API on'); i++) await new Promise((r) => setTimeout(r, 100))
+  for (let i = 0; i < 400 && !output.includes('API on'); i++) await new Promise((r) => setTimeout(r, 100))
   assert.match(output, /API on http:\/\/127\.0\.0\.1/)
 
   // Hold the jobs table's ingest lock so the request stays in flight until we let go.
