@@ -24,10 +24,10 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
   ],
   examples: ['npx zx scripts/backup.mjs --all', 'npx zx scripts/backup.mjs --list employees'],
   validate: (v, tables) => {
+    if (v.table !== undefined && v.verify === undefined) throw new Error('--table goes with --verify')
     const forms = [v.all || tables.length > 0, v.verify !== undefined, v.list !== undefined].filter(Boolean).length
     if (forms === 0) throw new Error('name the tables to back up, or --all, --verify <file>, --list <table>')
     if (forms > 1 || (v.all && tables.length > 0)) throw new Error('use one of: <table>..., --all, --verify, --list')
-    if (v.table !== undefined && v.verify === undefined) throw new Error('--table goes with --verify')
   },
 })
 

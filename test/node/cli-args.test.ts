@@ -1,0 +1,114 @@
+// The command line of every script (src/args.ts): --help, unknown options and bad values, all
+// refused before any work (DATABASE_URL points nowhere, so work would fail with exit 1), and .env.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, test } from 'node:test'
+import { loadDotEnv } from '../../src/args.ts'
+import { projectRoot } from '../../src/paths.ts'
+
+const zx = join(projectRoot, 'node_modules/.bin/zx')
+// Any script that got past its arguments would fail to connect here (exit 1, not 2).
+const env = { ...process.env, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/nowhere' }
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(zx, args, { cwd: projectRoot, env, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+    })
+  })
+}
+
+const scripts = readdirSync(join(projectRoot, 'scripts')).filter((f) => f.endsWith('.mjs') && f !== 'ts.mjs').sort()
+
+test('every entry point is covered here', () => {
+  assert.deepEqual(scripts, ['backup.mjs', 'db.mjs', 'fuzz.mjs', 'load.mjs', 'migrate.mjs', 'report.mjs', 'restore.mjs', 'schedule.mjs', 'serve.mjs', 'start.mjs', 'test.mjs'])
+})
+
+describe('--help, unknown options', { concurrency: 4 }, () => {
+  for (const script of scripts) {
+    test(`${script} --help prints usage, options, environment and an example, exit 0`, async () => {
+      const r = await cli([`scripts/${script}`, '--help'])
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, new RegExp(`^Usage: npx zx scripts/${script.replace('.', '\\.')}`))
+      assert.match(r.stdout, /\nOptions:\n(.*\n)*  -h, --help +print this help/)
+      assert.match(r.stdout, /\nEnvironment \(also read from \.env.*\n  DATABASE_URL /)
+      assert.match(r.stdout, /\nExamples?:\n  .*(npx zx scripts\/|npm )/)
+      assert.equal(r.stderr, '')
+    })
+    test(`${script} --bogus exits 2 naming it`, async () => {
+      const r = await cli([`scripts/${script}`, '--bogus'])
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, /^error: unknown option --bogus\nUsage: npx zx scripts\//)
+      assert.equal(r.stdout, '')
+    })
+  }
+})
+
+describe('bad values and arguments exit 2 naming them', { concurrency: 4 }, () => {
+  const cases: [string[], RegExp][] = [
+    [['scripts/load.mjs', '--max-rejects', '5x'], /^error: --max-rejects "5x": expected a number of rows .* or a percentage/],
+    [['scripts/load.mjs', '--max-rejects', '101%'], /^error: --max-rejects "101%"/],
+    [['scripts/load.mjs', '--max-fields', '0'], /^error: --max-fields "0": expected a whole number >= 1/],
+    [['scripts/load.mjs', '--max-record-bytes'], /^error: --max-record-bytes needs a value/],
+    [['scripts/load.mjs', '--dry-run=yes'], /^error: --dry-run takes no value/],
+    [['scripts/load.mjs', 'a', 'b'], /^error: unexpected argument "b" \(at most 1\)/],
+    [['scripts/load.mjs', '--dry-rn'], /^error: unknown option --dry-rn \(did you mean --dry-run\?\)/],
+    [['scripts/report.mjs', '--yaer', '2020'], /^error: unknown option --yaer \(did you mean --year\?\)/],
+    [['scripts/report.mjs', '--year', '20x1'], /^error: --year "20x1": expected a year such as 2021/],
+    [['scripts/report.mjs', '--year', '--out', 'x'], /^error: --year needs a value/],
+    [['scripts/backup.mjs'], /^error: name the tables to back up, or --all/],
+    [['scripts/backup.mjs', '--all', 'jobs'], /^error: use one of/],
+    [['scripts/backup.mjs', '--table', 'jobs'], /^error: --table goes with --verify/],
+    [['scripts/restore.mjs'], /^error: name the table to restore, or --all/],
+    [['scripts/restore.mjs', '--all', 'jobs'], /^error: --all takes no table/],
+    [['scripts/restore.mjs', 'jobs', 'file', 'extra'], /^error: unexpected argument "extra"/],
+    [['scripts/schedule.mjs', '--list', '--remove'], /^error: use --list or --remove, not both/],
+    [['scripts/migrate.mjs', 'now'], /^error: unexpected argument "now"/],
+    [['scripts/serve.mjs', '--port', '80'], /^error: unknown option --port/],
+    [['scripts/fuzz.mjs', '--seed', 'abc'], /^error: --seed "abc": expected a whole number >= 0/],
+    [['scripts/fuzz.mjs', '--scale', '0'], /^error: --scale "0": expected a whole number >= 1/],
+  ]
+  for (const [args, message] of cases) {
+    test(args.join(' '), async () => {
+      const r = await cli(args)
+      assert.equal(r.code, 2, r.stderr)
+      assert.match(r.stderr, message)
+      assert.match(r.stderr, /\(npx zx scripts\/\w+\.mjs --help for more\)\n$/)
+    })
+  }
+  test('without bad arguments the same scripts do their work (here: fail to connect, exit 1)', async () => {
+    const r = await cli(['scripts/migrate.mjs'])
+    assert.equal(r.code, 1, r.stderr)
+    assert.doesNotMatch(r.stderr, /Usage:/)
+  })
+})
+
+test('npm test -- --help prints the help instead of running the suite', async () => {
+  const r = await new Promise<{ code: number; stdout: string }>((resolve) => {
+    execFile('npm', ['test', '--', '--help'], { cwd: projectRoot, env, timeout: 60_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout }))
+  })
+  assert.equal(r.code, 0)
+  assert.match(r.stdout, /Usage: npx zx scripts\/test\.mjs \[test files\.\.\.\]/)
+  assert.doesNotMatch(r.stdout, /TAP version/)
+})
+
+test('.env fills in what the environment does not set; the environment wins; empty values count as unset', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hirebase-env-'))
+  const file = join(dir, '.env')
+  await writeFile(file, '# comment\nHIREBASE_T_A=from-file\nHIREBASE_T_B="quoted value"\nHIREBASE_T_C=from-file\nHIREBASE_T_D=\n')
+  process.env.HIREBASE_T_C = 'from-environment'
+  try {
+    assert.deepEqual(loadDotEnv(file).sort(), ['HIREBASE_T_A', 'HIREBASE_T_B'])
+    assert.equal(process.env.HIREBASE_T_A, 'from-file')
+    assert.equal(process.env.HIREBASE_T_B, 'quoted value')
+    assert.equal(process.env.HIREBASE_T_C, 'from-environment')
+    assert.equal(process.env.HIREBASE_T_D, undefined)
+    assert.deepEqual(loadDotEnv(join(dir, 'absent')), [])
+  } finally {
+    for (const k of ['A', 'B', 'C']) delete process.env[`HIREBASE_T_${k}`]
+  }
+})
