@@ -1,7 +1,8 @@
 // One toolkit operation in a process of its own, so its peak RSS is the toolkit's alone.
 // Usage: node --import tsx bench/child.ts load <dir> | backup <table> <dir> | restore <table> <dir> <file>
 // Prints one JSON line: { seconds, rss_mb, result }.
-import { backupTable, restoreTables } from '../src/backup.ts'
+import { backupTable } from '../src/backup/write.ts'
+import { restoreTables } from '../src/backup/restore.ts'
 import { connect } from '../src/database.ts'
 import { loadDirectory } from '../src/load.ts'
 

@@ -34,10 +34,9 @@ export interface LoadResult {
 export type Phase = 'reading' | 'validating' | 'rechecking'
 export type Progress = (table: string, rowsRead: number, detail?: { phase: Phase; bytesRead: number; bytes: number }) => void
 
-/** The tables in the order they must be loaded (departments and jobs before employees). */
-export async function tablesInLoadOrder(sql: Queryable): Promise<string[]> {
-  const rows = await sql<{ table_name: string }[]>`select table_name from data.dictionary_tables order by load_order`
-  return rows.map((r) => r.table_name)
+/** The tables (all, or those named: IBTAB for an unknown one) in the order they must be loaded: departments and jobs before employees. */
+export async function tablesInLoadOrder(sql: Queryable, tables: string[] | null = null): Promise<string[]> {
+  return (await sql<{ table: string }[]>`select t as table from runner.load_order(${tables}) t`).map((r) => r.table)
 }
 
 export interface LoadOptions {
@@ -184,11 +183,7 @@ export async function loadFile(sql: Queryable, table: string, file: string, prog
       phase = 'validating'
       report()
       const [batch] = await tx<IngestBatch[]>`select * from api.ingest_staged(${table}, 'csv', true)`
-      const reasons = await tx<{ reason: string; rows: number }[]>`
-        select reason, count(*)::integer as rows
-          from data.ingest_rejects, unnest(reasons) as reason
-         where batch_id = ${batch.batch_id}
-         group by reason order by rows desc, reason`
+      const reasons = await tx<{ reason: string; rows: number }[]>`select reason, rows from runner.reject_reasons(${batch.batch_id})`
       return { table, file, batch, reasons: [...reasons], seconds: (performance.now() - started) / 1000 }
     })
   } finally {

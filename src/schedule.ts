@@ -107,14 +107,15 @@ export async function removeJobs(cron: Queryable, database: string): Promise<num
   return jobs.length
 }
 
-export async function listJobs(cron: Queryable, database: string): Promise<{ timeZone: string; jobs: InstalledJob[] }> {
-  await checkPgCron(cron)
-  const [{ zone }] = await cron<{ zone: string }[]>`select coalesce(current_setting('cron.timezone', true), 'GMT') as zone`
-  const jobs = await cron<InstalledJob[]>`
-    select j.jobname as job, j.schedule, j.command, j.active, d.status as last_status, d.start_time::text as last_run
-      from cron.job j
-      left join lateral (select status, start_time from cron.job_run_details r where r.jobid = j.jobid order by runid desc limit 1) d on true
-     where j.database = ${database} and j.jobname like 'hirebase\_%'
-     order by j.jobname`
-  return { timeZone: zone, jobs: [...jobs] }
+/** This database's jobs with their last runs, and pg_cron's time zone: what GET /schedule shows (api.schedule_status). */
+export async function listJobs(sql: Queryable): Promise<{ timeZone: string; jobs: InstalledJob[] }> {
+  await checkPgCron(sql)
+  const [{ s }] = await sql<{ s: { time_zone: string; jobs: ScheduledJob[] } }[]>`select api.schedule_status() as s`
+  return {
+    timeZone: s.time_zone,
+    jobs: s.jobs.map((j) => ({ job: j.job, schedule: j.schedule, command: j.command, active: j.active, last_status: j.last_run?.status ?? null, last_run: j.last_run?.started_at ?? null })),
+  }
 }
+
+/** A job as api.schedule_status() returns it. */
+interface ScheduledJob { job: string; schedule: string; command: string; active: boolean; last_run: { status: string; started_at: string } | null }

@@ -132,7 +132,8 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCo
  */
 export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   const { buildServer, checkListenAddress, limitsFromEnv, listFromEnv, tokenFromEnv } = await import('./server.ts')
-  const { backupDirFromEnv, cleanBackupFolder, databaseFolder, keepFromEnv, maxBlockBytesFromEnv } = await import('./backup.ts')
+  const { backupDirFromEnv, cleanBackupFolder, databaseFolder, keepFromEnv } = await import('./backup/folders.ts')
+  const { maxBlockBytesFromEnv } = await import('./backup/read.ts')
   const { apiConnection, embeddedApiPasswordFile } = await import('./roles.ts')
   const host = process.env.HOST ?? '127.0.0.1'
   const port = Number(process.env.PORT ?? 8000)
@@ -150,8 +151,8 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
     databaseUrl: url, api, token, readToken, host, logLevel: process.env.LOG_LEVEL, backupDir: backupDirFromEnv(), backupKeep: keepFromEnv(),
     limits: limitsFromEnv(), allowedHosts: listFromEnv(process.env.ALLOWED_HOSTS), allowedOrigins: listFromEnv(process.env.ALLOWED_ORIGINS),
   })
-  // What an interrupted backup or restore left behind.
-  const removed = await cleanBackupFolder(sql, databaseFolder(backupDirFromEnv(), api.roles.database))
+  // What an interrupted backup or restore left behind (on the runner's pool: it takes the tables' locks).
+  const removed = await cleanBackupFolder(runner, databaseFolder(backupDirFromEnv(), api.roles.database))
   if (removed.length) app.log.info({ removed }, 'removed leftovers of interrupted backups and restores')
   // A port in use must end the command, not leave it waiting on its open pools.
   await app.listen({ host, port }).catch(async (err) => {
@@ -185,7 +186,8 @@ const clearTty = () => { if (ttyRows) process.stderr.write('\r\x1b[K') }
 
 /** `backup.mjs <table...|--all>`: one Avro file per table, then its path, rows, bytes and SHA-256. */
 export async function backupCommand(url: string, tables: string[] | 'all'): Promise<void> {
-  const { backupDirFromEnv, backupDirOf, backupTable, keepFromEnv } = await import('./backup.ts')
+  const { backupDirFromEnv, backupDirOf, keepFromEnv } = await import('./backup/folders.ts')
+  const { backupTable } = await import('./backup/write.ts')
   const { tablesInLoadOrder } = await import('./load.ts')
   const sql = connect(url, { max: 1 })
   try {
@@ -202,7 +204,7 @@ export async function backupCommand(url: string, tables: string[] | 'all'): Prom
 
 /** `backup.mjs --verify <file>`: read it end to end and check checksum, row count and schema. */
 export async function verifyCommand(url: string, file: string, table?: string): Promise<void> {
-  const { verifyBackup } = await import('./backup.ts')
+  const { verifyBackup } = await import('./backup/restore.ts')
   const sql = connect(url, { max: 1 })
   try {
     const r = await verifyBackup(sql, resolve(file), table)
@@ -215,7 +217,7 @@ export async function verifyCommand(url: string, file: string, table?: string): 
 
 /** `backup.mjs --list <table>`: the backups and pre-restore snapshots of a table. */
 export async function listCommand(url: string, table: string): Promise<void> {
-  const { backupDirFromEnv, backupDirOf, listBackups } = await import('./backup.ts')
+  const { backupDirFromEnv, backupDirOf, listBackups } = await import('./backup/folders.ts')
   const sql = connect(url, { max: 1 })
   const dir = await backupDirOf(sql, backupDirFromEnv()).finally(() => sql.end())
   const list = await listBackups(dir, table)
@@ -225,7 +227,8 @@ export async function listCommand(url: string, table: string): Promise<void> {
 
 /** `restore.mjs <table> [file] | --all`, optionally `--dry-run`. */
 export async function restoreCommand(url: string, tables: string[] | 'all', file: string | undefined, dryRun: boolean): Promise<void> {
-  const { backupDirFromEnv, backupDirOf, keepFromEnv, restoreTables } = await import('./backup.ts')
+  const { backupDirFromEnv, backupDirOf, keepFromEnv } = await import('./backup/folders.ts')
+  const { restoreTables } = await import('./backup/restore.ts')
   const { tablesInLoadOrder } = await import('./load.ts')
   const sql = connect(url, { max: 1 })
   try {
@@ -272,7 +275,7 @@ export async function scheduleCommand(url: string, action: 'install' | 'list' | 
       await installJobs(sql, db)
       for (const j of declaredJobs()) console.log(`installed ${j.name}: ${j.what}`)
     }
-    const { timeZone, jobs } = await listJobs(sql, db)
+    const { timeZone, jobs } = await listJobs(sql)
     console.log(`pg_cron jobs of ${db} (schedules are in ${timeZone}):`)
     for (const j of jobs) {
       console.log(`  ${j.job.padEnd(36)} ${j.schedule.padEnd(14)} ${j.active ? 'active' : 'paused'}  last run: ${j.last_run ? `${j.last_run} ${j.last_status}` : 'never'}\n    ${j.command}`)

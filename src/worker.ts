@@ -3,7 +3,8 @@
 // Avro backup, and records the outcome. Requests queued while no runner was up are taken
 // at start; a poll every minute covers notifications lost to a reconnect.
 import { hostname } from 'node:os'
-import { backupTable, type BackupOptions } from './backup.ts'
+import type { BackupOptions } from './backup/folders.ts'
+import { backupTable } from './backup/write.ts'
 import type { Sql } from './database.ts'
 
 export const BACKUP_CHANNEL = 'hirebase_backup_requests'

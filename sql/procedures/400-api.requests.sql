@@ -181,16 +181,25 @@ language sql stable security definer set search_path = pg_catalog, pg_temp as $$
         'table', t.table_name, 'key', t.key_field, 'load_order', t.load_order,
         'fields', (select jsonb_agg(jsonb_build_object(
             'field', f.field, 'csv_column', f.ordinal, 'kind', f.kind,
-            'type', format_type(a.atttypid, a.atttypmod), 'required', a.attnotnull,
+            'type', f.type, 'required', f.required,
             'max_length', f.max_length, 'references', f.ref_table, 'description', f.description,
             'range', case when f.kind = 'id' then jsonb_build_array(1, 2147483647) end,
             'format', case when f.kind = 'datetime' then 'RFC 3339 date-time with seconds and an offset, e.g. 2021-07-27T16:02:08Z' end)
             order by f.ordinal)
-          from data.dictionary_fields f
-          join pg_attribute a on a.attrelid = format('data.%I', t.table_name)::regclass and a.attname = f.field
+          from internal.table_columns f
          where f.table_name = t.table_name)) order by t.load_order)
       from data.dictionary_tables t),
     'reason_codes', (select jsonb_agg(jsonb_build_object('code', code, 'description', description) order by code) from data.reason_codes))
+$$;
+
+-- Rejected rows per reason code, most frequent first (pending: not replayed yet): of one
+-- batch (the loader's summary of a file), or of the whole ingest log (GET /stats).
+create or replace function runner.reject_reasons(p_batch_id bigint default null) returns table (reason text, rows integer, pending integer)
+language sql stable set search_path = pg_catalog, pg_temp as $$
+  select reason, count(*)::integer, (count(*) filter (where r.replayed_at is null))::integer
+    from data.ingest_rejects r, unnest(r.reasons) as reason
+   where p_batch_id is null or r.batch_id = p_batch_id
+   group by reason order by 2 desc, 1
 $$;
 
 -- GET /stats: rows received, inserted, unchanged, rejected per table; rejects per reason code.
@@ -206,7 +215,6 @@ language sql stable security definer set search_path = pg_catalog, pg_temp as $$
       left join (select table_name, count(*) as batches, count(*) filter (where error_code is not null) as refused,
                         sum(received) as received, sum(inserted) as inserted, sum(unchanged) as unchanged, sum(rejected) as rejected
                    from data.ingest_batches group by table_name) s on s.table_name = t.table_name),
-    'reasons', (select coalesce(jsonb_agg(jsonb_build_object('code', reason, 'rejects', n, 'pending', pending) order by n desc, reason), '[]'::jsonb)
-      from (select reason, count(*) as n, count(*) filter (where r.replayed_at is null) as pending
-              from data.ingest_rejects r, unnest(r.reasons) as reason group by reason) x))
+    'reasons', (select coalesce(jsonb_agg(jsonb_build_object('code', x.reason, 'rejects', x.rows, 'pending', x.pending) order by x.rows desc, x.reason), '[]'::jsonb)
+      from runner.reject_reasons() x))
 $$;

@@ -1,28 +1,15 @@
--- Backup and restore support. The runner streams Avro files; the database stages, checks
--- and swaps the rows. Restored rows skip the ingest rules (they were validated on the way
--- in) but meet every constraint: types, NOT NULL, primary and foreign keys.
+-- Backup and restore support. The runner streams Avro files; the database says what a backup
+-- reads, and stages, checks and swaps the rows of a restore. Restored rows skip the ingest
+-- rules (they were validated on the way in) but meet every constraint: types, NOT NULL,
+-- primary and foreign keys.
 -- Raises IBTAB unknown table, IBORP restore would orphan rows, 23505 an id twice in a backup,
 -- 23503 a backup row that references nothing.
 
--- The table's name, or IBTAB when the data dictionary does not know it.
-create or replace function api.check_table(p_table text) returns text
-language sql stable security definer set search_path = pg_catalog, pg_temp
-return (internal.check_table(p_table)).table_name;
-
--- The runner's plumbing (this file's runner.* and the backup queue's in 700) lives in the
--- schema runner, which only the owner may use: the runner connects as the owner, and the
--- functions run as their caller (no SECURITY DEFINER), so none can lend the owner's rights.
+-- (api.check_table and runner.lock_table are in 220-tables.sql; the runner's plumbing of
+-- this file and of 700 lives in the schema runner, which only the owner may use.)
 drop function if exists api.lock_table(text);
 drop function if exists api.open_restore_stage(text);
 drop function if exists api.restore_apply(text[], boolean);
-
--- Takes the table's ingest lock (backup, restore and ingest never interleave) until commit.
-create or replace function runner.lock_table(p_table text) returns void
-language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
-begin
-  perform internal.check_table(p_table);
-  perform internal.lock_table(p_table);
-end $$;
 
 -- Refuses a value of a backup file (22007: the restore reports it as bad_backup_value).
 -- (stable, not immutable: the planner would call it on a constant argument in a branch not taken)
@@ -47,6 +34,27 @@ return case
     timestamptz 'epoch' + (p_value::bigint / 1000000) * interval '1 second' + (p_value::bigint % 1000000) * interval '1 microsecond'
   else internal.refuse_datetime(p_value)
 end;
+
+-- Its inverse, for backups: an instant as exact microseconds since the epoch (Avro's
+-- timestamp-micros), as text (past 2^53 a JavaScript number would round it).
+create or replace function internal.timestamptz_to_avro(p_value timestamptz) returns text
+language sql stable parallel safe
+return (extract(epoch from p_value) * 1000000)::bigint::text;
+
+-- What a backup of p_table reads: its row count, and the statement the runner's cursor runs
+-- (every column in table order, date-times as microseconds since the epoch, in key order).
+create or replace function runner.backup_source(p_table text, out rows bigint, out statement text)
+language plpgsql stable set search_path = pg_catalog, pg_temp as $$
+declare
+  v_table data.dictionary_tables := internal.check_table(p_table);
+begin
+  select format('select %s from data.%I order by %I',
+                string_agg(case when c.kind = 'datetime' then format('internal.timestamptz_to_avro(%1$I) as %1$I', c.field)
+                                else quote_ident(c.field) end, ', ' order by c.position),
+                p_table, v_table.key_field)
+    into statement from internal.table_columns c where c.table_name = p_table;
+  execute format('select count(*) from data.%I', p_table) into rows;
+end $$;
 
 -- Creates (or empties) the session's staging table restore_<table>, which the runner COPYs
 -- into: ids as integers (COPY checks them), the rest as text.

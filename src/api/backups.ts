@@ -1,7 +1,9 @@
 // Routes over backups: back a table up, list its backups, restore it. The runner (the owner's
 // pool) writes and reads the files; the database locks, stages and swaps.
 import type { FastifyPluginAsync } from 'fastify'
-import { backupTable, listBackups, restoreTables } from '../backup.ts'
+import { listBackups } from '../backup/folders.ts'
+import { restoreTables } from '../backup/restore.ts'
+import { backupTable } from '../backup/write.ts'
 import type { ApiContext } from './context.ts'
 import { anyObject, errors, tableOnly } from './schemas.ts'
 

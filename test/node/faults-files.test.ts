@@ -11,7 +11,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
-import { backupTable, cleanBackupFolder, databaseFolder, listBackups, restoreTables, verifyBackup } from '../../src/backup.ts'
+import { cleanBackupFolder, databaseFolder, listBackups } from '../../src/backup/folders.ts'
+import { backupTable } from '../../src/backup/write.ts'
+import { restoreTables, verifyBackup } from '../../src/backup/restore.ts'
 import { projectRoot } from '../../src/paths.ts'
 import { buildServer } from '../../src/server.ts'
 import { freshDatabase } from '../support.ts'
@@ -207,7 +209,7 @@ with avro.datafile.DataFileWriter(open(sys.argv[1], 'wb'), avro.io.DatumWriter()
     const before = await fingerprints()
     // restore.mjs --dry-run in a process of its own, so its peak RSS is measurable.
     const script = `
-      import { restoreTables } from './src/backup.ts'
+      import { restoreTables } from './src/backup/restore.ts'
       import { connect } from './src/database.ts'
       const sql = connect(process.env.DATABASE_URL, { max: 1 })
       const error = await restoreTables(sql, ['employees'], { dir: process.env.DIR, files: { employees: 'bomb.avro' }, dryRun: true }).then(() => null, (e) => e.message)

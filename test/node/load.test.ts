@@ -151,7 +151,8 @@ describe('bulk loads', () => {
     assert.equal(orphans, 0)
 
     // A bulk restore takes the same path: into an empty table, row for row, constraints back.
-    const { backupTable, restoreTables } = await import('../../src/backup.ts')
+    const { backupTable } = await import('../../src/backup/write.ts')
+    const { restoreTables } = await import('../../src/backup/restore.ts')
     const dir = await mkdtemp(join(tmpdir(), 'hirebase-bulk-backup-'))
     const print = async () => (await fresh.sql`select md5(string_agg(e::text, '|' order by e)) as h from data.employees e`)[0].h
     const before = await print()

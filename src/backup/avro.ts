@@ -1,22 +1,15 @@
 // Avro schemas derived from the tables, and the types that read and write them with avsc.
 import avro from 'avsc'
-import { BackupFileError } from './errors.ts'
-import type { Queryable } from './database.ts'
+import { BackupFileError } from '../errors.ts'
+import type { Queryable } from '../database.ts'
 
 export const NAMESPACE = 'hirebase'
 
 export interface Column { name: string; type: string }
 
-/** Column names and PostgreSQL types of a table, in table order, from the catalog. */
+/** Column names and PostgreSQL types of a table, in table order (IBTAB for an unknown table). */
 export async function tableColumns(sql: Queryable, table: string): Promise<Column[]> {
-  const rows = await sql<Column[]>`
-    select a.attname as name, format_type(a.atttypid, a.atttypmod) as type
-      from data.dictionary_tables t
-      join pg_attribute a on a.attrelid = format('data.%I', t.table_name)::regclass
-     where t.table_name = ${table} and a.attnum > 0 and not a.attisdropped
-     order by a.attnum`
-  if (rows.length === 0) throw Object.assign(new Error(`unknown table "${table}"`), { code: 'IBTAB' })
-  return [...rows]
+  return [...await sql<Column[]>`select name, type from runner.table_columns(${table})`]
 }
 
 const AVRO_TYPES: Record<string, avro.Schema> = {
