@@ -1,3 +1,4 @@
+// Where the checkout is, and its version: for paths that must not depend on the current folder.
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
