@@ -3,6 +3,7 @@
 // transaction, after a preflight of ownership and privileges, under an advisory lock.
 // Migrations are locked: each applied one's files are recorded by SHA-256 (public.migrations
 // .checksums), and a database whose applied migrations differ from the files is refused.
+// (A little over 200 lines: the checks that guard one run stay beside the run.)
 import { createHash } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'

@@ -69,6 +69,7 @@ async function startServe(env: Record<string, string>): Promise<{ base: string; 
   child.stderr!.on('data', (d) => { output += d })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   for (let i = 0; i < 400 && !output.includes('API on') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100))
+  if (!output.includes('API on')) child.kill('SIGKILL') // not left running when the test fails here
   assert.match(output, /API on/, output)
   return { base: `http://127.0.0.1:${port}`, child, output: () => output, exited }
 }
