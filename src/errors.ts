@@ -1,4 +1,5 @@
 // The one place where errors become HTTP statuses and `{"error": {"code", "message"}}` bodies.
+// docs/errors.md lists the same codes and statuses (test/node/errors-doc.test.ts keeps them so).
 
 /** A backup file that is missing (`backup_not_found`) or unusable (`bad_backup`). */
 export class BackupFileError extends Error {
@@ -7,10 +8,14 @@ export class BackupFileError extends Error {
   }
 }
 
-export interface ApiError { status: number; code: string; message: string; hint?: string }
+export interface ApiError {
+  status: number; code: string; message: string; hint?: string
+  /** More fields for the error object, e.g. the allowed values or the limit. */
+  detail?: Record<string, unknown>
+}
 
-/** SQLSTATEs the procedures raise (docs/errors.md), by HTTP status and API code. */
-const SQLSTATES: Record<string, [number, string]> = {
+/** Codes raised by the procedures (SQLSTATEs), the runner and fastify, by HTTP status and API code. */
+export const RAISED: Record<string, [number, string]> = {
   IBTAB: [404, 'unknown_table'],
   P0002: [404, 'not_found'],
   IBKEY: [409, 'idempotency_key_reused'],
@@ -20,50 +25,70 @@ const SQLSTATES: Record<string, [number, string]> = {
   IBARR: [400, 'not_an_array'],
   IBEMP: [400, 'empty_batch'],
   IBBIG: [400, 'batch_too_large'],
+  IBJSN: [400, 'malformed_json'],
   '22023': [400, 'bad_request'],
   '42501': [403, 'forbidden'],
-}
-
-/** Refusals the database answers with (not raised): the request was malformed. */
-const REFUSALS: Record<string, number> = {
-  not_an_array: 400, empty_batch: 400, batch_too_large: 400, malformed_json: 400, malformed_csv: 400,
-}
-
-/** The database cannot be reached, is starting, or is shutting down: retry later. */
-const UNAVAILABLE = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300',
-])
-
-/** Waits that ran out: the request may succeed if retried (503 with Retry-After). */
-const BUSY: Record<string, [string, string]> = {
-  '55P03': ['lock_timeout', 'a table this request needs stayed locked (a backup, restore or load holds it) for longer than LOCK_TIMEOUT_MS; try again shortly'],
-  '57014': ['statement_timeout', 'the database did not finish this request within STATEMENT_TIMEOUT_MS; try again shortly'],
-  POOL_TIMEOUT: ['pool_exhausted', 'all database connections stayed busy for longer than POOL_TIMEOUT_MS; try again shortly'],
-  DATABASE_DEADLINE: ['database_timeout', 'the database did not answer in time; try again shortly'],
-}
-
-/** Errors fastify raises before a handler runs, and the runner's own. */
-const FRAMEWORK: Record<string, [number, string]> = {
   backup_not_found: [404, 'backup_not_found'],
   bad_backup: [422, 'bad_backup'],
   bad_backup_value: [422, 'bad_backup_value'],
   disk_full: [507, 'disk_full'],
   backup_dir_not_writable: [500, 'backup_dir_not_writable'],
+  BACKUP_BUSY: [429, 'backup_busy'],
   FST_ERR_CTP_BODY_TOO_LARGE: [413, 'body_too_large'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type'],
   FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'malformed_json'],
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'malformed_json'],
-  FST_ERR_VALIDATION: [400, 'bad_request'],
 }
 
-interface Invalid { instancePath?: string; params?: { missingProperty?: string; additionalProperty?: string } }
-interface RaisedError { code?: string; message?: string; hint?: string; statusCode?: number; validation?: Invalid[]; validationContext?: string }
+/** Waits that ran out, and transactions that collided: the request may succeed if retried (503 with Retry-After). */
+export const RETRY: Record<string, [string, string]> = {
+  '55P03': ['lock_timeout', 'a table this request needs stayed locked (a backup, restore or load holds it) for longer than LOCK_TIMEOUT_MS; try again shortly'],
+  '57014': ['statement_timeout', 'the database did not finish this request within STATEMENT_TIMEOUT_MS; try again shortly'],
+  '40001': ['serialization_failure', 'another transaction changed the same rows at the same time; try again'],
+  '40P01': ['deadlock', 'this request and another waited for each other and this one was cancelled; try again'],
+  POOL_TIMEOUT: ['pool_exhausted', 'all database connections stayed busy for longer than POOL_TIMEOUT_MS; try again shortly'],
+  DATABASE_DEADLINE: ['database_timeout', 'the database did not answer in time; try again shortly'],
+}
+
+/** The database cannot be reached, is starting, or is shutting down: 503 database_unavailable, retry later (and any 08xxx). */
+export const UNAVAILABLE = [
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300',
+]
+
+/** What the API answers by itself, before any handler runs or for a whole body the database refused. */
+export const ANSWERED: Record<string, number> = {
+  unknown_host: 421, forbidden_origin: 403, unauthorized: 401, rate_limited: 429, not_found: 404, method_not_allowed: 405,
+  // Answered by api.ingest_request (logged, with batch_id), not raised: always 400.
+  not_an_array: 400, empty_batch: 400, batch_too_large: 400, malformed_json: 400, malformed_csv: 400,
+}
+
+/** The body types the API reads: JSON everywhere, CSV for rows only. */
+export const ACCEPTED_TYPES = ['application/json', 'text/csv']
+
+/** An error the API answers with by itself (ANSWERED gives its status). */
+export function answered(code: keyof typeof ANSWERED & string, message: string, hint?: string, detail?: Record<string, unknown>): ApiError {
+  return { status: ANSWERED[code], code, message, hint, detail }
+}
+
+interface Invalid { instancePath?: string; keyword?: string; params?: { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[]; limit?: number } }
+interface RaisedError { code?: string; message?: string; hint?: string; statusCode?: number; validation?: Invalid[]; validationContext?: string; detail?: Record<string, unknown> }
 
 /** The request parameter (query, path, header or body field) a validation error is about. */
 function parameterOf(e: RaisedError): string {
   const first = e.validation?.[0]
   return first?.instancePath?.split('/').filter(Boolean)[0] ?? first?.params?.missingProperty ?? first?.params?.additionalProperty ?? e.validationContext ?? 'request'
+}
+
+/** A validation error's message, naming the allowed values or the bound the value broke. */
+function invalid(e: RaisedError): ApiError {
+  const first = e.validation?.[0]
+  const code = `bad_parameter:${parameterOf(e)}`
+  const allowed = first?.params?.allowedValues
+  if (first?.keyword === 'enum' && allowed) {
+    return { status: 400, code, message: `${e.message}: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`, detail: { allowed } }
+  }
+  return { status: 400, code, message: e.message ?? 'bad parameter' }
 }
 
 /**
@@ -75,31 +100,29 @@ export function asBackupValueError(err: unknown): unknown {
   return String(e?.code ?? '').startsWith('22') ? Object.assign(new Error(`the backup holds a value the table cannot take: ${e.message}`, { cause: err }), { code: 'bad_backup_value' }) : err
 }
 
-export function refusalStatus(code: string): number {
-  return REFUSALS[code] ?? 400
-}
-
-export function toApiError(err: unknown): ApiError {
+/** `bodyLimit`: the largest request body in bytes, named in a 413's message. */
+export function toApiError(err: unknown, context: { bodyLimit?: number } = {}): ApiError {
   const e = (err ?? {}) as RaisedError
   const code = String(e.code ?? '')
   const message = e.message ?? String(err)
-  if (e.validation) return { status: 400, code: `bad_parameter:${parameterOf(e)}`, message }
-  if (SQLSTATES[code]) return { status: SQLSTATES[code][0], code: SQLSTATES[code][1], message, hint: e.hint }
-  if (BUSY[code]) return { status: 503, code: BUSY[code][0], message: BUSY[code][1] }
-  if (code === 'BACKUP_BUSY') return { status: 429, code: 'backup_busy', message }
-  if (UNAVAILABLE.has(code) || code.startsWith('08')) {
+  if (e.validation) return invalid(e)
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' && context.bodyLimit) {
+    return { status: 413, code: 'body_too_large', message: `the request body is larger than the limit of ${context.bodyLimit} bytes`, detail: { limit_bytes: context.bodyLimit } }
+  }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return { status: 415, code: 'unsupported_media_type', message: `${message}: the API accepts application/json and text/csv (rows only) request bodies`, detail: { accepted: ACCEPTED_TYPES } }
+  }
+  if (RAISED[code]) return { status: RAISED[code][0], code: RAISED[code][1], message, hint: e.hint, detail: e.detail }
+  if (RETRY[code]) return { status: 503, code: RETRY[code][0], message: RETRY[code][1] }
+  if (UNAVAILABLE.includes(code) || code.startsWith('08')) {
     return { status: 503, code: 'database_unavailable', message: `the database is not available (${code}); try again shortly` }
   }
   // A value in a request the database could not take (a parameter the schema let through).
   if (code.startsWith('22')) return { status: 400, code: 'bad_value', message }
-  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return { status: 415, code: 'unsupported_media_type', message: `${message}: the API accepts application/json and text/csv (rows only) request bodies` }
-  }
-  if (FRAMEWORK[code]) return { status: FRAMEWORK[code][0], code: FRAMEWORK[code][1], message }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return { status: e.statusCode, code: 'bad_request', message }
   return { status: 500, code: 'internal_error', message: 'internal error: see the server log' }
 }
 
 export function errorBody(e: ApiError): { error: { code: string; message: string; hint?: string } } {
-  return { error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } }
+  return { error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...e.detail } }
 }

@@ -4,16 +4,15 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
-import swagger from '@fastify/swagger'
 import { connect, type Sql } from './database.ts'
-import { projectVersion } from './paths.ts'
 import { databaseFolder } from './backup/folders.ts'
 import { apiConnection, type ApiConnection } from './roles.ts'
 import type { ApiContext } from './api/context.ts'
 import { installGuards, redactUrl, tokenCheck, type GuardOptions } from './api/guard.ts'
 import { installHooks } from './api/hooks.ts'
-import { gate, limitsFromEnv, type Limits } from './api/limits.ts'
-import { rowBodyDoc } from './api/schemas.ts'
+import { BODY_LIMIT, gate, limitsFromEnv, type Limits } from './api/limits.ts'
+import { errorsOf, type Bounds } from './api/schemas.ts'
+import { docsRoutes, installSpec } from './api/docs.ts'
 import { rowsRoutes } from './api/rows.ts'
 import { ingestLogRoutes } from './api/ingest-log.ts'
 import { backupRoutes } from './api/backups.ts'
@@ -23,8 +22,6 @@ import { referenceRoutes } from './api/reference.ts'
 
 export { checkListenAddress, hostAllowed, isLoopback, listFromEnv, redactUrl, tokenFromEnv } from './api/guard.ts'
 export { limitsFromEnv, type Limits } from './api/limits.ts'
-
-const BODY_LIMIT = 2 * 1024 * 1024
 
 export interface ServerOptions extends GuardOptions {
   /** The owner's URL: the runner's fixed statements (backups, restores) run on it, nothing else. */
@@ -37,6 +34,15 @@ export interface ServerOptions extends GuardOptions {
   logLevel?: string
   /** Timeouts, pool size and the caps on what clients can make the server and the database hold; from the environment when not given. */
   limits?: Limits
+}
+
+/** The bounds the routes' schemas check, as the database sets them (SQL is their one home). */
+async function boundsOf(sql: Sql): Promise<Bounds> {
+  const [{ d }] = await sql<{ d: { batch: { max_rows: number }; tables: { fields: { kind: string; range: [number, number] | null }[] }[] } }[]>`
+    select api.data_dictionary() as d`
+  const idRange = d.tables.flatMap((t) => t.fields).find((f) => f.kind === 'id')?.range
+  if (!idRange) throw new Error('api.data_dictionary() gives no id range: is the database migrated?')
+  return { maxBatchRows: d.batch.max_rows, maxId: idRange[1] }
 }
 
 export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sql: Sql; runner: Sql; api: ApiConnection }> {
@@ -60,6 +66,13 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
   })
+  let bounds: Bounds
+  try {
+    bounds = await boundsOf(sql)
+  } catch (err) {
+    await sql.end({ timeout: 1 })
+    throw err
+  }
   // The runner's pool (the owner): only the fixed statements of backups and restores, which
   // need runner.*; no statement on it is built from a request. Room for the backup runner's
   // claim and backup, and the API's backups.
@@ -88,20 +101,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     return503OnClosing: true,
   })
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.0.3',
-      info: { title: 'hirebase API', version: projectVersion, description: 'Batch ingest and look-ups over the hirebase procedures.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-    },
-    // Ingest bodies are documented here, not validated by fastify: the database validates them.
-    transformObject: (doc) => {
-      if (!('openapiObject' in doc)) return doc.swaggerObject
-      const post = doc.openapiObject.paths?.['/tables/{table}/rows']?.post
-      if (post) post.requestBody = rowBodyDoc as never
-      return doc.openapiObject
-    },
-  })
+  await installSpec(app, bounds)
 
   // Requests per client: a flood gets 429 with Retry-After before it reaches the database.
   await app.register(rateLimit, { max: limits.rateLimitMax, timeWindow: limits.rateLimitWindowSeconds * 1000 })
@@ -110,12 +110,15 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   installHooks(app, limits, requests)
 
   const context: ApiContext = {
-    sql, runner, databaseUrl: options.databaseUrl, limits, requests,
+    sql, runner, databaseUrl: options.databaseUrl, limits, bounds, requests,
     backups: { dir: databaseFolder(options.backupDir, api.roles.database), keep: options.backupKeep ?? 7 },
     requireToken: tokenCheck(options.token),
     security: options.token ? [{ bearer: [] }] : [],
+    readSecurity: options.readToken ? [{ bearer: [] }] : [],
+    readErrors: (...statuses) => errorsOf([...statuses, ...(options.readToken ? [401] : []), 503]),
+    writeErrors: (...statuses) => errorsOf([...statuses, 400, ...(options.token ? [401] : []), 403, 413, 415, 503]),
   }
-  for (const routes of [rowsRoutes, ingestLogRoutes, backupRoutes, reportRoutes, scheduleRoutes, referenceRoutes]) {
+  for (const routes of [docsRoutes, rowsRoutes, ingestLogRoutes, backupRoutes, reportRoutes, scheduleRoutes, referenceRoutes]) {
     await app.register(routes, context)
   }
   return { app, sql, runner, api }

@@ -5,18 +5,18 @@ import { listBackups } from '../backup/folders.ts'
 import { restoreTables } from '../backup/restore.ts'
 import { backupTable } from '../backup/write.ts'
 import type { ApiContext } from './context.ts'
-import { anyObject, errors, tableOnly } from './schemas.ts'
+import { anyObject, tableOnly } from './schemas.ts'
 
-export const backupRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, runner, limits, backups, requireToken, security }) => {
+export const backupRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, runner, limits, backups, requireToken, security, readSecurity, readErrors, writeErrors }) => {
   const backupsRunning = new Set<string>()
 
   app.post<{ Params: { table: string } }>('/tables/:table/backup', {
     preHandler: requireToken,
     schema: {
-      summary: 'Back up a table to an Avro file', tags: ['backup'], security, params: tableOnly,
+      summary: 'Back up a table to an Avro file', operationId: 'backupTable', tags: ['backup'], security, params: tableOnly,
       response: {
         201: { type: 'object', properties: { table: { type: 'string' }, file: { type: 'string' }, path: { type: 'string', description: 'relative to BACKUP_DIR/<database>' }, rows: { type: 'integer' }, bytes: { type: 'integer' }, sha256: { type: 'string' } } },
-        ...errors,
+        ...writeErrors(404, 429, 500, 507),
       },
     },
     config: { unbounded: true },
@@ -35,8 +35,8 @@ export const backupRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, r
 
   app.get<{ Params: { table: string } }>('/tables/:table/backups', {
     schema: {
-      summary: 'A table\'s backups, newest first, then its pre-restore snapshots', tags: ['backup'], params: tableOnly,
-      response: { 200: { type: 'array', items: anyObject }, ...errors },
+      summary: 'A table\'s backups, newest first, then its pre-restore snapshots', operationId: 'listBackups', tags: ['backup'], security: readSecurity, params: tableOnly,
+      response: { 200: { type: 'array', items: anyObject }, ...readErrors(400, 404) },
     },
   }, async (request) => {
     await sql`select api.check_table(${request.params.table})` // 404 for an unknown table
@@ -46,7 +46,7 @@ export const backupRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, r
   app.post<{ Params: { table: string }; Body: { file?: string; newest?: true; dry_run?: boolean } }>('/tables/:table/restore', {
     preHandler: requireToken,
     schema: {
-      summary: 'Restore a table from a file named in the list, or from its newest backup with {"newest": true}', tags: ['backup'], security, params: tableOnly,
+      summary: 'Restore a table from a file named in the list, or from its newest backup with {"newest": true}', operationId: 'restoreTable', tags: ['backup'], security, params: tableOnly,
       // A restore says what it restores: a bodiless POST (which any page can send) restores nothing.
       body: {
         type: 'object',
@@ -58,7 +58,7 @@ export const backupRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, r
         oneOf: [{ required: ['file'] }, { required: ['newest'] }],
         additionalProperties: false,
       },
-      response: { 200: anyObject, ...errors },
+      response: { 200: anyObject, ...writeErrors(404, 409, 422, 500, 507) },
     },
     config: { unbounded: true },
   }, async (request) => {

@@ -4,7 +4,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import { isIP } from 'node:net'
 import cors from '@fastify/cors'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { errorBody } from '../errors.ts'
+import { answered, errorBody } from '../errors.ts'
 
 /** A token from the environment: unset is undefined, blank is an error (nobody could use it). */
 export function tokenFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -78,6 +78,16 @@ export interface GuardOptions {
   allowedOrigins?: string[]
 }
 
+/** Where the Swagger UI lives. */
+export const DOCS_PREFIX = '/docs'
+
+/**
+ * What READ_TOKEN leaves open: preflights, /health, and what holds no data (the links at /,
+ * the OpenAPI document, the Swagger UI's page and files, which a browser fetches without a token).
+ */
+const open = (method: string, path: string) => method === 'OPTIONS' ||
+  (['GET', 'HEAD'].includes(method) && (['/', '/health', '/openapi.json', DOCS_PREFIX].includes(path) || path.startsWith(`${DOCS_PREFIX}/`)))
+
 /** The checks every request meets before anything else runs, on the root instance. */
 export async function installGuards(app: FastifyInstance, options: GuardOptions): Promise<void> {
   const listenHost = options.host ?? '127.0.0.1'
@@ -87,16 +97,16 @@ export async function installGuards(app: FastifyInstance, options: GuardOptions)
   app.addHook('onRequest', async (request, reply) => {
     const port = (app.server.address() as { port?: number } | null)?.port ?? 0
     if (!hostAllowed(request.headers.host, listenHost, port, options.allowedHosts ?? [])) {
-      return reply.code(421).send(errorBody({ status: 421, code: 'unknown_host', message: `this server does not answer for Host "${request.headers.host ?? ''}"`, hint: 'use the address it listens on, or add the name to ALLOWED_HOSTS' }))
+      return reply.code(421).send(errorBody(answered('unknown_host', `this server does not answer for Host "${request.headers.host ?? ''}"`, 'use the address it listens on, or add the name to ALLOWED_HOSTS')))
     }
     const origin = request.headers.origin
     if (origin !== undefined && !['GET', 'HEAD', 'OPTIONS'].includes(request.method) && !allowedOrigins.includes(origin)) {
-      return reply.code(403).send(errorBody({ status: 403, code: 'forbidden_origin', message: `writes from pages of ${origin} are refused`, hint: 'list the origin in ALLOWED_ORIGINS' }))
+      return reply.code(403).send(errorBody(answered('forbidden_origin', `writes from pages of ${origin} are refused`, 'list the origin in ALLOWED_ORIGINS')))
     }
-    if (options.readToken && !['/health', '/openapi.json'].includes(request.url.split('?')[0]) && request.method !== 'OPTIONS' &&
+    if (options.readToken && !open(request.method, request.url.split('?')[0]) &&
         !authorized(request.headers.authorization, options.readToken) && !(options.token && authorized(request.headers.authorization, options.token))) {
       reply.header('www-authenticate', 'Bearer')
-      return reply.code(401).send(errorBody({ status: 401, code: 'unauthorized', message: 'this server needs Authorization: Bearer <READ_TOKEN or API_TOKEN> for every route but /health' }))
+      return reply.code(401).send(errorBody(answered('unauthorized', 'this server needs Authorization: Bearer <READ_TOKEN or API_TOKEN> for every route but /, /health, /openapi.json and /docs')))
     }
   })
   // CORS headers only for the listed origins (none by default).
@@ -110,7 +120,7 @@ export function tokenCheck(token: string | undefined) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     if (token && !authorized(request.headers.authorization, token)) {
       reply.header('www-authenticate', 'Bearer')
-      return reply.code(401).send(errorBody({ status: 401, code: 'unauthorized', message: 'this route needs Authorization: Bearer <API_TOKEN>' }))
+      return reply.code(401).send(errorBody(answered('unauthorized', 'this route needs Authorization: Bearer <API_TOKEN>')))
     }
   }
 }

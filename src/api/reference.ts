@@ -1,16 +1,16 @@
-// Reference routes: the rules as data, the counts, the health probe and the OpenAPI document.
+// Reference routes: the rules as data, the counts, and the health probe.
 import type { FastifyPluginAsync } from 'fastify'
 import { connect, type Sql } from '../database.ts'
 import type { ApiContext } from './context.ts'
-import { anyObject, errors } from './schemas.ts'
+import { anyObject } from './schemas.ts'
 
-export const referenceRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, databaseUrl, requests }) => {
+export const referenceRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, databaseUrl, requests, readSecurity, readErrors }) => {
   app.get('/data-dictionary', {
-    schema: { summary: 'The rules as data: tables, fields, types, limits, reason codes', tags: ['reference'], response: { 200: anyObject, ...errors } },
+    schema: { summary: 'The rules as data: tables, fields, types, limits, reason codes', operationId: 'getDataDictionary', tags: ['reference'], security: readSecurity, response: { 200: anyObject, ...readErrors() } },
   }, async () => (await sql`select api.data_dictionary() as d`)[0].d)
 
   app.get('/stats', {
-    schema: { summary: 'Rows received, inserted, unchanged, rejected per table; rejects per reason', tags: ['reference'], response: { 200: anyObject, ...errors } },
+    schema: { summary: 'Rows received, inserted, unchanged, rejected per table; rejects per reason', operationId: 'getStats', tags: ['reference'], security: readSecurity, response: { 200: anyObject, ...readErrors() } },
   }, async () => (await sql`select api.stats() as s`)[0].s)
 
   // /health has a connection of its own, so a busy pool cannot hide the database's state.
@@ -18,7 +18,7 @@ export const referenceRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql
   app.get('/health', {
     schema: {
       summary: 'Within a second: 200 when the database answers (status "degraded" and what is slow when the pool is exhausted or requests wait for locks), 503 when it does not',
-      tags: ['reference'],
+      operationId: 'getHealth', tags: ['reference'],
       response: { 200: anyObject, 503: anyObject },
     },
     config: { pool: false },
@@ -54,6 +54,5 @@ export const referenceRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql
     }
   })
 
-  app.get('/openapi.json', { schema: { hide: true }, config: { pool: false } }, async () => app.swagger())
   app.addHook('onClose', async () => { await healthSql?.end({ timeout: 1 }) })
 }

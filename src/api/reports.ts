@@ -2,7 +2,6 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUMNS, toCsv, type MeanOver } from '../report.ts'
 import type { ApiContext } from './context.ts'
-import { errors } from './schemas.ts'
 
 const reportQuery = {
   year: { type: 'integer', minimum: 1, maximum: 9999, default: 2021 },
@@ -14,27 +13,27 @@ const sendReport = (request: FastifyRequest<{ Querystring: { format?: string } }
   wantsCsv(request) ? reply.type('text/csv; charset=utf-8').send(toCsv(rows, columns)) : reply.send(rows)
 const rowsOf = (properties: Record<string, object>) => ({ type: 'array', items: { type: 'object', properties } })
 
-export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql }) => {
+export const reportRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, readSecurity, readErrors }) => {
   app.get<{ Querystring: { year: number; format?: string } }>('/reports/hires-by-quarter', {
     schema: {
-      summary: 'Hires per department and job in each quarter (UTC) of a year', tags: ['reports'],
+      summary: 'Hires per department and job in each quarter (UTC) of a year', operationId: 'hiresByQuarter', tags: ['reports'], security: readSecurity,
       querystring: { type: 'object', properties: reportQuery, additionalProperties: false },
       response: {
         200: rowsOf({ department: { type: 'string' }, job: { type: 'string' }, q1: { type: 'integer' }, q2: { type: 'integer' }, q3: { type: 'integer' }, q4: { type: 'integer' } }),
-        ...errors,
+        ...readErrors(400),
       },
     },
   }, async (request, reply) => sendReport(request, reply, (await hiresByQuarter(sql, request.query.year)).rows, QUARTER_COLUMNS))
 
   app.get<{ Querystring: { year: number; mean_over: MeanOver; format?: string } }>('/reports/departments-above-mean', {
     schema: {
-      summary: 'Departments hiring above the mean; the X-Mean and X-Mean-Over headers say which mean', tags: ['reports'],
+      summary: 'Departments hiring above the mean; the X-Mean and X-Mean-Over headers say which mean', operationId: 'departmentsAboveMean', tags: ['reports'], security: readSecurity,
       querystring: {
         type: 'object',
         properties: { ...reportQuery, mean_over: { type: 'string', enum: ['all', 'hiring'], default: 'all' } },
         additionalProperties: false,
       },
-      response: { 200: rowsOf({ id: { type: 'integer' }, department: { type: 'string' }, hired: { type: 'integer' } }), ...errors },
+      response: { 200: rowsOf({ id: { type: 'integer' }, department: { type: 'string' }, hired: { type: 'integer' } }), ...readErrors(400) },
     },
   }, async (request, reply) => {
     const metric = await departmentsAboveMean(sql, request.query.year, request.query.mean_over)

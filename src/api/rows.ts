@@ -4,9 +4,9 @@ import { parse as csvParse } from 'csv-parse'
 import type { FastifyPluginAsync } from 'fastify'
 import { CSV_OPTIONS } from '../csv.ts'
 import { decodeBody } from '../encoding.ts'
-import { refusalStatus } from '../errors.ts'
 import type { ApiContext } from './context.ts'
-import { anyObject, batchResult, errors, tableParam } from './schemas.ts'
+import { jsonErrorPlace } from './json-error.ts'
+import { anyObject, batchResult, tableParam } from './schemas.ts'
 
 /**
  * A text/csv body's records as a JSON array of arrays, parsed 16 KB at a time with a turn of
@@ -35,7 +35,16 @@ async function csvBodyAsJson(body: string): Promise<string> {
   return `[${pieces.join(',')}]`
 }
 
-export const rowsRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, requireToken, security }) => {
+/** A malformed_json refusal, naming where the body stops being JSON. */
+function withPosition(response: string, body: string): string {
+  const place = jsonErrorPlace(body)
+  if (!place) return response
+  const refusal = JSON.parse(response) as { error: { message: string } }
+  const message = `${refusal.error.message} (the JSON breaks at position ${place.position}: line ${place.line}, column ${place.column})`
+  return JSON.stringify({ ...refusal, error: { ...refusal.error, message, ...place } })
+}
+
+export const rowsRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, bounds, requireToken, security, readSecurity, readErrors, writeErrors }) => {
   // Ingest: raw bodies go to the database untouched (JSON) or as parsed CSV records.
   await app.register(async (ingest) => {
     // As bytes: invalid UTF-8 and NUL are marked for the database (bad_encoding), not replaced.
@@ -46,13 +55,14 @@ export const rowsRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, req
     ingest.post<{ Params: { table: string }; Querystring: { dry_run?: boolean }; Body: string | undefined }>('/tables/:table/rows', {
       preHandler: requireToken,
       schema: {
-        summary: 'Ingest a batch of 1..1000 rows',
+        summary: `Ingest a batch of 1..${bounds.maxBatchRows} rows`,
+        operationId: 'ingestRows',
         tags: ['ingest'],
         security,
         params: { type: 'object', properties: { table: tableParam }, required: ['table'] },
         querystring: { type: 'object', properties: { dry_run: { type: 'boolean', default: false } } },
         headers: { type: 'object', properties: { 'idempotency-key': { type: 'string', maxLength: 255 } } },
-        response: { 200: batchResult, ...errors },
+        response: { 200: batchResult, ...writeErrors(404, 409) },
       },
     }, async (request, reply) => {
       const isCsv = (request.headers['content-type'] ?? '').toLowerCase().startsWith('text/csv')
@@ -74,27 +84,32 @@ export const rowsRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, req
           from api.ingest_request(${request.params.table}, ${body}, ${isCsv ? 'csv' : 'json'},
                                   ${request.query.dry_run ?? false}, ${typeof key === 'string' ? key : null}, ${parseError}) r`
       request.batchLog = summary
-      return reply.code(summary.error ? refusalStatus(summary.error.code) : 200).type('application/json; charset=utf-8').send(response)
+      // A refused body (not_an_array, empty_batch, batch_too_large, malformed_json, malformed_csv) is a 400.
+      return reply.code(summary.error ? 400 : 200).type('application/json; charset=utf-8')
+        .send(summary.error?.code === 'malformed_json' && !isCsv ? withPosition(response, request.body ?? '') : response)
     })
   })
 
   app.get<{ Params: { table: string; id: number } }>('/tables/:table/rows/:id', {
     schema: {
-      summary: 'One row by id', tags: ['rows'],
-      params: { type: 'object', properties: { table: tableParam, id: { type: 'integer', minimum: 1, maximum: 2147483647 } }, required: ['table', 'id'] },
-      response: { 200: anyObject, ...errors },
+      summary: 'One row by id', operationId: 'getRow', tags: ['rows'], security: readSecurity,
+      params: { type: 'object', properties: { table: tableParam, id: { type: 'integer', minimum: 1, maximum: bounds.maxId } }, required: ['table', 'id'] },
+      response: { 200: anyObject, ...readErrors(400, 404) },
     },
   }, async (request) => (await sql`select api.get_row(${request.params.table}, ${request.params.id}) as row`)[0].row)
 
   app.get<{ Params: { table: string }; Querystring: { after_id: number; limit: number } }>('/tables/:table/rows', {
     schema: {
-      summary: 'Rows in id order, keyset-paged: pass next_after_id as after_id', tags: ['rows'],
+      summary: 'Rows in id order, keyset-paged: pass next_after_id as after_id', operationId: 'listRows', tags: ['rows'], security: readSecurity,
       params: { type: 'object', properties: { table: tableParam }, required: ['table'] },
       querystring: {
         type: 'object',
-        properties: { after_id: { type: 'integer', minimum: 0, maximum: 2147483647, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 } },
+        properties: {
+          after_id: { type: 'integer', minimum: 0, maximum: bounds.maxId, default: 0 },
+          limit: { type: 'integer', minimum: 1, maximum: bounds.maxBatchRows, default: 100 },
+        },
       },
-      response: { 200: { type: 'object', properties: { rows: { type: 'array', items: anyObject }, next_after_id: { type: ['integer', 'null'] } } }, ...errors },
+      response: { 200: { type: 'object', properties: { rows: { type: 'array', items: anyObject }, next_after_id: { type: ['integer', 'null'] } } }, ...readErrors(400, 404) },
     },
   }, async (request) => {
     const { table } = request.params
