@@ -16,15 +16,28 @@ begin
      where h.year = hiring_mean.year and h.hires > 0);
 end $$;
 
+-- Every department with its hires in the year (0 without any) and whether it hired above the
+-- mean: the one place that says what "above the mean" is; the reports draw all of them.
+create function report.department_hires(year integer default 2021, mean_over text default 'all')
+returns table (id integer, department text, hired integer, above_mean boolean)
+language sql stable as $$
+  with mean as (select report.hiring_mean(department_hires.year, department_hires.mean_over) as value)
+  select d.department_id, d.department_name, coalesce(h.hires, 0), coalesce(coalesce(h.hires, 0) > mean.value, false)
+    from data.departments d
+    left join data.hires_by_department h on h.department_id = d.department_id and h.year = department_hires.year
+    cross join mean
+   order by 3 desc, 2, 1
+$$;
+
+comment on function report.department_hires(integer, text) is
+  'Every department with its hires in a year (0 without any) and whether that is above the mean per department.';
+
 create function report.departments_above_mean(year integer default 2021, mean_over text default 'all')
 returns table (id integer, department text, hired integer)
 language sql stable as $$
-  with mean as (select report.hiring_mean(departments_above_mean.year, departments_above_mean.mean_over) as value)
-  select d.department_id, d.department_name, h.hires
-    from data.hires_by_department h
-    join data.departments d on d.department_id = h.department_id
-    cross join mean
-   where h.year = departments_above_mean.year and h.hires > mean.value
+  select h.id, h.department, h.hired
+    from report.department_hires(departments_above_mean.year, departments_above_mean.mean_over) h
+   where h.above_mean
    order by 3 desc, 2, 1
 $$;
 

@@ -84,6 +84,26 @@ describe('edge cases', async () => {
     assert.deepEqual((await sql`select * from departments_above_mean(2021)`).map((r) => [r.department, r.hired]), [['Alpha', 4], ['Beta', 3], ['Gamma', 3]])
   })
 
+  test('department_hires: every department, 0 without hires, the same "above" as departments_above_mean', async () => {
+    for (const meanOver of ['all', 'hiring']) {
+      const all = await sql`select * from report.department_hires(2021, mean_over => ${meanOver})`
+      assert.deepEqual(all.map((r) => r.department).sort(), ['Alpha', 'Beta', 'Gamma', 'Idle'])
+      assert.deepEqual(all.find((r) => r.department === 'Idle'), { id: 4, department: 'Idle', hired: 0, above_mean: false })
+      assert.deepEqual(all.filter((r) => r.above_mean).map(({ id, department, hired }) => ({ id, department, hired })),
+        [...await sql`select * from departments_above_mean(2021, mean_over => ${meanOver})`], meanOver)
+    }
+    // No hires in the year: every department at 0, none above (the mean is null).
+    assert.deepEqual((await sql`select * from report.department_hires(1999)`).map((r) => [r.hired, r.above_mean]), [[0, false], [0, false], [0, false], [0, false]])
+  })
+
+  test('hiring_years: each year with hires, its departments and jobs that hired, equal to counting employees', async () => {
+    const naive = await sql`select extract(year from hiring_date at time zone 'UTC')::int as year, count(*)::int as hires,
+        count(distinct department_id)::int as departments, count(distinct job_id)::int as jobs
+      from data.employees group by 1 order by 1`
+    assert.deepEqual([...await sql`select * from report.hiring_years()`], [...naive])
+    assert.deepEqual(naive.map((r) => r.year), [2021])
+  })
+
   test('a year with no hires gives no rows', async () => {
     assert.deepEqual([...await sql`select * from departments_above_mean(1999)`], [])
     assert.equal((await sql`select report.hiring_mean(1999) as m`)[0].m, null)
@@ -104,6 +124,8 @@ describe('edge cases', async () => {
     })
     await same()
     assert.equal((await sql`select count(*)::int as n from hires_by_quarter(2021)`)[0].n, 1)
+    // A year whose hires were all deleted is no longer listed (its counts stay as 0 rows).
+    assert.deepEqual([...await sql`select year, hires from report.hiring_years()`], [{ year: 2021, hires: 1 }])
   })
 })
 
