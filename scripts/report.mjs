@@ -6,10 +6,11 @@ import { lib } from './ts.mjs'
 const { parseCommandLine, year } = await lib('args.ts')
 const { values } = parseCommandLine(import.meta.url, {
   usage: ['[--year 2021] [--out reports/] [--force]'],
-  summary: 'Writes the hiring reports of a year as HTML and CSV. Files are 0600 in a 0700 folder (FILE_MODE\n' +
+  summary: 'Writes the hiring reports as HTML and CSV for every year with hires, and for --year (whose pages\n' +
+    'say so when it has none), with an index.html linking them. Files are 0600 in a 0700 folder (FILE_MODE\n' +
     'relaxes it); a folder other users may write is refused unless --force.',
   options: {
-    year: { type: 'string', arg: '<year>', help: 'the year (default 2021)', parse: year },
+    year: { type: 'string', arg: '<year>', help: 'also write this year (default: only the years with hires)', parse: year },
     out: { type: 'string', arg: '<folder>', help: 'where to write (default REPORTS_DIR, or reports/)' },
     force: { type: 'boolean', help: 'write into a folder other users may write, or of another user' },
   },
@@ -21,5 +22,5 @@ const { run } = await lib('cli.ts')
 const { reportCommand, REPORTS_DIR } = await lib('tasks.ts')
 
 await run(async ({ url }) => {
-  await reportCommand(url, values.year ?? 2021, values.out ?? (process.env.REPORTS_DIR || REPORTS_DIR), values.force)
+  await reportCommand(url, values.year, values.out ?? (process.env.REPORTS_DIR || REPORTS_DIR), values.force)
 })

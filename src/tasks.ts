@@ -249,14 +249,20 @@ export async function restoreCommand(url: string, tables: string[] | 'all', file
   }
 }
 
-/** `report.mjs`: the HTML and CSV reports for a year into `out`. */
-export async function reportCommand(url: string, year: number, out: string, force = false): Promise<void> {
-  const { describeDatabase, writeReports } = await import('./report.ts')
-  if (!Number.isInteger(year) || year < 1 || year > 9999) throw new Error(`--year must be a year such as 2021, got "${year}"`)
+/** `report.mjs`: the HTML and CSV reports of every year with hires, and of `year` if given, into `out`. */
+export async function reportCommand(url: string, year: number | undefined, out: string, force = false): Promise<void> {
+  const { describeDatabase } = await import('./database.ts')
+  const { writeReports } = await import('./report/write.ts')
+  if (year !== undefined && (!Number.isInteger(year) || year < 1 || year > 9999)) throw new Error(`--year must be a year such as 2021, got "${year}"`)
   const sql = connect(url, { max: 1 })
   try {
-    const r = await writeReports(sql, { year, out: resolve(out), database: describeDatabase(url), force })
-    console.log(`reports for ${year}: ${r.quarterRows} hires-by-quarter rows, ${r.aboveMeanRows} departments above the mean\n  ${r.files.join('\n  ')}`)
+    const r = await writeReports(sql, { years: year === undefined ? [] : [year], out: resolve(out), database: describeDatabase(url), force })
+    console.log(`reports written to ${resolve(out)}: open ${resolve(out, 'index.html')}`)
+    for (const y of r.years) {
+      console.log(y.hires === 0
+        ? `  ${y.year}: no hires; its pages say so${r.yearsWithData.length ? ` and link the years with data (${r.yearsWithData.join(', ')})` : ''}`
+        : `  ${y.year}: ${y.hires} hires; ${y.quarterRows} hires-by-quarter rows, ${y.aboveMeanRows} departments above the mean`)
+    }
   } finally {
     await sql.end()
   }

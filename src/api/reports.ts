@@ -1,6 +1,7 @@
 // Report routes: the report data as JSON arrays, or CSV with Accept: text/csv or ?format=csv.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUMNS, toCsv, type MeanOver } from '../report.ts'
+import { toCsv } from '../report/csv.ts'
+import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUMNS, type MeanOver } from '../report/data.ts'
 import type { ApiContext } from './context.ts'
 
 const reportQuery = {

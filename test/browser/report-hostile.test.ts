@@ -1,6 +1,6 @@
 // Reports with hostile names, opened in headless Chromium: no data value reaches an attribute
-// that can load a URL (0 network requests), and long names wrap in the table and are cut, with
-// a tooltip, in the charts.
+// that can load a URL (0 network requests, even before the pages' Content Security Policy), and
+// long names wrap in the table and are cut, with a tooltip, in the charts.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { test } from 'node:test'
-import { writeReports } from '../../src/report.ts'
+import { writeReports } from '../../src/report/write.ts'
 import { freshDatabase } from '../support.ts'
 
 const chromium = (() => { try { return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() } catch { return '' } })()
@@ -34,8 +34,8 @@ test('hostile department names: 0 network requests, long names wrap and are cut 
   await db.sql`insert into data.employees select g, 'e' || g, case when g <= 30 then '2022-02-01T00:00:00Z'::timestamptz else '2023-05-01T00:00:00Z' end,
     case when g <= 20 then 1 when g <= 30 then 2 when g <= 60 then 3 when g <= 62 then 4 else 5 end, 1 from generate_series(1, 70) g`
   const out = await mkdtemp(join(tmpdir(), 'hirebase-hostile-'))
-  await writeReports(db.sql, { year: 2022, out: join(out, '2022'), database: 'test' })
-  await writeReports(db.sql, { year: 2023, out: join(out, '2023'), database: 'test' })
+  await writeReports(db.sql, { years: [2022], out: join(out, '2022'), database: 'test' })
+  await writeReports(db.sql, { years: [2023], out: join(out, '2023'), database: 'test' })
   const { chromium: playwright } = await import('playwright-core')
   const browser = await playwright.launch({
     executablePath: chromium,
@@ -59,15 +59,19 @@ test('hostile department names: 0 network requests, long names wrap and are cut 
         assert.ok(width <= 1280, `${name} is ${width} px wide`)
       }
     }
-    // In the 2023 charts the long name is cut, and its tick carries the full name as a tooltip.
-    await page.goto(pathToFileURL(join(out, '2023', 'hires-by-quarter-2023.html')).href)
-    const ticks = await page.evaluate(() => [...document.querySelectorAll('#stacked svg g[aria-label="y-axis tick label"] text')].map((e) => ({
-      shown: [...e.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join(''), title: e.querySelector('title')?.textContent ?? null,
-    })))
-    const cut = ticks.find((tick) => tick.title?.startsWith('Department-'))
-    assert.ok(cut, JSON.stringify(ticks))
-    assert.equal(cut.title, long)
-    assert.ok(cut.shown.endsWith('…') && cut.shown.length < 40, cut.shown)
+    // In the 2023 charts the long name is cut, and carries the full name as a tooltip: on the
+    // y axes (heatmap, every department against the mean) and in the small multiples' labels.
+    for (const [name, selector] of [['hires-by-quarter-2023.html', '#heatmap svg g[aria-label="y-axis tick label"] text'],
+      ['hires-by-quarter-2023.html', '#multiples svg g[aria-label="text"] text'], ['departments-above-mean-2023.html', '#above-mean svg g[aria-label="y-axis tick label"] text']]) {
+      await page.goto(pathToFileURL(join(out, '2023', name)).href)
+      const texts = await page.evaluate((s) => [...document.querySelectorAll(s)].map((e) => ({
+        shown: [...e.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join(''), title: e.querySelector('title')?.textContent ?? null,
+      })), selector)
+      const cut = texts.find((text) => text.title?.startsWith('Department-'))
+      assert.ok(cut, `${name} ${selector}: ${JSON.stringify(texts)}`)
+      assert.ok(cut.title === long || cut.title === `${long} (30)`, cut.title!)
+      assert.ok(cut.shown.endsWith('…') && cut.shown.length < 40, cut.shown)
+    }
     assert.deepEqual(requests, [], 'no network requests')
     assert.deepEqual(hits, [], 'nothing reached the local server')
   } finally {

@@ -12,7 +12,7 @@ import { backupTable } from '../../src/backup/write.ts'
 import { restoreTables } from '../../src/backup/restore.ts'
 import { loadDirectory } from '../../src/load.ts'
 import { projectRoot } from '../../src/paths.ts'
-import { writeReports } from '../../src/report.ts'
+import { writeReports } from '../../src/report/write.ts'
 import { SAMPLE_DIR } from '../../src/tasks.ts'
 import { freshDatabase } from '../support.ts'
 
@@ -23,7 +23,7 @@ const run = promisify(execFile)
 
 test('reports: a new folder is 0700 and every file 0600', async () => {
   const out = join(await mkdtemp(join(tmpdir(), 'hirebase-files-')), 'reports', 'nested')
-  const { files } = await writeReports(db.sql, { year: 2021, out, database: 'test' })
+  const { files } = await writeReports(db.sql, { years: [2021], out, database: 'test' })
   assert.equal(await mode(out), 0o700)
   assert.equal(await mode(join(out, '..')), 0o700)
   for (const file of files) assert.equal(await mode(file), 0o600, file)
@@ -34,11 +34,11 @@ test('FILE_MODE=0644 relaxes files to 0644 and new folders to 0755; a bad FILE_M
   const out = join(await mkdtemp(join(tmpdir(), 'hirebase-files-')), 'shared')
   process.env.FILE_MODE = '0644'
   try {
-    const { files } = await writeReports(db.sql, { year: 2021, out, database: 'test' })
+    const { files } = await writeReports(db.sql, { years: [2021], out, database: 'test' })
     assert.equal(await mode(out), 0o755)
     for (const file of files) assert.equal(await mode(file), 0o644)
     process.env.FILE_MODE = '0777'
-    await assert.rejects(writeReports(db.sql, { year: 2021, out, database: 'test' }), /FILE_MODE must be an octal file mode .* got "0777"/)
+    await assert.rejects(writeReports(db.sql, { years: [2021], out, database: 'test' }), /FILE_MODE must be an octal file mode .* got "0777"/)
   } finally {
     delete process.env.FILE_MODE
   }
@@ -50,7 +50,7 @@ test('a symlink planted at a report\'s name is replaced, never written through',
   await writeFile(victim, 'root only', { mode: 0o600 })
   await symlink(victim, join(out, 'index.html'))
   await symlink(victim, join(out, 'index.html.tmp')) // the old fixed temporary name
-  await writeReports(db.sql, { year: 2021, out, database: 'test' })
+  await writeReports(db.sql, { years: [2021], out, database: 'test' })
   assert.equal(await readFile(victim, 'utf8'), 'root only')
   assert.ok((await lstat(join(out, 'index.html'))).isFile())
   assert.match(await readFile(join(out, 'index.html'), 'utf8'), /hirebase reports/)
@@ -96,8 +96,8 @@ test('an output folder that belongs to another user is refused unless --force', 
   const out = join(await mkdtemp(join(tmpdir(), 'hirebase-files-')), 'theirs')
   await mkdir(out, { mode: 0o755 })
   await chown(out, 54321, 54321) // any uid but ours: the folder's owner could swap what we write
-  await assert.rejects(writeReports(db.sql, { year: 2021, out, database: 'test' }), /refused: .*theirs belongs to another user \(uid 54321\)/)
+  await assert.rejects(writeReports(db.sql, { years: [2021], out, database: 'test' }), /refused: .*theirs belongs to another user \(uid 54321\)/)
   assert.deepEqual(await readdir(out), [])
-  await writeReports(db.sql, { year: 2021, out, database: 'test', force: true })
+  await writeReports(db.sql, { years: [2021], out, database: 'test', force: true })
   assert.equal(await mode(join(out, 'index.html')), 0o600)
 })

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
 import { buildServer, hostAllowed, tokenFromEnv } from '../../src/server.ts'
-import { writeReports } from '../../src/report.ts'
+import { writeReports } from '../../src/report/write.ts'
 import { projectRoot } from '../../src/paths.ts'
 import { freshDatabase } from '../support.ts'
 
@@ -220,7 +220,7 @@ describe('formula cells in CSV', () => {
     const asJson = JSON.parse((await raw(open.port, 'GET', '/reports/hires-by-quarter')).body)
     for (const name of names) assert.ok(asJson.some((r: { department: string }) => r.department === name), name)
     const out = await mkdtemp(join(tmpdir(), 'hirebase-csv-'))
-    const written = await writeReports(sql, { year: 2021, out, database: 'test' })
+    const written = await writeReports(sql, { years: [2021], out, database: 'test' })
     const csvs = written.files.filter((f) => f.endsWith('.csv'))
     assert.ok(csvs.length >= 2)
     neutral(await readFile(csvs.find((f) => f.includes('quarter'))!, 'utf8'))
