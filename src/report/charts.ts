@@ -3,7 +3,7 @@
 // (report.mjs, npm start) loads this module; the API never does.
 import * as Plot from '@observablehq/plot'
 import { JSDOM } from 'jsdom'
-import type { DepartmentRow, QuarterRow, YearRow } from './data.ts'
+import { lastQuarter, type DepartmentRow, type YearRow } from './data.ts'
 
 // Data never chooses a colour: Plot reads a channel whose values all look like colours (say a
 // department named url(https://...)) as literal fills, which a browser would fetch. Every
@@ -32,14 +32,18 @@ function svgOf(options: Plot.PlotOptions): string {
 
 const sum = (values: number[]) => values.reduce((n, v) => n + v, 0)
 
-/** Hires per year, the report's year (if given) in colour: the headline's context. */
+/** Hires per year, the report's year (if given) in colour; a year without hires after some quarter says so. */
 export function yearsChart(years: YearRow[], year?: number): string {
+  const label = (d: YearRow) => {
+    const last = lastQuarter(d)
+    return last === 4 ? String(d.year) : `${d.year} (to Q${last})`
+  }
   return svgOf({
-    width: 80 + 56 * years.length, height: 150, marginTop: 18,
-    x: { label: null, type: 'band', domain: years.map((y) => String(y.year)) }, y: { label: 'Hires', grid: true, ticks: 3 },
+    width: 80 + 64 * years.length, height: 150, marginTop: 18,
+    x: { label: null, type: 'band', domain: years.map(label) }, y: { label: 'Hires', grid: true, ticks: 3 },
     marks: [
-      Plot.barY(years, { x: (d: YearRow) => String(d.year), y: 'hires', fill: (d: YearRow) => (year === undefined || d.year === year ? BLUE : GREY), title: (d: YearRow) => `${d.year}: ${d.hires} hires` }),
-      Plot.text(years, { x: (d: YearRow) => String(d.year), y: 'hires', text: 'hires', dy: -7 }),
+      Plot.barY(years, { x: label, y: 'hires', fill: (d: YearRow) => (year === undefined || d.year === year ? BLUE : GREY), title: (d: YearRow) => `${label(d)}: ${d.hires} hires` }),
+      Plot.text(years, { x: label, y: 'hires', text: 'hires', dy: -7 }),
       Plot.ruleY([0]),
     ],
   })

@@ -7,7 +7,7 @@ export type MeanOver = 'all' | 'hiring'
 export interface QuarterRow { department: string; job: string; q1: number; q2: number; q3: number; q4: number }
 export interface AboveMeanRow { id: number; department: string; hired: number }
 export interface DepartmentRow extends AboveMeanRow { above_mean: boolean }
-export interface YearRow { year: number; hires: number; departments: number; jobs: number }
+export interface YearRow { year: number; hires: number; departments: number; jobs: number; q1: number; q2: number; q3: number; q4: number }
 
 export interface Metric<Row> {
   rows: Row[]
@@ -15,6 +15,15 @@ export interface Metric<Row> {
   statement: string
   /** The function's definition, as the database holds it. */
   definition: string
+}
+
+/** The last quarter of a year with hires (4 for a whole year): a year in progress is compared
+ *  with the same quarters of the year before, not with a whole year. */
+export function lastQuarter(y: YearRow): number {
+  const quarters = [y.q1, y.q2, y.q3, y.q4]
+  let n = 4
+  while (n > 1 && quarters[n - 1] === 0) n--
+  return n
 }
 
 export const QUARTER_COLUMNS = ['department', 'job', 'q1', 'q2', 'q3', 'q4']

@@ -32,7 +32,7 @@ const STYLE = `
   .scroll { max-height: 36rem; overflow: auto; border: 1px solid #e3e3e3; }
   .no-data { border-left: 4px solid #edc948; background: #fdf8e6; padding: .6rem 1rem; }
   dl.prov { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; font-size: .9rem; }
-  dl.prov dt { color: #555; } pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; font-size: .8rem; white-space: pre-wrap; }
+  dl.prov dt { color: #555; } dl.prov dd { margin: 0; overflow-wrap: anywhere; } pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; font-size: .8rem; white-space: pre-wrap; }
   .print-only { display: none; }
   @page { size: A4; margin: 12mm; }
   @media print {
@@ -100,7 +100,7 @@ export const chartSection = (id: string, heading: string, inner: string) =>
 export const figure = (svg: string, caption: string) => `<figure class="chart">${svg}<figcaption>${caption}</figcaption></figure>`
 
 /** The rows as a table: numbers sort descending first; a long table is left out of print. */
-export function dataTable(rows: object[], columns: string[], heading: string, download: string): string {
+export function dataTable(rows: object[], columns: string[], heading: string, download: string, filterHint: string): string {
   const numeric = columns.map((c) => rows.length > 0 && rows.every((r) => typeof (r as Record<string, unknown>)[c] === 'number'))
   const head = columns.map((c, i) => `<th scope="col" aria-sort="none"${numeric[i] ? ' class="num"' : ''}><button type="button">${escapeHtml(c)}</button></th>`).join('')
   const body = rows.map((r) => `<tr>${columns.map((c, i) => {
@@ -111,7 +111,7 @@ export function dataTable(rows: object[], columns: string[], heading: string, do
   return `<section id="table" class="${long ? 'long-table' : ''}">
 <h2>${escapeHtml(heading)}</h2>
 <p>${count(rows.length)} rows — ${download}. Click a column heading to sort; numbers sort largest first.</p>
-<div class="filter" hidden><label>Filter rows <input type="search" id="filter" placeholder="a department or job name" autocomplete="off"></label><span id="shown" aria-live="polite">${rows.length} rows</span></div>
+<div class="filter" hidden><label>Filter rows <input type="search" id="filter" placeholder="${escapeHtml(filterHint)}" autocomplete="off"></label><span id="shown" aria-live="polite">${rows.length} rows</span></div>
 <div class="scroll"><table class="data" id="data"><thead><tr>${head}</tr></thead><tbody>
 ${body}
 </tbody></table></div>

@@ -2,7 +2,7 @@
 // year without hires, and index.html: data from ./data.ts, charts from ./charts.ts, HTML
 // from ./html.ts.
 import { aboveMeanChart, departmentMultiples, quarterHeatmap, yearsChart, type QuarterCounts } from './charts.ts'
-import { ABOVE_MEAN_COLUMNS, MEAN_DEFINITIONS, QUARTER_COLUMNS, type AboveMeanRow, type DepartmentRow, type Metric, type QuarterRow, type YearRow } from './data.ts'
+import { ABOVE_MEAN_COLUMNS, lastQuarter, MEAN_DEFINITIONS, QUARTER_COLUMNS, type AboveMeanRow, type DepartmentRow, type Metric, type QuarterRow, type YearRow } from './data.ts'
 import { cards, chartSection, count, dataTable, escapeHtml, figure, provenance, shell, type Card, type Provenance } from './html.ts'
 
 export type Kind = 'hires-by-quarter' | 'departments-above-mean'
@@ -24,16 +24,21 @@ function nav(kind: Kind, year: number, ctx: YearContext): string {
 const meanLabel = (mean: number | null, ctx: YearContext) =>
   `mean ${mean === null ? 'none' : mean.toFixed(1)} (${ctx.provenance.meanOver === 'all' ? 'over all departments' : 'over hiring departments'})`
 
+const upTo = (n: number) => (n === 1 ? 'Q1' : `Q1–Q${n}`)
+
 /** The headline numbers of the year, and its hires beside the other years'. */
 function headline(year: number, ctx: YearContext, mean: number | null, departments: number): string {
   const now = ctx.years.find((y) => y.year === year)!
   const before = ctx.years.find((y) => y.year === year - 1)
-  const change: Card = before
-    ? { value: `${now.hires >= before.hires ? '+' : '−'}${(Math.abs(now.hires - before.hires) / before.hires * 100).toFixed(1)}%`,
-        label: `vs ${year - 1} (${count(before.hires)} hires)`, tone: now.hires >= before.hires ? 'up' : 'down' }
-    : { value: '—', label: `no hires in ${year - 1} to compare with` }
+  const n = lastQuarter(now)
+  const earlier = before && [before.q1, before.q2, before.q3, before.q4].slice(0, n).reduce((a, b) => a + b, 0)
+  const period = n === 4 ? `${year - 1}` : `${upTo(n)} ${year - 1}`
+  const change: Card = earlier
+    ? { value: `${now.hires >= earlier ? '+' : '−'}${(Math.abs(now.hires - earlier) / earlier * 100).toFixed(1)}%`,
+        label: `vs ${period} (${count(earlier)} hires)`, tone: now.hires >= earlier ? 'up' : 'down' }
+    : { value: '—', label: `no hires in ${period} to compare with` }
   return chartSection('headline', 'Headline numbers', `<div class="headline">${cards([
-    { value: count(now.hires), label: `hires in ${year}` },
+    { value: count(now.hires), label: `hires in ${year}${n === 4 ? '' : ` (none after Q${n})`}` },
     { value: count(now.departments), label: `departments hiring (of ${count(departments)})` },
     { value: count(now.jobs), label: 'jobs hiring' },
     { value: mean === null ? '—' : mean.toFixed(1), label: `mean hires per department (${ctx.provenance.meanOver === 'all' ? 'over all of them' : 'over those hiring'})` },
@@ -72,7 +77,7 @@ export function hiresByQuarterPage(metric: Metric<QuarterRow>, year: number, ctx
       `Of ${count(jobs.length)} jobs hired in ${year}, in every department together; ties by name. The full list is in the table below.`)),
     chartSection('multiples', 'Each department by quarter', figure(departmentMultiples(departments),
       'One chart per department, all on the same scale; the number after the name is its hires in the year.')),
-    dataTable(rows, [...QUARTER_COLUMNS, 'total'], 'Every department and job', `<a href="${csvName('hires-by-quarter', year)}">download CSV</a>`),
+    dataTable(rows, [...QUARTER_COLUMNS, 'total'], 'Every department and job', `<a href="${csvName('hires-by-quarter', year)}">download CSV</a>`, 'part of a department or job name'),
     provenance(ctx.provenance, metric, extra.fingerprint),
   ], { script: true })
 }
@@ -85,7 +90,7 @@ export function departmentsAboveMeanPage(metric: Metric<AboveMeanRow> & { mean: 
     headline(year, ctx, metric.mean, all.length),
     chartSection('above-mean', 'Every department against the mean', figure(aboveMeanChart(all, metric.mean, label),
       `Blue: the ${metric.rows.length} departments above the mean; grey: the others. The dashed line is the ${escapeHtml(label)}.`)),
-    dataTable(metric.rows, ABOVE_MEAN_COLUMNS, 'Departments above the mean', `<a href="${csvName('departments-above-mean', year)}">download CSV</a>`),
+    dataTable(metric.rows, ABOVE_MEAN_COLUMNS, 'Departments above the mean', `<a href="${csvName('departments-above-mean', year)}">download CSV</a>`, 'part of a department name'),
     provenance(ctx.provenance, metric, fingerprint),
   ], { script: true })
 }

@@ -96,9 +96,13 @@ describe('edge cases', async () => {
     assert.deepEqual((await sql`select * from report.department_hires(1999)`).map((r) => [r.hired, r.above_mean]), [[0, false], [0, false], [0, false], [0, false]])
   })
 
-  test('hiring_years: each year with hires, its departments and jobs that hired, equal to counting employees', async () => {
+  test('hiring_years: each year with hires, its departments and jobs that hired, its quarters, equal to counting employees', async () => {
     const naive = await sql`select extract(year from hiring_date at time zone 'UTC')::int as year, count(*)::int as hires,
-        count(distinct department_id)::int as departments, count(distinct job_id)::int as jobs
+        count(distinct department_id)::int as departments, count(distinct job_id)::int as jobs,
+        count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 1)::int as q1,
+        count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 2)::int as q2,
+        count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 3)::int as q3,
+        count(*) filter (where extract(quarter from hiring_date at time zone 'UTC') = 4)::int as q4
       from data.employees group by 1 order by 1`
     assert.deepEqual([...await sql`select * from report.hiring_years()`], [...naive])
     assert.deepEqual(naive.map((r) => r.year), [2021])
