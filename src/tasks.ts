@@ -258,6 +258,7 @@ export async function reportCommand(url: string, year: number | undefined, out: 
   try {
     const r = await writeReports(sql, { years: year === undefined ? [] : [year], out: resolve(out), database: describeDatabase(url), force })
     console.log(`reports written to ${resolve(out)}: open ${resolve(out, 'index.html')}`)
+    if (r.years.length === 0) console.log('  no year has hires yet: load data first (npx zx scripts/load.mjs)')
     for (const y of r.years) {
       console.log(y.hires === 0
         ? `  ${y.year}: no hires; its pages say so${r.yearsWithData.length ? ` and link the years with data (${r.yearsWithData.join(', ')})` : ''}`

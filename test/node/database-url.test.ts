@@ -33,7 +33,7 @@ test('report.mjs with a multi-host DATABASE_URL (the test server listed twice) w
   const out = await mkdtemp(join(tmpdir(), 'hirebase-multihost-'))
   const { stdout } = await promisify(execFile)(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/report.mjs', '--out', out],
     { cwd: projectRoot, env: { ...process.env, DATABASE_URL: multi } })
-  assert.match(stdout, /reports for 2021/)
+  assert.match(stdout, /reports written to .*index\.html\n  no year has hires yet/)
   const host = /@([^/?]+)/.exec(db.url)![1]
   assert.match(await readFile(join(out, 'index.html'), 'utf8'), new RegExp(`${host.replace(/[.]/g, '\\.')},${host.replace(/[.]/g, '\\.')}/${db.name}`))
 })
