@@ -69,10 +69,12 @@ export function hiresByQuarterPage(metric: Metric<QuarterRow>, year: number, ctx
   const top = [...jobs].sort((a, b) => total(b) - total(a) || a.name.localeCompare(b.name)).slice(0, TOP_JOBS)
   const hires = departments.reduce((n, d) => n + total(d), 0)
   const rows = metric.rows.map((r) => ({ ...r, total: r.q1 + r.q2 + r.q3 + r.q4 }))
+  const last = lastQuarter(ctx.years.find((y) => y.year === year)!)
+  const early = last === 4 ? '' : ` The database has no hires after Q${last} ${year}.`
   return yearPage('hires-by-quarter', year, ctx, `${count(hires)} hires in ${year} across ${departments.length} departments and ${count(metric.rows.length)} department/job pairs, by quarter of the UTC hiring instant.`, [
     headline(year, ctx, extra.mean, extra.departments),
     chartSection('heatmap', 'Departments by quarter', figure(quarterHeatmap(departments, year, { columnTotals: true, totalLabel: 'All departments' }),
-      `Each cell: the department's hires in that quarter of ${year} (UTC); the grey cells are totals. Hover for details.`)),
+      `Each cell: the department's hires in that quarter of ${year} (UTC); the grey cells are totals. Hover for details.${early}`)),
     chartSection('top-jobs', `The ${top.length} jobs hired most, by quarter`, figure(quarterHeatmap(top, year, { columnTotals: false, totalLabel: 'Total' }),
       `Of ${count(jobs.length)} jobs hired in ${year}, in every department together; ties by name. The full list is in the table below.`)),
     chartSection('multiples', 'Each department by quarter', figure(departmentMultiples(departments),

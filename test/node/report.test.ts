@@ -95,6 +95,8 @@ describe('static HTML reports', async () => {
     // The samples' 2022 stops in February: it is compared with the first quarter of 2021 (249 hires), not the whole year.
     assert.deepEqual((await cards('hires-by-quarter-2022.html')).slice(0, 3), ['286hires in 2022 (none after Q1)', '12departments hiring (of 12)', '117jobs hiring'])
     assert.equal((await cards('hires-by-quarter-2022.html'))[4], '+14.9%vs Q1 2021 (249 hires)') // (286 - 249) / 249
+    assert.match((await parse('hires-by-quarter-2022.html')).querySelector('#heatmap figcaption')!.textContent!, /no hires after Q1 2022\.$/)
+    assert.doesNotMatch((await parse('hires-by-quarter-2021.html')).querySelector('#heatmap figcaption')!.textContent!, /no hires after/)
   })
 
   test('departments above the mean: every department, those above in colour, the mean drawn and labelled, the title once', async () => {
