@@ -29,3 +29,64 @@ test('the objects psql users rely on resolve unqualified', async () => {
   assert.deepEqual(Object.values(row).map(String), ['departments', 'jobs', 'employees', 'ingest_batches', 'ingest_rejects',
     'ingest_batch(text,text,text,bigint,integer,integer,integer,integer)', 'ingest_batch(text,jsonb,text,bigint,integer,integer,integer,integer)'])
 })
+
+test('the engine is compiled per table and input shape, readable, and only the owner may run it', async () => {
+  const functions = await sql<{ name: string; source: string; api_may: boolean; definer: boolean }[]>`
+    select p.proname as name, pg_get_functiondef(p.oid) as source, p.prosecdef as definer,
+           has_function_privilege(${(await sql`select internal.api_role() as r`)[0].r}, p.oid, 'execute') as api_may
+      from pg_proc p where p.pronamespace = 'internal'::regnamespace and p.proname ~ '^ingest_.+_(json|csv)$' order by 1`
+  assert.deepEqual(functions.map((f) => f.name), ['ingest_departments_csv', 'ingest_departments_json', 'ingest_employees_csv',
+    'ingest_employees_json', 'ingest_jobs_csv', 'ingest_jobs_json'])
+  for (const f of functions) {
+    assert.equal(f.api_may, false, f.name)
+    assert.equal(f.definer, false, f.name)
+  }
+  const json = functions.find((f) => f.name === 'ingest_employees_json')!.source
+  // One CTE per step, on lines of their own, and a comment naming every reason code a row can get.
+  for (const step of ['shaped', 'checked', 'typed', 'verdict', 'judged', 'rejected_rows', 'inserted_rows']) assert.match(json, new RegExp(`\\n\\s*(with|\\),) ${step} as`), step)
+  const fields = ['employee_id', 'employee_name', 'hiring_date', 'department_id', 'job_id']
+  const ids = ['employee_id', 'department_id', 'job_id']
+  const named = [
+    'bad_encoding', 'unreadable', 'not_an_object', 'unknown_field:<field>', 'duplicate_id', 'too_long:employee_name',
+    'bad_text:employee_name', 'bad_datetime:hiring_date', 'unknown_reference:department_id', 'unknown_reference:job_id',
+    ...fields.map((f) => `missing:${f}`), ...ids.map((f) => `not_integer:${f}`), ...ids.map((f) => `out_of_range:${f}`),
+  ]
+  // (every code there is, but the CSV one, is in the list)
+  for (const { code } of await sql<{ code: string }[]>`select code from data.reason_codes where code <> 'wrong_field_count'`) {
+    assert.ok(named.some((n) => n === code || n.replace(/:.*/, ':<field>') === code), code)
+  }
+  const comments = json.split('\n').filter((line) => line.includes('--')).map((line) => line.slice(line.indexOf('--'))).join('\n')
+  for (const code of named) assert.ok(comments.includes(code), code)
+  assert.match(functions.find((f) => f.name === 'ingest_employees_csv')!.source, /-- .*wrong_field_count/)
+})
+
+test('a change to the data dictionary regenerates the functions in the same transaction', async () => {
+  const rolledBack = new Error('rolled back')
+  await assert.rejects(sql.begin(async (tx) => {
+    // A tighter rule: the compiled function enforces it at once.
+    await tx`update data.dictionary_fields set max_length = 3 where table_name = 'jobs' and field = 'job_name'`
+    const [r] = await tx`call ingest_batch('jobs', '[{"job_id": 1, "job_name": "abcd"}, {"job_id": 2, "job_name": "abc"}]')`
+    assert.deepEqual([r.inserted, r.rejected], [1, 1])
+    const [{ reasons }] = await tx`select reasons from data.ingest_rejects where batch_id = ${r.batch_id}`
+    assert.deepEqual(reasons, ['too_long:job_name'])
+    // A new table: its functions appear with its dictionary rows, and go with them.
+    await tx`create table data.projects (project_id integer primary key, project_name text not null)`
+    await tx`insert into data.dictionary_tables (table_name, key_field, load_order) values ('projects', 'project_id', 4)`
+    await tx`insert into data.dictionary_fields (table_name, field, ordinal, kind, max_length, description) values
+      ('projects', 'project_id', 1, 'id', null, 'Id'), ('projects', 'project_name', 2, 'name', 10, 'Name')`
+    const [p] = await tx`call ingest_batch('projects', '[{"project_id": 1, "project_name": "Apollo"}, {"project_id": "x", "project_name": "Gemini"}]')`
+    assert.deepEqual([p.inserted, p.rejected], [1, 1])
+    const [{ csv }] = await tx`select to_regprocedure('internal.ingest_projects_csv(bigint, boolean)') is not null as csv`
+    assert.equal(csv, true)
+    await tx`delete from data.ingest_rejects where table_name = 'projects'`
+    await tx`delete from data.ingest_batches where table_name = 'projects'`
+    await tx`delete from data.dictionary_fields where table_name = 'projects'`
+    await tx`delete from data.dictionary_tables where table_name = 'projects'`
+    const [{ gone }] = await tx`select to_regprocedure('internal.ingest_projects_json(bigint, boolean)') is null as gone`
+    assert.equal(gone, true)
+    throw rolledBack
+  }), rolledBack)
+  // Rolled back: the rule is 255 again.
+  const [r] = await sql`call ingest_batch('jobs', '[{"job_id": 1, "job_name": "abcd"}]')`
+  assert.equal(r.inserted, 1)
+})
