@@ -90,3 +90,25 @@ test('a change to the data dictionary regenerates the functions in the same tran
   const [r] = await sql`call ingest_batch('jobs', '[{"job_id": 1, "job_name": "abcd"}]')`
   assert.equal(r.inserted, 1)
 })
+
+test('batches of one session keep the staging table\'s file, so the compiled plans stay cached', async () => {
+  // A TRUNCATE gives a table a new file, which makes every cached plan that reads it plan again.
+  const session = await sql.reserve()
+  try {
+    const files: number[] = []
+    for (let i = 0; i < 3; i++) {
+      await session`call ingest_batch('jobs', ${JSON.stringify([{ job_id: 800 + i, job_name: `Cached ${i}` }, { job_id: 'x', job_name: 'bad' }])})`
+      files.push((await session`select pg_relation_filenode('pg_temp.ingest_input') as f`)[0].f)
+    }
+    // Two batches in one transaction: the second empties what the first left.
+    await session.unsafe('begin')
+    await session`call ingest_batch('jobs', '[{"job_id": 810, "job_name": "Same transaction"}]')`
+    const [second] = await session`call ingest_batch('jobs', '[{"job_id": 811, "job_name": "Same transaction"}]')`
+    assert.equal(second.received, 1)
+    files.push((await session`select pg_relation_filenode('pg_temp.ingest_input') as f`)[0].f)
+    await session.unsafe('commit')
+    assert.equal(new Set(files).size, 1, files.join(', '))
+  } finally {
+    session.release()
+  }
+})
