@@ -10,6 +10,12 @@
 -- Not SECURITY DEFINER, and nobody else may execute them: only the owner's entry points
 -- (203-ingest.engine.sql) call them, after checking the staging table is their own.
 
+-- A name as it may stand in a generated comment: a line break would end the comment and make
+-- the rest of the name code (names come from the owner's dictionary, but cost nothing to tame).
+create or replace function internal.comment_safe(p_text text) returns text
+language sql immutable parallel safe
+return translate(p_text, E'\n\r', '  ');
+
 -- The reason codes each kind of field can get (internal.<kind>_reasons), for the comments.
 create or replace function internal.kind_reason_codes(p_kind text) returns text
 language sql immutable parallel safe
@@ -54,7 +60,7 @@ begin
         then format('internal.trim_blank(coalesce(i.fields[%s], %L)) as %s', f.ordinal, '', v_text)
         else format('jsonb_typeof(j.%1$s) as %2$s, internal.field_text(j.%1$s) as %3$s', v_name, v_type, v_text) end;
       v_rules := v_rules
-        || (format('-- %s', (select string_agg(c || ':' || f.field, ', ') from unnest(string_to_array(internal.kind_reason_codes(f.kind), ', ')) c))
+        || (format('-- %s', (select string_agg(c || ':' || internal.comment_safe(f.field), ', ') from unnest(string_to_array(internal.kind_reason_codes(f.kind), ', ')) c))
             || E'\n         ' || format('case when shape_ok then %s else ''{}''::text[] end as %s', case f.kind
              when 'id' then format('internal.id_reasons(%L, %s, %s)', f.field, v_type, v_text)
              when 'name' then format('internal.name_reasons(%L, %s, %s, %s)', f.field, v_type, v_text, f.max_length)
@@ -63,7 +69,7 @@ begin
       v_reasons := v_reasons || format('t.%s', v_rule);
       if f.ref_table is not null then
         v_joins := v_joins || format('left join data.%1$I %2$I on %2$I.%3$I = t.%4$s  -- unknown_reference:%5$s',
-                                     f.ref_table, 'ref_' || f.field, f.ref_key, v_name, f.field);
+                                     f.ref_table, 'ref_' || f.field, f.ref_key, v_name, internal.comment_safe(f.field));
         v_reasons := v_reasons || format('case when t.%1$s is not null and %2$I.%3$I is null then array[%4$L] else ''{}''::text[] end',
                                          v_name, 'ref_' || f.field, f.ref_key, 'unknown_reference:' || f.field);
       end if;
@@ -170,29 +176,29 @@ begin
       execute format('drop function if exists %s(bigint, boolean)', v_function);
       continue;
     end if;
-    execute format($f$
-create or replace function %1$s(p_batch_id bigint, p_bulk boolean,
+    -- (the body goes in as a quoted literal: no name can end it early, as one could a dollar quote)
+    execute format('create or replace function %s(p_batch_id bigint, p_bulk boolean,
   out received integer, out inserted integer, out unchanged integer, out rejected integer, out lost bigint[])
-language plpgsql volatile set search_path = pg_catalog, pg_temp as $body$
--- Generated from the data dictionary by internal.compile_ingest(%2$L): do not edit.
--- Validates the %3$s rows staged in pg_temp.ingest_input as batch p_batch_id of %4$s,
+language plpgsql volatile set search_path = pg_catalog, pg_temp as %L', v_function, format($f$
+-- Generated from the data dictionary by internal.compile_ingest(%1$L): do not edit.
+-- Validates the %2$s rows staged in pg_temp.ingest_input as batch p_batch_id of %3$s,
 -- logs every reject in data.ingest_rejects, inserts the valid new rows and returns the counts.
 begin
   if p_bulk then
     -- A bulk write: the caller holds the table's lock exclusively.
-%5$s
+%4$s
     into received, inserted, unchanged, rejected, lost;
   else
     -- A batch: other batches may insert the same new ids meanwhile.
-%6$s
+%5$s
     into received, inserted, unchanged, rejected, lost;
   end if;
 end
-$body$
 $f$,
-      v_function, p_table, case v_shape when 'json' then 'JSON' else 'CSV' end, p_table,
-      regexp_replace(internal.ingest_statement(p_table, v_shape = 'csv', false), '^', '    ', 'gn'),
-      regexp_replace(internal.ingest_statement(p_table, v_shape = 'csv', true), '^', '    ', 'gn'));
+      internal.comment_safe(p_table), case v_shape when 'json' then 'JSON' else 'CSV' end, internal.comment_safe(p_table),
+      -- (not indented: a line break inside a quoted name must stay as it is)
+      internal.ingest_statement(p_table, v_shape = 'csv', false),
+      internal.ingest_statement(p_table, v_shape = 'csv', true)));
     execute format('revoke all on function %s(bigint, boolean) from public', v_function);
   end loop;
 end $$;

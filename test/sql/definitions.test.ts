@@ -112,3 +112,19 @@ test('batches of one session keep the staging table\'s file, so the compiled pla
     session.release()
   }
 })
+
+test('names with line breaks, dollar quotes and comment marks compile into working functions, nothing injected', async () => {
+  const rolledBack = new Error('rolled back')
+  await assert.rejects(sql.begin(async (tx) => {
+    const table = 'x$body$\ny'
+    await tx.unsafe(`create table data."x$body$\ny" ("a$body$" integer primary key, "n\n--" text not null)`)
+    await tx`insert into data.dictionary_tables (table_name, key_field, load_order) values (${table}, 'a$body$', 9)`
+    await tx`insert into data.dictionary_fields (table_name, field, ordinal, kind, max_length, description) values
+      (${table}, 'a$body$', 1, 'id', null, 'Id'), (${table}, ${'n\n--'}, 2, 'name', 5, 'Name')`
+    const [r] = await tx`call ingest_batch(${table}, ${JSON.stringify([{ 'a$body$': 1, 'n\n--': 'ok' }, { 'a$body$': 2, 'n\n--': 'too long' }])})`
+    assert.deepEqual([r.inserted, r.rejected], [1, 1])
+    const [{ reasons }] = await tx`select reasons from data.ingest_rejects where batch_id = ${r.batch_id}`
+    assert.deepEqual(reasons, ['too_long:n\n--'])
+    throw rolledBack
+  }), rolledBack)
+})
