@@ -43,7 +43,7 @@ test('the engine is compiled per table and input shape, readable, and only the o
   }
   const json = functions.find((f) => f.name === 'ingest_employees_json')!.source
   // One CTE per step, on lines of their own, and a comment naming every reason code a row can get.
-  for (const step of ['shaped', 'checked', 'typed', 'verdict', 'judged', 'rejected_rows', 'inserted_rows']) assert.match(json, new RegExp(`\\n\\s*(with|\\),) ${step} as`), step)
+  for (const step of ['shaped', 'checked', 'typed', 'verdict', 'repeated', 'judged', 'rejected_rows', 'inserted_rows']) assert.match(json, new RegExp(`\\n\\s*(with|\\),) ${step} as`), step)
   const fields = ['employee_id', 'employee_name', 'hiring_date', 'department_id', 'job_id']
   const ids = ['employee_id', 'department_id', 'job_id']
   const named = [
