@@ -91,8 +91,8 @@ test('README: the smoke blocks run, in order, against a fresh database', { timeo
     ...process.env, DATABASE_URL: db.url, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn',
     BACKUP_DIR: join(work, 'backups'), REPORTS_DIR: join(work, 'reports'),
   }
-  // The README's commands assume no token is set.
-  for (const name of ['API_TOKEN', 'READ_TOKEN', 'API_TOKEN_READS', 'API_DATABASE_URL']) delete env[name]
+  // The README's commands assume no token is set (empty: unset, and .env cannot set it either).
+  for (const name of ['API_TOKEN', 'READ_TOKEN', 'API_TOKEN_READS', 'API_DATABASE_URL']) env[name] = ''
   let api: Awaited<ReturnType<typeof startApi>> | undefined
   try {
     for (const block of blocks) {
@@ -164,6 +164,24 @@ test('README: every entry point is in Commands', async () => {
   }
   for (const name of Object.keys(scripts)) {
     assert.ok(commands.includes(['start', 'test'].includes(name) ? `\`npm ${name}` : `\`npm run ${name}`), `README.md's Commands section does not show npm script "${name}"`)
+  }
+})
+
+test('README: Commands shows every option of every script, as its --help lists them', { timeout: 120_000 }, async () => {
+  const commands = section('Commands').split('\n').filter((l) => l.startsWith('| `'))
+  const { scripts } = JSON.parse(await readFile(join(projectRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  const entryPoints = (await readdir(join(projectRoot, 'scripts'))).filter((f) => f.endsWith('.mjs') && f !== 'ts.mjs')
+  const helps = await Promise.all(entryPoints.map(async (file) => {
+    const { stdout } = await promisify(execFile)(join(projectRoot, 'node_modules/.bin/zx'), [`scripts/${file}`, '--help'], { cwd: projectRoot, timeout: 60_000 })
+    return [file, stdout] as const
+  }))
+  for (const [file, help] of helps) {
+    const npm = Object.entries(scripts).find(([, line]) => line.includes(`scripts/${file}`))?.[0]
+    const names = [`scripts/${file}`, ...(npm ? [['start', 'test'].includes(npm) ? `npm ${npm}` : `npm run ${npm}`] : [])]
+    const rows = commands.filter((row) => names.some((n) => row.split('|')[1].includes(n))).join('\n')
+    assert.ok(rows, `no row for ${names.join(' or ')} in README.md's Commands`)
+    const options = [...help.slice(help.indexOf('Options:')).matchAll(/^\s+(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]).filter((o) => o !== '--help')
+    for (const option of options) assert.ok(rows.includes(option), `${names.join(' / ')}: option ${option} (in its --help) is not in README.md's Commands`)
   }
 })
 
