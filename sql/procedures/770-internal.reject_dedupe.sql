@@ -9,11 +9,18 @@ begin
   if current_setting('hirebase.replaying', true) = 'on' then
     return null;
   end if;
-  delete from data.ingest_rejects o
-   using new_rejects n
-   where o.table_name = n.table_name and md5(o.payload::text) = md5(n.payload::text)  -- ingest_rejects_dedupe_idx
-     and o.replayed_at is null and o.batch_id <> n.batch_id
-     and o.payload = n.payload and o.reasons = n.reasons;
+  -- Entries another transaction is deleting (a concurrent batch with the same bad rows) are
+  -- skipped, not waited for: two such batches deleting the same old rows in different orders
+  -- deadlocked (a 503 to the client). A skipped entry goes at the next repeat.
+  delete from data.ingest_rejects d
+   where (d.batch_id, d.position) in (
+     select o.batch_id, o.position
+       from data.ingest_rejects o
+       join new_rejects n
+         on o.table_name = n.table_name and md5(o.payload::text) = md5(n.payload::text)  -- ingest_rejects_dedupe_idx
+        and o.replayed_at is null and o.batch_id <> n.batch_id
+        and o.payload = n.payload and o.reasons = n.reasons
+        for update of o skip locked);
   return null;
 end $$;
 create or replace trigger ingest_rejects_drop_repeated after insert on data.ingest_rejects
