@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { lib } from './ts.mjs'
 
-const { parseCommandLine } = await lib('args.ts')
+const { parseCommandLine, wholeNumber } = await lib('args.ts')
 const { positionals } = parseCommandLine(import.meta.url, {
   usage: ['[test files...]'],
   summary: 'Runs the tests (all of test/, or the files named) against a real PostgreSQL: DATABASE_URL when set\n' +
@@ -22,8 +22,18 @@ const { positionals } = parseCommandLine(import.meta.url, {
     'runs this. Each test file gets its own database, cloned from a template migrated once.',
   options: {},
   positionals: { max: Infinity },
+  environment: [['TEST_CONCURRENCY', 'test files run at once (default 4)']],
   examples: ['npm test', 'npm test -- test/sql/ingest_batch.test.ts test/node/load.test.ts'],
 })
+
+/** @type {number} */
+let concurrency = 4
+try {
+  if (process.env.TEST_CONCURRENCY) concurrency = wholeNumber(1)(process.env.TEST_CONCURRENCY)
+} catch (err) {
+  console.error(`TEST_CONCURRENCY: ${/** @type {Error} */ (err).message}`)
+  process.exit(2)
+}
 
 const { run } = await lib('cli.ts')
 const { connect, withDatabase } = await lib('database.ts')
@@ -88,11 +98,10 @@ async function removeDeadRuns(admin) {
  */
 async function dropDatabases(admin, runId) {
   const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname).filter((n) => runOf(n) === runId)
-  for (const name of names) {
-    await admin.unsafe(`drop database if exists "${name}" with (force)`)
-    // Its API roles (sql/procedures/010-roles.sql): tests leave no role behind.
-    await admin.unsafe(`drop role if exists "hirebase_login_${name}", "hirebase_api_${name}"`)
-  }
+  for (const name of names) await admin.unsafe(`drop database if exists "${name}" with (force)`)
+  // Their API roles (sql/procedures/010-roles.sql): tests leave no role behind. Only once every
+  // database is gone: a clone still holds grants to its template's roles.
+  for (const name of names) await admin.unsafe(`drop role if exists "hirebase_login_${name}", "hirebase_api_${name}"`)
 }
 
 /**
@@ -127,7 +136,9 @@ await run(async ({ url }, shutdown) => {
     if (shutdown.aborted) return
     const code = await new Promise((resolve) => {
       // A process group of its own, so a signal reaches every test file's process.
-      const child = spawn(process.execPath, ['--import', 'tsx', '--test', ...files], {
+      // Test files wait on PostgreSQL, servers and timers far more than they compute: several at
+      // once (each has its own database) instead of node's default of one per core less one.
+      const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files], {
         cwd: projectRoot,
         stdio: 'inherit',
         detached: true,

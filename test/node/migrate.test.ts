@@ -14,13 +14,16 @@ const made: string[] = []
 const roles: string[] = []
 after(async () => {
   for (const db of made) await admin.unsafe(`drop database if exists ${db} with (force)`)
+  // The API roles named after each database (as npm test drops its clones' roles).
+  for (const db of made) await admin.unsafe(`drop role if exists hirebase_login_${db}, hirebase_api_${db}`)
   for (const role of roles) await admin.unsafe(`drop role if exists ${role}`)
   await admin.end()
 })
 
 /** An empty database (not cloned from the migrated template). */
 async function emptyDatabase(): Promise<{ name: string; url: string }> {
-  const name = `hirebase_test_mig_${randomBytes(4).toString('hex')}`
+  // Named after the run, so a run killed outright has it removed by the next one.
+  const name = `hirebase_test_${process.env.TEST_RUN}_mig_${randomBytes(4).toString('hex')}`
   await admin.unsafe(`create database ${name}`)
   made.push(name)
   return { name, url: withDatabase(serverUrl, name) }

@@ -61,9 +61,12 @@ test('a run killed outright: the next run removes what it left', { timeout: 120_
   process.kill(-Number((await readFile(`/proc/${testPid}/stat`, 'utf8')).split(' ')[4]), 'SIGKILL') // its test process group
   assert.ok((await leftOf(killed.run)).length >= 2)
   const next = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/test.mjs', 'test/fixtures/quick.fixture.ts'], {
-    cwd: projectRoot, env: { ...env, DATABASE_URL: serverUrl }, stdio: 'ignore',
+    cwd: projectRoot, env: { ...env, DATABASE_URL: serverUrl }, stdio: ['ignore', 'pipe', 'pipe'],
   })
-  assert.equal(await new Promise((resolve) => next.on('exit', resolve)), 0)
+  let output = ''
+  next.stdout.on('data', (d) => (output += d))
+  next.stderr.on('data', (d) => (output += d))
+  assert.equal(await new Promise((resolve) => next.on('exit', resolve)), 0, `the next run failed:\n${output}`)
   assert.deepEqual(await leftOf(killed.run), [])
   await admin.end()
 })
