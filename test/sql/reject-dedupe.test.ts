@@ -1,9 +1,12 @@
 // A reload does not log the same rejects again (sql/procedures/770-internal.reject_dedupe.sql),
 // and replay_rejects speaks only its summary.
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { describe, test } from 'node:test'
+import fc from 'fast-check'
 import { connect } from '../../src/database.ts'
 import { freshDatabase } from '../support.ts'
+import { mutatedRow, validRow } from '../generators.ts'
+import { toJson, type Json } from '../oracle.ts'
 
 const db = await freshDatabase()
 
@@ -59,4 +62,64 @@ test('replay_rejects keeps the rejects that still fail, and prints only its summ
   assert.deepEqual((await log('employees')).map((r) => [r.batch_id, r.position]), before.map((r) => [r.batch_id, r.position]))
   assert.equal(notices.length, 2, notices.join('\n'))
   for (const n of notices) assert.match(n, /^replay batch \d+: /)
+})
+
+// Generated reloads: batches drawn (with repeats) from a small pool of valid and broken rows,
+// some sent one after another, some at once. The model is built from each batch's own verdict,
+// read right after it (a batch never drops its own entries): a pending (payload, reasons) is
+// kept by the newest batch that rejected it, as many times as that batch has it.
+describe('reject log under generated reloads', () => {
+  const seed = Number(process.env.FUZZ_SEED ?? 20261201)
+  const scale = Number(process.env.FUZZ_SCALE ?? 1)
+  const keys = fc.integer({ min: 1, max: 6 })
+  const pool = fc.array(fc.oneof(validRow('jobs', keys), mutatedRow('jobs', keys)), { minLength: 2, maxLength: 8 })
+  const steps = (n: number) => fc.array(fc.record({
+    rows: fc.array(fc.nat(n - 1), { minLength: 1, maxLength: 6 }),
+    together: fc.integer({ min: 1, max: 3 }),
+  }), { minLength: 1, maxLength: 6 })
+  type Key = string
+  const pending = async () => {
+    const entries = await db.sql<{ batch_id: string; key: Key; n: number }[]>`
+      select batch_id::text, payload::text || ' ' || reasons::text as key, count(*)::int as n
+        from data.ingest_rejects where table_name = 'jobs' and replayed_at is null group by 1, 2`
+    return new Map(entries.map((e) => [`${e.batch_id} ${e.key}`, e.n]))
+  }
+  const verdict = async (batchId: string) => db.sql<{ key: Key; n: number }[]>`
+    select payload::text || ' ' || reasons::text as key, count(*)::int as n
+      from data.ingest_rejects where batch_id = ${batchId} group by 1`
+  const send = (rows: Json[]) => db.sql<Outcome[]>`call ingest_batch('jobs', ${`[${rows.map(toJson).join(',')}]`})`.then((r) => r[0])
+
+  test('one after another: each rejected row is logged once, under the newest batch that rejected it', async () => {
+    await fc.assert(fc.asyncProperty(pool.chain((p) => fc.tuple(fc.constant(p), steps(p.length))), async ([rows, plan]) => {
+      await db.sql`delete from data.ingest_rejects where table_name = 'jobs'`
+      const model = new Map<Key, { batch: string; n: number }>()
+      for (const step of plan) {
+        const out = await send(step.rows.map((i) => rows[i]))
+        const own = await verdict(out.batch_id)
+        assert.equal(own.reduce((n, r) => n + r.n, 0), out.rejected, 'the batch logs every row it rejected')
+        for (const r of own) model.set(r.key, { batch: out.batch_id, n: r.n })
+      }
+      const expected = new Map([...model].map(([key, v]) => [`${v.batch} ${key}`, v.n]))
+      assert.deepEqual(await pending(), expected)
+    }), { seed, numRuns: Math.ceil(40 * scale) })
+  })
+
+  test('at once: no batch fails (no deadlock), and the next repeat leaves one entry per row', async () => {
+    await fc.assert(fc.asyncProperty(pool.chain((p) => fc.tuple(fc.constant(p), steps(p.length))), async ([rows, plan]) => {
+      await db.sql`delete from data.ingest_rejects where table_name = 'jobs'`
+      for (const step of plan) {
+        // `together` copies of the batch at once: the same bad rows in concurrent transactions.
+        const outs = await Promise.all(Array.from({ length: step.together }, () => send(step.rows.map((i) => rows[i]))))
+        for (const o of outs) assert.ok(o.batch_id, 'every batch answers')
+      }
+      // Whatever concurrent batches skipped (SKIP LOCKED), a repeat on its own removes.
+      const last = await send(rows)
+      const own = await verdict(last.batch_id)
+      const keysOfLast = new Set(own.map((r) => r.key))
+      for (const [entry] of await pending()) {
+        const [batch, ...key] = entry.split(' ')
+        if (keysOfLast.has(key.join(' '))) assert.equal(batch, last.batch_id, `an older entry of a row the last batch rejected again: ${entry}`)
+      }
+    }), { seed, numRuns: Math.ceil(25 * scale) })
+  })
 })
