@@ -8,27 +8,38 @@ import { projectRoot } from './paths.ts'
 
 export const SAMPLE_DIR = resolve(projectRoot, 'data/historical')
 
-/** load.mjs --max-rejects: N rejected rows, or P% of the rows read. */
-export interface RejectLimit { rows?: number; percent?: number; text: string }
+/**
+ * load.mjs --max-rejects: N rejected rows, or P% of the rows read. A percentage is kept exact,
+ * as `units / scale` percent (0.57% is 57/100): in binary floating point 0.57 * 10000 is
+ * 5700.000000000001, and 57 rejects of 10,000 rows would count as more than 0.57%.
+ */
+export interface RejectLimit { rows?: number; percent?: { units: bigint; scale: bigint }; text: string }
 
 export function parseRejectLimit(value: string): RejectLimit {
-  const percent = /^([0-9]+(?:\.[0-9]+)?)%$/.exec(value)
-  if (percent && Number(percent[1]) <= 100) return { percent: Number(percent[1]), text: value }
+  const percent = /^([0-9]+)(?:\.([0-9]+))?%$/.exec(value)
+  if (percent) {
+    const decimals = percent[2] ?? ''
+    const units = BigInt(percent[1] + decimals)
+    const scale = 10n ** BigInt(decimals.length)
+    if (units <= 100n * scale) return { percent: { units, scale }, text: value }
+  }
   if (/^[0-9]+$/.test(value) && Number.isSafeInteger(Number(value))) return { rows: Number(value), text: value }
   throw new Error('expected a number of rows (e.g. 100) or a percentage of the rows read up to 100% (e.g. 0.5%)')
 }
 
-/** Why the results break the limit, or undefined. */
-function overLimit(limit: RejectLimit | undefined, results: LoadResult[]): string | undefined {
+/** Why `rejected` of `received` rows break the limit, or undefined. */
+export function overLimit(limit: RejectLimit | undefined, rejected: number, received: number): string | undefined {
   if (!limit) return undefined
-  const rejected = results.reduce((n, r) => n + r.batch.rejected, 0)
-  const received = results.reduce((n, r) => n + r.batch.received, 0)
   if (limit.rows !== undefined && rejected > limit.rows) return `${rejected} rows rejected, more than --max-rejects ${limit.text}`
-  if (limit.percent !== undefined && rejected * 100 > limit.percent * received) {
+  // rejected / received > units / scale / 100, in whole numbers
+  if (limit.percent && BigInt(rejected) * 100n * limit.percent.scale > limit.percent.units * BigInt(received)) {
     return `${rejected} of ${received} rows rejected (${((rejected * 100) / received).toFixed(2)}%), more than --max-rejects ${limit.text}`
   }
   return undefined
 }
+
+const totals = (results: LoadResult[]) =>
+  [results.reduce((n, r) => n + r.batch.rejected, 0), results.reduce((n, r) => n + r.batch.received, 0)] as const
 
 const seconds = (s: number) => (s < 60 ? `${Math.round(s)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`)
 
@@ -99,7 +110,7 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCo
           err.message += '\nnothing was written (the whole load is one transaction)'
           throw err
         })
-        if (dryRun || overLimit(maxRejects, results)) throw ROLLBACK
+        if (dryRun || overLimit(maxRejects, ...totals(results))) throw ROLLBACK
       }).catch((err) => { if (err !== ROLLBACK) throw err })
     } else {
       results = await loadDirectory(sql, dir, { ...loadOptions, progress }).catch((err: Error & { committed?: LoadResult[] }) => {
@@ -112,7 +123,7 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCo
     }
     clear()
     for (const r of results) console.log(formatResult(r))
-    const over = overLimit(maxRejects, results)
+    const over = overLimit(maxRejects, ...totals(results))
     if (over) throw Object.assign(new Error(`${over}: the load was rolled back, nothing was written`), { exitCode: 3 })
     const withRejects = results.filter((r) => r.batch.rejected > 0).map((r) => r.batch.batch_id)
     if (dryRun) console.log('dry run: nothing was written (rolled back)')
