@@ -92,9 +92,10 @@ function distance(a: string, b: string): number {
   return row[b.length]
 }
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
-function check<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>, args: string[]): { values: Values<O>; positionals: string[] } {
+/** The options and arguments of `args`, or a UsageError naming what is wrong (no exit, no .env). */
+export function check<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>, args: string[]): { values: Values<O>; positionals: string[] } {
   const names = Object.keys(spec.options)
   let parsed
   try {
@@ -121,7 +122,9 @@ function check<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>, args:
   const positionals = parsed.positionals
   const { min = 0, max = 0 } = spec.positionals ?? {}
   if (positionals.length > max) {
-    throw new UsageError(max === 0 ? `unexpected argument "${positionals[0]}" (this command takes options only)` : `unexpected argument "${positionals[max]}" (at most ${max})`)
+    // Quoted as JSON: an argument with a quote, a newline or a control character stays readable.
+    const extra = JSON.stringify(positionals[max])
+    throw new UsageError(max === 0 ? `unexpected argument ${extra} (this command takes options only)` : `unexpected argument ${extra} (at most ${max})`)
   }
   if (positionals.length < min) throw new UsageError(`missing argument${min - positionals.length > 1 ? 's' : ''}`)
   const values: Record<string, unknown> = {}
