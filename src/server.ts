@@ -38,11 +38,11 @@ export interface ServerOptions extends GuardOptions {
 
 /** The bounds the routes' schemas check, as the database sets them (SQL is their one home). */
 async function boundsOf(sql: Sql): Promise<Bounds> {
-  const [{ d }] = await sql<{ d: { batch: { max_rows: number }; tables: { fields: { kind: string; range: [number, number] | null }[] }[] } }[]>`
+  const [{ d }] = await sql<{ d: { batch: { max_rows: number }; pages: Bounds['pages']; tables: { fields: { kind: string; range: [number, number] | null }[] }[] } }[]>`
     select api.data_dictionary() as d`
   const idRange = d.tables.flatMap((t) => t.fields).find((f) => f.kind === 'id')?.range
   if (!idRange) throw new Error('api.data_dictionary() gives no id range: is the database migrated?')
-  return { maxBatchRows: d.batch.max_rows, maxId: idRange[1] }
+  return { maxBatchRows: d.batch.max_rows, maxId: idRange[1], pages: d.pages }
 }
 
 export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sql: Sql; runner: Sql; api: ApiConnection }> {

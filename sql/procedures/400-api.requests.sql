@@ -2,11 +2,22 @@
 -- jsonb. All run as their owner (security definer) so the API's role needs no table rights.
 -- Raises IBTAB unknown table, IBKEY idempotency key reused, P0002 not found.
 
--- A page size as asked for (p_limit), or p_default when not given, within 1..p_max: the one
--- clamp every paged route uses.
-create or replace function internal.page_limit(p_limit integer, p_default integer, p_max integer) returns integer
+-- The page sizes of the paged routes, their default and their most: the one home of these
+-- numbers (GET /data-dictionary serves them, and the API's schemas are built from them).
+create or replace function internal.page_sizes() returns jsonb
 language sql immutable parallel safe
-return least(greatest(coalesce(p_limit, p_default), 1), p_max);
+return jsonb_build_object(
+  'rows', jsonb_build_object('default', 100, 'max', internal.max_batch_rows()),
+  'batches', jsonb_build_object('default', 100, 'max', 1000),
+  'rejects', jsonb_build_object('default', 1000, 'max', 10000));
+
+-- A page size as asked for (p_limit), or the page's default when not given, within 1 and its
+-- most: the one clamp every paged route uses. p_page: rows, batches or rejects.
+drop function if exists internal.page_limit(integer, integer, integer);
+create or replace function internal.page_limit(p_limit integer, p_page text) returns integer
+language sql immutable parallel safe
+return least(greatest(coalesce(p_limit, (internal.page_sizes() -> p_page ->> 'default')::integer), 1),
+             (internal.page_sizes() -> p_page ->> 'max')::integer);
 
 -- A refused request still goes into the ingest log, with its error and no rows.
 create or replace function internal.refuse_request(p_table text, p_source text, p_format text, p_code text, p_message text, p_received integer)
@@ -129,12 +140,12 @@ begin
 end $$;
 
 -- GET /tables/{table}/rows?after_id=&limit= (keyset paging by id)
-create or replace function api.list_rows(p_table text, p_after_id integer default 0, p_limit integer default 100) returns json
+create or replace function api.list_rows(p_table text, p_after_id integer default 0, p_limit integer default null) returns json
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_rows json;
   v_table data.dictionary_tables := internal.check_table(p_table);
-  v_limit integer := internal.page_limit(p_limit, 100, internal.max_batch_rows());
+  v_limit integer := internal.page_limit(p_limit, 'rows');
 begin
   execute internal.rows_statement(p_table, false) into v_rows using coalesce(p_after_id, 0), v_limit;
   -- A full page may have more after it; a short one is the last.
@@ -143,18 +154,18 @@ begin
 end $$;
 
 -- GET /ingest/batches?table=&limit=
-create or replace function api.list_batches(p_table text default null, p_limit integer default 100) returns jsonb
+create or replace function api.list_batches(p_table text default null, p_limit integer default null) returns jsonb
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $$
 begin
   if p_table is not null then perform internal.check_table(p_table); end if;
   return (select coalesce(jsonb_agg(to_jsonb(b) order by b.batch_id desc), '[]'::jsonb)
             from (select * from data.ingest_batches
                    where p_table is null or table_name = p_table
-                   order by batch_id desc limit internal.page_limit(p_limit, 100, 1000)) b);
+                   order by batch_id desc limit internal.page_limit(p_limit, 'batches')) b);
 end $$;
 
 -- GET /ingest/batches/{batch_id}/rejects?after_position=&limit=
-create or replace function api.batch_rejects(p_batch_id bigint, p_after_position bigint default 0, p_limit integer default 1000) returns jsonb
+create or replace function api.batch_rejects(p_batch_id bigint, p_after_position bigint default 0, p_limit integer default null) returns jsonb
 language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_batch data.ingest_batches;
@@ -169,7 +180,7 @@ begin
                                                              'replay_batch_id', r.replay_batch_id) order by r.position), '[]'::jsonb)
                   from (select * from data.ingest_rejects
                          where batch_id = p_batch_id and position > coalesce(p_after_position, 0)
-                         order by position limit internal.page_limit(p_limit, 1000, 10000)) r));
+                         order by position limit internal.page_limit(p_limit, 'rejects')) r));
 end $$;
 
 -- GET /data-dictionary: the rules as data, types read from the tables themselves.
@@ -177,6 +188,7 @@ create or replace function api.data_dictionary() returns jsonb
 language sql stable security definer set search_path = pg_catalog, pg_temp as $$
   select jsonb_build_object(
     'batch', jsonb_build_object('min_rows', 1, 'max_rows', internal.max_batch_rows()),
+    'pages', internal.page_sizes(),
     'tables', (select jsonb_agg(jsonb_build_object(
         'table', t.table_name, 'key', t.key_field, 'load_order', t.load_order,
         'fields', (select jsonb_agg(jsonb_build_object(

@@ -1,13 +1,13 @@
 // Routes over the ingest log: batches newest first, one batch's rejects, and their replay.
 import type { FastifyPluginAsync } from 'fastify'
 import type { ApiContext } from './context.ts'
-import { anyObject, tableParam } from './schemas.ts'
+import { anyObject, limitParam, tableParam } from './schemas.ts'
 
 export const ingestLogRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, bounds, requireToken, security, readSecurity, readErrors, writeErrors }) => {
   app.get<{ Querystring: { table?: string; limit: number } }>('/ingest/batches', {
     schema: {
       summary: 'The ingest log, newest first', operationId: 'listBatches', tags: ['ingest log'], security: readSecurity,
-      querystring: { type: 'object', properties: { table: tableParam, limit: { type: 'integer', minimum: 1, maximum: bounds.maxBatchRows, default: 100 } } },
+      querystring: { type: 'object', properties: { table: tableParam, limit: limitParam(bounds.pages.batches) } },
       response: { 200: { type: 'array', items: anyObject }, ...readErrors(400, 404) },
     },
   }, async (request) => (await sql`select api.list_batches(${request.query.table ?? null}, ${request.query.limit}) as batches`)[0].batches)
@@ -18,7 +18,7 @@ export const ingestLogRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql
       params: { type: 'object', properties: { batch_id: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } }, required: ['batch_id'] },
       querystring: {
         type: 'object',
-        properties: { after_position: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 }, limit: { type: 'integer', minimum: 1, maximum: 10000, default: 1000 } },
+        properties: { after_position: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0 }, limit: limitParam(bounds.pages.rejects) },
       },
       response: { 200: anyObject, ...readErrors(400, 404) },
     },

@@ -6,7 +6,7 @@ import { CSV_OPTIONS } from '../csv.ts'
 import { decodeBody } from '../encoding.ts'
 import type { ApiContext } from './context.ts'
 import { jsonErrorPlace } from './json-error.ts'
-import { anyObject, batchResult, tableParam } from './schemas.ts'
+import { anyObject, batchResult, limitParam, tableParam } from './schemas.ts'
 
 /**
  * A text/csv body's records as a JSON array of arrays, parsed 16 KB at a time with a turn of
@@ -106,7 +106,7 @@ export const rowsRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql, bou
         type: 'object',
         properties: {
           after_id: { type: 'integer', minimum: 0, maximum: bounds.maxId, default: 0 },
-          limit: { type: 'integer', minimum: 1, maximum: bounds.maxBatchRows, default: 100 },
+          limit: limitParam(bounds.pages.rows),
         },
       },
       response: { 200: { type: 'object', properties: { rows: { type: 'array', items: anyObject }, next_after_id: { type: ['integer', 'null'] } } }, ...readErrors(400, 404) },

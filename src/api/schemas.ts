@@ -1,13 +1,21 @@
 // JSON schemas shared by the API's routes; they validate requests and make up /openapi.json.
-// The bounds (rows per batch, the largest id) come from the database: see Bounds.
+// The bounds (rows per batch, page sizes, the largest id) come from the database: see Bounds.
+
+/** A paged route's page size when not asked for, and its most. */
+export interface PageSize { default: number; max: number }
 
 /** Bounds the database sets (api.data_dictionary()), read once at start. */
 export interface Bounds {
-  /** The most rows a batch may hold, and a page of rows or batches (internal.max_batch_rows()). */
+  /** The most rows a batch may hold (internal.max_batch_rows()). */
   maxBatchRows: number
   /** The largest id a row may have (the rules' id range). */
   maxId: number
+  /** The page sizes of the paged routes (internal.page_sizes()). */
+  pages: Record<'rows' | 'batches' | 'rejects', PageSize>
 }
+
+/** A paged route's `limit` parameter, bounded as the database bounds it. */
+export const limitParam = (page: PageSize) => ({ type: 'integer', minimum: 1, maximum: page.max, default: page.default })
 
 export const tableParam = { type: 'string', pattern: '^[a-z_]{1,63}$', description: 'departments, jobs or employees' }
 export const tableOnly = { type: 'object', properties: { table: tableParam }, required: ['table'] }

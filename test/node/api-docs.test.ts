@@ -166,6 +166,9 @@ describe('/openapi.json', () => {
     const paths = await spec()
     const parameter = (path: string, name: string) => (paths[path].get as unknown as { parameters: { name: string; schema: { maximum: number } }[] }).parameters.find((p) => p.name === name)!.schema
     assert.equal(parameter('/tables/{table}/rows', 'limit').maximum, d.batch.max_rows)
+    for (const [path, page] of [['/tables/{table}/rows', 'rows'], ['/ingest/batches', 'batches'], ['/ingest/batches/{batch_id}/rejects', 'rejects']]) {
+      assert.deepEqual([parameter(path, 'limit').maximum, (parameter(path, 'limit') as { default?: number }).default], [d.pages[page].max, d.pages[page].default], path)
+    }
     assert.equal(parameter('/tables/{table}/rows', 'after_id').maximum, d.tables[0].fields[0].range[1])
     assert.equal(parameter('/tables/{table}/rows/{id}', 'id').maximum, d.tables[0].fields[0].range[1])
     const body = (paths['/tables/{table}/rows'].post as unknown as { requestBody: { content: Record<string, { schema: { maxItems?: number } }> } }).requestBody
