@@ -53,13 +53,6 @@ export interface LoadOptions {
   header?: boolean
 }
 
-/** A first record made of field names (id, name, department_id, ...) rather than data. */
-export function looksLikeHeader(fields: string[], names: string[]): boolean {
-  const known = new Set(names.flatMap((n) => [n, ...n.split('_'), n === 'hiring_date' ? 'datetime' : n]))
-  const words = fields.map((f) => f.trim().toLowerCase().replace(/[\s-]+/g, '_'))
-  return !/^\s*[0-9]+\s*$/.test(fields[0] ?? '') && words.every((w) => /^[a-z_]*$/.test(w)) && words.some((w) => known.has(w))
-}
-
 function limitFromEnv(name: string, fallback: number): number {
   const value = Number(process.env[name] ?? fallback)
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number >= 1, got "${process.env[name]}"`)
@@ -200,8 +193,8 @@ async function firstRecord(tx: Tx, table: string, file: string, header: boolean)
     await tx`delete from pg_temp.ingest_input where position = ${first.position}`
     return
   }
-  const names = await tx<{ field: string }[]>`select field from data.dictionary_fields where table_name = ${table}`
-  if (first.fields && looksLikeHeader(first.fields, names.map((n) => n.field))) {
+  const [{ header: looks }] = await tx<{ header: boolean | null }[]>`select runner.looks_like_header(${table}, ${first.fields}) as header`
+  if (looks && first.fields) {
     throw new Error(`${file}, line ${first.position}: refused: it looks like a header (${first.fields.join(',')}), and the files have none: ` +
       'pass --header to skip the first line of each file, or remove it')
   }
