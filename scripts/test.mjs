@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { lib } from './ts.mjs'
 
-const { parseCommandLine, wholeNumber } = await lib('args.ts')
+const { parseCommandLine } = await lib('args.ts')
+const { wholeFromEnv } = await lib('env.ts')
 const { positionals } = parseCommandLine(import.meta.url, {
   usage: ['[test files...]'],
   summary: 'Runs the tests (all of test/, or the files named) against a real PostgreSQL: DATABASE_URL when set\n' +
@@ -27,11 +28,11 @@ const { positionals } = parseCommandLine(import.meta.url, {
 })
 
 /** @type {number} */
-let concurrency = 4
+let concurrency
 try {
-  if (process.env.TEST_CONCURRENCY) concurrency = wholeNumber(1)(process.env.TEST_CONCURRENCY)
+  concurrency = wholeFromEnv('TEST_CONCURRENCY', 4)
 } catch (err) {
-  console.error(`TEST_CONCURRENCY: ${/** @type {Error} */ (err).message}`)
+  console.error(/** @type {Error} */ (err).message)
   process.exit(2)
 }
 

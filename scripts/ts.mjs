@@ -10,6 +10,7 @@ register()
  *   'args.ts': typeof import('../src/args.ts'),
  *   'cli.ts': typeof import('../src/cli.ts'),
  *   'database.ts': typeof import('../src/database.ts'),
+ *   'env.ts': typeof import('../src/env.ts'),
  *   'migrate.ts': typeof import('../src/migrate.ts'),
  *   'paths.ts': typeof import('../src/paths.ts'),
  *   'tasks.ts': typeof import('../src/tasks.ts'),

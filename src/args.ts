@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs, parseEnv } from 'node:util'
+import { parseWhole } from './env.ts'
 import { projectRoot } from './paths.ts'
 
 export interface OptionSpec {
@@ -192,8 +193,9 @@ export function loadDotEnv(file = join(projectRoot, '.env')): string[] {
 
 /** A whole number from `min` up. */
 export const wholeNumber = (min = 1) => (value: string): number => {
-  if (!/^[0-9]+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) throw new Error(`expected a whole number >= ${min}`)
-  return Number(value)
+  const n = parseWhole(value, min)
+  if (n === undefined) throw new Error(`expected a whole number >= ${min}`)
+  return n
 }
 
 /** A year such as 2021. */

@@ -7,6 +7,7 @@ import { chmod, chown, lstat, mkdir, readFile, rename, rm, stat, writeFile } fro
 import { dirname, join, relative } from 'node:path'
 import { userInfo } from 'node:os'
 import postgres from 'postgres'
+import { wholeFromEnv } from './env.ts'
 import { projectRoot } from './paths.ts'
 
 export type Sql = postgres.Sql<{}>
@@ -35,7 +36,7 @@ const TMP_DIR = join(EMBEDDED_DIR, 'tmp')
 const PASSWORD_FILE = join(EMBEDDED_DIR, 'password')
 
 export function embeddedPort(): number {
-  return Number(process.env.EMBEDDED_PG_PORT ?? 54329)
+  return wholeFromEnv('EMBEDDED_PG_PORT', 54329, { max: 65535 })
 }
 
 // ---- connection URLs ----

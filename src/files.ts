@@ -6,16 +6,14 @@ import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
 import { lstat, mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises'
 import { basename, dirname, join, resolve, sep } from 'node:path'
+import { settingFromEnv } from './env.ts'
 
 /** FILE_MODE (octal, e.g. 0640 or 644): the mode of files written; default 0600. */
 export function fileMode(env: NodeJS.ProcessEnv = process.env): number {
-  const text = env.FILE_MODE
-  if (!text) return 0o600
-  const mode = /^0?[0-7]{3}$/.test(text) ? parseInt(text, 8) : NaN
-  if (!(mode >= 0) || (mode & 0o600) !== 0o600 || (mode & 0o111)) {
-    throw new Error(`FILE_MODE must be an octal file mode that lets the owner read and write, without execute bits (such as 0600, 0640 or 0644), got "${text}"`)
-  }
-  return mode
+  return settingFromEnv('FILE_MODE', 0o600, (text) => {
+    const mode = /^0?[0-7]{3}$/.test(text) ? parseInt(text, 8) : 0
+    return (mode & 0o600) === 0o600 && !(mode & 0o111) ? mode : undefined
+  }, 'an octal file mode that lets the owner read and write, without execute bits (such as 0600, 0640 or 0644)', env)
 }
 
 /** The folders' mode: the file mode plus x wherever r is (0600 -> 0700, 0640 -> 0750). */

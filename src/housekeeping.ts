@@ -2,13 +2,13 @@
 // long-running server runs the same command itself, at start and then every
 // HOUSEKEEPING_INTERVAL_MINUTES (60), as the owner (the API's role may not prune).
 import { connect } from './database.ts'
+import { wholeFromEnv } from './env.ts'
 import { declaredJobs, jobName } from './schedule.ts'
 
 export interface Housekeeper { stop(): Promise<void>; inProcess: boolean }
 
 export async function startHousekeeping(url: string, log: (msg: string, fields: object) => void): Promise<Housekeeper> {
-  const minutes = Number(process.env.HOUSEKEEPING_INTERVAL_MINUTES ?? 60)
-  if (!Number.isInteger(minutes) || minutes < 1) throw new Error(`HOUSEKEEPING_INTERVAL_MINUTES must be a whole number >= 1, got "${process.env.HOUSEKEEPING_INTERVAL_MINUTES}"`)
+  const minutes = wholeFromEnv('HOUSEKEEPING_INTERVAL_MINUTES', 60)
   const job = declaredJobs().find((j) => j.name === 'housekeeping')!
   const sql = connect(url, { max: 1 })
   const [{ db, cron }] = await sql<{ db: string; cron: boolean }[]>`select current_database() as db, to_regclass('cron.job') is not null as cron`

@@ -8,6 +8,7 @@ import { Transform, type TransformCallback } from 'node:stream'
 import { copyIn } from './copy.ts'
 import { CopyLines, csvParser } from './csv.ts'
 import { MarkInvalidUtf8 } from './encoding.ts'
+import { wholeFromEnv } from './env.ts'
 import type { Queryable, Sql, Tx } from './database.ts'
 
 export interface IngestBatch {
@@ -51,12 +52,6 @@ export interface LoadOptions {
   /** The first record of each file is a header: skipped (load.mjs --header). Without it, a
    *  first record that looks like one refuses the file. */
   header?: boolean
-}
-
-function limitFromEnv(name: string, fallback: number): number {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number >= 1, got "${process.env[name]}"`)
-  return value
 }
 
 /** What a load opens: a regular file, never a FIFO, device or (unless asked) symbolic link. */
@@ -135,8 +130,8 @@ class RecordLimits extends Transform {
 export async function loadFile(sql: Queryable, table: string, file: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult> {
   const options = typeof progressOrOptions === 'function' ? { progress: progressOrOptions } : progressOrOptions
   const { progress, signal } = options
-  const maxBytes = options.maxRecordBytes ?? limitFromEnv('LOAD_MAX_RECORD_BYTES', 1024 * 1024)
-  const maxFields = options.maxFields ?? limitFromEnv('LOAD_MAX_FIELDS', 100)
+  const maxBytes = options.maxRecordBytes ?? wholeFromEnv('LOAD_MAX_RECORD_BYTES', 1024 * 1024)
+  const maxFields = options.maxFields ?? wholeFromEnv('LOAD_MAX_FIELDS', 100)
   const started = performance.now()
   const lines = new CopyLines()
   let timer: NodeJS.Timeout | undefined

@@ -1,6 +1,7 @@
 // The toolkit's pg_cron jobs, declared in one place. Each schedule can be overridden by an
 // environment variable; the commands call api.* functions of this database.
 import type { Queryable } from './database.ts'
+import { wholeFromEnv } from './env.ts'
 
 export interface Job { name: string; schedule: string; command: string; what: string }
 
@@ -19,10 +20,7 @@ export function declaredJobs(env: NodeJS.ProcessEnv = process.env): Job[] {
 
 /** RETENTION_DAYS: whole days from 1 to 100 years (36525); PostgreSQL would take more and fail at every run. */
 export function retentionDaysFrom(env: NodeJS.ProcessEnv = process.env): number {
-  const text = env.RETENTION_DAYS ?? '90'
-  const days = /^\d{1,9}$/.test(text.trim()) ? Number(text) : NaN
-  if (!(days >= 1 && days <= 36525)) throw new Error(`RETENTION_DAYS must be a whole number of days from 1 to 36525 (100 years), got "${text}"`)
-  return days
+  return wholeFromEnv('RETENTION_DAYS', 90, { max: 36525, unit: 'days', note: '100 years' }, env)
 }
 
 // The five fields of a cron schedule and their ranges (pg_cron's syntax, minute granularity).

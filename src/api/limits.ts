@@ -1,5 +1,6 @@
 // The API's bounded waits and caps (README: "Timeouts"), read from the environment, and the
 // gate that shares the database pool between requests.
+import { wholeFromEnv } from '../env.ts'
 
 /** The largest request body in bytes (named in a 413). */
 export const BODY_LIMIT = 2 * 1024 * 1024
@@ -50,9 +51,7 @@ const LIMIT_ENV: Record<keyof Limits, [string, number]> = {
 export function limitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
   const limits = {} as Limits
   for (const [key, [name, fallback]] of Object.entries(LIMIT_ENV) as [keyof Limits, [string, number]][]) {
-    const value = Number(env[name] || fallback)
-    if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number >= 1, got "${env[name]}"`)
-    limits[key] = value
+    limits[key] = wholeFromEnv(name, fallback, {}, env)
   }
   if (limits.poolSize < 3) throw new Error(`POOL_SIZE must be at least 3 (two connections are kept for the backup runner), got ${limits.poolSize}`)
   return limits

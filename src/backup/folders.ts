@@ -4,6 +4,7 @@
 // left behind.
 import { lstat, readdir, realpath, rm } from 'node:fs/promises'
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path'
+import { wholeFromEnv } from '../env.ts'
 import { BackupFileError } from '../errors.ts'
 import type { Queryable, Sql } from '../database.ts'
 import { tablesInLoadOrder } from '../load.ts'
@@ -24,11 +25,7 @@ export function backupDirFromEnv(): string {
   return resolve(process.env.BACKUP_DIR || join(projectRoot, 'backups'))
 }
 
-export function keepFromEnv(): number {
-  const keep = Number(process.env.BACKUP_KEEP ?? 7)
-  if (!Number.isInteger(keep) || keep < 1) throw new Error(`BACKUP_KEEP must be a whole number >= 1, got "${process.env.BACKUP_KEEP}"`)
-  return keep
-}
+export const keepFromEnv = (): number => wholeFromEnv('BACKUP_KEEP', 7)
 
 /** Sortable UTC timestamp for file names: 20261124T181530123Z. */
 const BACKUP_NAME = /^\d{8}T\d{9}Z\.avro$/

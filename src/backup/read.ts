@@ -8,6 +8,7 @@ import { basename } from 'node:path'
 import { promisify } from 'node:util'
 import { inflateRaw as inflateRawCallback, type ZlibOptions } from 'node:zlib'
 import avro from 'avsc'
+import { wholeFromEnv } from '../env.ts'
 import { BackupFileError } from '../errors.ts'
 import { avroType } from './avro.ts'
 
@@ -17,10 +18,7 @@ export interface FileCheck { path: string; table: string | null; rows: number; m
 
 /** The most bytes one Avro block may hold, compressed or not (AVRO_MAX_BLOCK_BYTES). */
 export function maxBlockBytesFromEnv(): number {
-  const raw = process.env.AVRO_MAX_BLOCK_BYTES
-  const n = Number(raw ?? 16 * 1024 * 1024)
-  if (!Number.isInteger(n) || n < 1024) throw new Error(`AVRO_MAX_BLOCK_BYTES must be a whole number of bytes >= 1024, got "${raw}"`)
-  return n
+  return wholeFromEnv('AVRO_MAX_BLOCK_BYTES', 16 * 1024 * 1024, { min: 1024, unit: 'bytes' })
 }
 
 const HEADER = avro.Type.forSchema({

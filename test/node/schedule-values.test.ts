@@ -6,9 +6,10 @@ import { checkCron, declaredJobs, retentionDaysFrom } from '../../src/schedule.t
 
 test('RETENTION_DAYS: whole days from 1 to 36525', () => {
   assert.equal(retentionDaysFrom({}), 90)
+  assert.equal(retentionDaysFrom({ RETENTION_DAYS: '' }), 90) // empty: unset, as every setting
   assert.equal(retentionDaysFrom({ RETENTION_DAYS: '1' }), 1)
   assert.equal(retentionDaysFrom({ RETENTION_DAYS: '36525' }), 36525)
-  for (const bad of ['3000000', '36526', '0', '-1', '1.5', 'soon', '', '1e3']) {
+  for (const bad of ['3000000', '36526', '0', '-1', '1.5', 'soon', ' ', '1e3']) {
     assert.throws(() => declaredJobs({ RETENTION_DAYS: bad }), /RETENTION_DAYS must be a whole number of days from 1 to 36525 \(100 years\)/, bad)
   }
 })
