@@ -148,7 +148,7 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   const { maxBlockBytesFromEnv } = await import('./backup/read.ts')
   const { apiConnection, embeddedApiPasswordFile } = await import('./roles.ts')
   const host = process.env.HOST ?? '127.0.0.1'
-  const port = wholeFromEnv('PORT', 8000, { max: 65535 })
+  const port = wholeFromEnv('PORT', 8000, { min: 0, max: 65535 }) // 0: any free port (tests run several servers)
   const token = tokenFromEnv('API_TOKEN')
   const readToken = tokenFromEnv('READ_TOKEN') ?? (process.env.API_TOKEN_READS === '1' ? token : undefined)
   if (process.env.API_TOKEN_READS === '1' && !token) throw new Error('API_TOKEN_READS=1 closes reads with API_TOKEN, which is not set')
