@@ -72,7 +72,7 @@ export function answered(code: keyof typeof ANSWERED & string, message: string, 
 }
 
 interface Invalid { instancePath?: string; keyword?: string; params?: { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[]; limit?: number } }
-interface RaisedError { code?: string; message?: string; hint?: string; statusCode?: number; validation?: Invalid[]; validationContext?: string; detail?: Record<string, unknown> }
+interface RaisedError { code?: string; message?: string; hint?: string; statusCode?: number; validation?: Invalid[]; validationContext?: string; detail?: Record<string, unknown> | string }
 
 /** The request parameter (query, path, header or body field) a validation error is about. */
 function parameterOf(e: RaisedError): string {
@@ -112,7 +112,11 @@ export function toApiError(err: unknown, context: { bodyLimit?: number } = {}): 
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
     return { status: 415, code: 'unsupported_media_type', message: `${message}: the API accepts application/json and text/csv (rows only) request bodies`, detail: { accepted: ACCEPTED_TYPES } }
   }
-  if (RAISED[code]) return { status: RAISED[code][0], code: RAISED[code][1], message, hint: e.hint, detail: e.detail }
+  if (RAISED[code]) {
+    // PostgreSQL's own DETAIL (a 23505's key, say) is a string: spread into the body it became
+    // one field per character. Only our objects are extra fields.
+    return { status: RAISED[code][0], code: RAISED[code][1], message, hint: e.hint, detail: typeof e.detail === 'object' ? e.detail : undefined }
+  }
   if (RETRY[code]) return { status: 503, code: RETRY[code][0], message: RETRY[code][1] }
   if (UNAVAILABLE.includes(code) || code.startsWith('08')) {
     return { status: 503, code: 'database_unavailable', message: `the database is not available (${code}); try again shortly` }

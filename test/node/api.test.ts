@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { buildServer, checkListenAddress } from '../../src/server.ts'
 import { connect } from '../../src/database.ts'
+import { errorBody, toApiError } from '../../src/errors.ts'
 import { freshDatabase } from '../support.ts'
 
 const db = await freshDatabase()
@@ -302,4 +303,15 @@ describe('concurrency', () => {
     assert.equal(n, 600)
     assert.equal(results.reduce((n, r) => n + r.body.rejected, 0), 0)
   })
+})
+
+test('a database error with a DETAIL string: the body is code and message, not one field per character', async () => {
+  // Found by test/node/multi-instance.test.ts with the idempotency lock taken out: the 409 body
+  // read {"0":"K","1":"e",...}.
+  const insert = () => sql`insert into data.idempotency_keys (idempotency_key, request_hash, response) values ('detail-example', 'h', '{}')`
+  await insert()
+  const err = await insert().then(() => assert.fail('a second insert of the key must fail'), (e: unknown) => e)
+  assert.match(String((err as { detail?: unknown }).detail), /already exists/)
+  assert.deepEqual(Object.keys(errorBody(toApiError(err)).error).sort(), ['code', 'message'])
+  assert.equal(toApiError(err).status, 409)
 })
