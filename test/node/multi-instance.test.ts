@@ -1,7 +1,8 @@
 // Two API server processes (scripts/serve.mjs) against one database, as behind a load
 // balancer: concurrent batches whose Idempotency-Key values both instances see are counted
-// once, a queued backup is taken by exactly one of the two backup runners, and SIGTERM to one
-// instance lets its in-flight batches finish while the other keeps serving.
+// once, a queued backup is taken by exactly one of the two backup runners (and a direct one
+// beside it gets a file of its own), and SIGTERM to one instance lets its in-flight batches
+// finish while the other keeps serving.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
@@ -120,14 +121,19 @@ after(async () => {
   await rm(backupDir, { recursive: true, force: true })
 })
 
-test('concurrent batches with shared Idempotency-Key values, and one queued backup: rows counted once, the backup written once', { timeout: 180_000 }, async () => {
+test('concurrent batches with shared Idempotency-Key values, a queued backup and a direct one: rows counted once, each backup written once', { timeout: 180_000 }, async () => {
   const bodies = batches(19, 24)
-  // Each key goes twice to each instance, all at once; the backup is queued in the middle.
+  // Each key goes twice to each instance, all at once; in the middle a backup is queued (as
+  // pg_cron does) and another asked of B directly (POST .../backup, written by B itself).
   const sends = bodies.flatMap((body, i) => [a, b, a, b].map((instance) => () => post(instance, 'employees', body, `mi-${i}`)))
   const answers = new Map<string, Answer[]>()
   let queued: number[] = []
+  let posted: Promise<Response> | undefined
   await Promise.all(sends.map(async (send, n) => {
-    if (n === Math.floor(sends.length / 2)) [{ ids: queued }] = await db.sql<{ ids: number[] }[]>`select api.request_backup('employees') as ids`
+    if (n === Math.floor(sends.length / 2)) {
+      posted = fetch(`${b.base}/tables/employees/backup`, { method: 'POST' })
+      ;[{ ids: queued }] = await db.sql<{ ids: number[] }[]>`select api.request_backup('employees') as ids`
+    }
     const answer = await send()
     const key = `mi-${Math.floor(n / 4)}`
     answers.set(key, [...answers.get(key) ?? [], answer])
@@ -144,9 +150,14 @@ test('concurrent batches with shared Idempotency-Key values, and one queued back
   }
   assert.ok(request?.finished_at, 'the queued backup was not finished within 60 s')
   assert.equal(request.error, null)
-  const files = (await readdir(backupDir, { recursive: true })).filter((f) => f.endsWith('.avro'))
-  assert.equal(files.length, 1, `backup files: ${files.join(', ')}`)
-  assert.ok(files[0].endsWith(request.file!), `${files[0]} is not the request's file ${request.file}`)
+  const direct = await posted!
+  assert.equal(direct.status, 201)
+  const { file: directFile } = await direct.json() as { file: string }
+  // One file per backup asked for: the request's and the direct one's, under distinct names.
+  const files = (await readdir(backupDir, { recursive: true })).filter((f) => f.endsWith('.avro')).sort()
+  assert.equal(files.length, 2, `backup files: ${files.join(', ')}`)
+  assert.notEqual(request.file, directFile)
+  for (const file of [request.file!, directFile]) assert.ok(files.some((f) => f.endsWith(file)), `${file} is not among ${files.join(', ')}`)
   // Written and finished by one runner: one "done" line across both instances' logs.
   const done = [a, b].flatMap((instance) => logLines(instance, 'backup request done').map(() => instance.name))
   assert.equal(done.length, 1, `"backup request done" logged by ${done.join(', ') || 'no instance'}`)
