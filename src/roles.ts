@@ -84,11 +84,19 @@ export async function apiConnection(ownerUrl: string, options: { apiUrl?: string
     url.username = encodeURIComponent(roles.login)
     url.password = encodeURIComponent(password)
     // Set already (an earlier start, or another server on this database): nothing to change.
-    const probe = connect(url.toString(), { max: 1, connect_timeout: 5 })
-    const works = await probe`select 1`.then(() => true, () => false).finally(() => probe.end())
-    if (works) return { url: url.toString(), roles, how: `as ${roles.login}` }
+    const loginWorks = async () => {
+      const probe = connect(url.toString(), { max: 1, connect_timeout: 5 })
+      return probe`select 1`.then(() => true, () => false).finally(() => probe.end())
+    }
+    if (await loginWorks()) return { url: url.toString(), roles, how: `as ${roles.login}` }
     try {
-      await owner.unsafe(`alter role ${quoteIdent(roles.login)} with login password '${scramVerifier(password)}'`)
+      // One server at a time, asking again once it has the lock: two servers starting together
+      // on a new database both found the password unset, and the second ALTER ROLE failed with
+      // "tuple concurrently updated" (XX000), ending that server.
+      await owner.begin(async (tx) => {
+        await tx`select pg_advisory_xact_lock(hashtext('hirebase.api_login'), hashtext(${roles.login}))`
+        if (!(await loginWorks())) await tx.unsafe(`alter role ${quoteIdent(roles.login)} with login password '${scramVerifier(password)}'`)
+      })
     } catch (err) {
       if ((err as { code?: string }).code !== '42501') throw err
       const warning = `WARNING: the owner ${roles.owner} may not set the password of ${roles.login}, so the API logs in as the owner ` +

@@ -12,6 +12,7 @@ import { after, before, test } from 'node:test'
 import fc from 'fast-check'
 import { connect } from '../../src/database.ts'
 import { projectRoot } from '../../src/paths.ts'
+import { apiConnection } from '../../src/roles.ts'
 import { batch } from '../generators.ts'
 import { toJson } from '../oracle.ts'
 import { freshDatabase, type TestDatabase } from '../support.ts'
@@ -209,4 +210,19 @@ test('SIGTERM one instance mid-load: its in-flight batches finish, the other kee
     await holding.catch(() => {})
     await holder.end()
   }
+})
+
+test('two servers starting together on a new database both log in: the API login\'s password is set once', { timeout: 120_000 }, async () => {
+  // Found by this file's start of A and B at once: both found the password unset and the
+  // second ALTER ROLE failed with "tuple concurrently updated" (XX000), ending that server
+  // (1 start in 5 here). The roles are the database's, so unsetting it again is a new database's state.
+  const failures: string[] = []
+  for (let i = 0; i < 10; i++) {
+    await db.sql.unsafe(`alter role "${db.roles.login}" password null`)
+    for (const r of await Promise.allSettled([apiConnection(db.url), apiConnection(db.url)])) {
+      if (r.status === 'rejected') failures.push(`round ${i}: ${(r.reason as Error).message}`)
+    }
+  }
+  assert.deepEqual(failures, [])
+  assert.equal((await post(b, 'jobs', '[{"job_id": 77, "job_name": "After the roles test"}]')).status, 200, 'B still logs in')
 })
