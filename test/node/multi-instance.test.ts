@@ -13,7 +13,7 @@ import fc from 'fast-check'
 import { connect } from '../../src/database.ts'
 import { projectRoot } from '../../src/paths.ts'
 import { apiConnection } from '../../src/roles.ts'
-import { batch } from '../generators.ts'
+import { batch, PARENTS } from '../generators.ts'
 import { toJson } from '../oracle.ts'
 import { freshDatabase, type TestDatabase } from '../support.ts'
 
@@ -109,11 +109,12 @@ function assertOneAnswer(key: string, answers: Answer[]) {
 const logLines = (instance: Instance, msg: string) => instance.output().split('\n').filter((l) => l.includes(`"msg":"${msg}"`))
 
 before(async () => {
+  // Started together, as a deployment starts them (the last test is the example of what that found).
   ;[a, b] = await Promise.all([startInstance('A'), startInstance('B')])
-  // The parents every generated employee may reference (ids 1..10, see test/generators.ts PARENTS).
-  const ids = Array.from({ length: 10 }, (_, i) => i + 1)
-  assert.equal((await post(a, 'departments', JSON.stringify(ids.map((id) => ({ department_id: id, department_name: `D${id}` }))))).body.inserted, 10)
-  assert.equal((await post(b, 'jobs', JSON.stringify(ids.map((id) => ({ job_id: id, job_name: `J${id}` }))))).body.inserted, 10)
+  // The parents every generated employee may reference.
+  const ids = Array.from({ length: PARENTS }, (_, i) => i + 1)
+  assert.equal((await post(a, 'departments', JSON.stringify(ids.map((id) => ({ department_id: id, department_name: `D${id}` }))))).body.inserted, PARENTS)
+  assert.equal((await post(b, 'jobs', JSON.stringify(ids.map((id) => ({ job_id: id, job_name: `J${id}` }))))).body.inserted, PARENTS)
 })
 
 after(async () => {
