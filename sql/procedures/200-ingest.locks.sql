@@ -16,11 +16,16 @@ begin
   return v_table;
 end $$;
 
--- The tables a table references (departments and jobs for employees), shared, in load
--- order: a write to a table never interleaves with a restore of a table it references, which
--- could delete a parent between a batch's reference check and its insert. Every taker of
--- these locks goes in load order, so they cannot deadlock.
-create or replace function internal.share_parents(p_table text) returns void
+-- Ingest, backup and restore of one table never interleave: all take the table's lock,
+-- exclusively (p_shared false) or shared: batches of a table run side by side (they insert
+-- with ON CONFLICT and judge again the rows another batch inserted first), but never beside a
+-- backup, a restore or a bulk load, which take it exclusively. First, the tables it references
+-- (departments and jobs for employees), shared, in load order: a write to a table never
+-- interleaves with a restore of a table it references, which could delete a parent between a
+-- batch's reference check and its insert. Every taker of these locks goes in load order, so
+-- they cannot deadlock.
+drop function if exists internal.share_parents(text);
+create or replace function internal.take_table_lock(p_table text, p_shared boolean) returns void
 language plpgsql volatile as $$
 declare
   r record;
@@ -29,23 +34,15 @@ begin
             where f.table_name = p_table and f.ref_table <> p_table order by t.load_order loop
     perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(r.table_name));
   end loop;
+  if p_shared then
+    perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(p_table));
+  else
+    perform pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
+  end if;
 end $$;
 
--- Ingest, backup and restore of one table never interleave: all take this lock (after the
--- shared locks on the tables it references).
+-- The two ways to take it, by name.
 create or replace function internal.lock_table(p_table text) returns void
-language plpgsql volatile as $$
-begin
-  perform internal.share_parents(p_table);
-  perform pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
-end $$;
-
--- The same lock, shared: batches of a table run side by side (they insert with ON CONFLICT
--- and judge again the rows another batch inserted first), but never beside a backup, a
--- restore or a bulk load, which take it exclusively.
+language sql volatile as $$ select internal.take_table_lock(p_table, false) $$;
 create or replace function internal.share_table(p_table text) returns void
-language plpgsql volatile as $$
-begin
-  perform internal.share_parents(p_table);
-  perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(p_table));
-end $$;
+language sql volatile as $$ select internal.take_table_lock(p_table, true) $$;
