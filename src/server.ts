@@ -57,11 +57,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     connection: {
       ...(api.role ? { role: api.role } : {}), application_name: 'hirebase-api',
       statement_timeout: String(limits.statementTimeoutMs), lock_timeout: String(limits.lockTimeoutMs),
-      // Read by the database's triggers (sql/procedures/760-internal.bounds.sql).
-      'hirebase.reject_payload_max_bytes': String(limits.rejectPayloadMaxBytes),
-      'hirebase.ingest_log_max_batches': String(limits.ingestLogMaxBatches),
-      'hirebase.ingest_log_max_rejects': String(limits.ingestLogMaxRejects),
-      'hirebase.idempotency_max_keys': String(limits.idempotencyMaxKeys),
+      ...limits.caps, // read by the database's triggers (sql/procedures/760-internal.bounds.sql)
     } as Record<string, string>,
     // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },

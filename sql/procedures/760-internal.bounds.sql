@@ -1,8 +1,8 @@
 -- Bounded growth of what anyone may add by sending requests: the stored payload of a
 -- rejected row, the ingest log per table and the idempotency keys. The caps are settings
 -- (the API server sets them per connection from REJECT_PAYLOAD_MAX_BYTES,
--- INGEST_LOG_MAX_BATCHES, INGEST_LOG_MAX_REJECTS and IDEMPOTENCY_MAX_KEYS); other sessions
--- get the defaults below.
+-- INGEST_LOG_MAX_BATCHES, INGEST_LOG_MAX_REJECTS and IDEMPOTENCY_MAX_KEYS when those are
+-- set); otherwise, and in other sessions, the defaults below: their one home.
 
 -- A setting hirebase.<name> as a positive integer, or the default.
 create or replace function internal.cap(p_name text, p_default bigint) returns bigint
@@ -33,20 +33,14 @@ create or replace trigger ingest_rejects_cap_payload before insert on data.inges
 -- beyond the newest INGEST_LOG_MAX_BATCHES batches and INGEST_LOG_MAX_REJECTS rejects.
 create or replace function internal.cap_ingest_log() returns trigger
 language plpgsql set search_path = pg_catalog, pg_temp as $$
-declare
-  v_oldest bigint;
 begin
-  select batch_id into v_oldest from data.ingest_batches
-   where table_name = new.table_name order by batch_id desc offset internal.cap('ingest_log_max_batches', 100000) limit 1;
-  if v_oldest is not null then
-    delete from data.ingest_batches where table_name = new.table_name and batch_id <= v_oldest;
-  end if;
-  select batch_id into v_oldest from data.ingest_rejects
-   where table_name = new.table_name order by batch_id desc offset internal.cap('ingest_log_max_rejects', 1000000) limit 1;
-  if v_oldest is not null then
-    -- (<: the batch that holds the cap-th reject stays, so a load with more rejects keeps its own log)
-    delete from data.ingest_batches where table_name = new.table_name and batch_id < v_oldest;
-  end if;
+  delete from data.ingest_batches where table_name = new.table_name and batch_id <= (
+    select batch_id from data.ingest_batches where table_name = new.table_name
+     order by batch_id desc offset internal.cap('ingest_log_max_batches', 100000) limit 1);
+  -- (<: the batch that holds the cap-th reject stays, so a load with more rejects keeps its own log)
+  delete from data.ingest_batches where table_name = new.table_name and batch_id < (
+    select batch_id from data.ingest_rejects where table_name = new.table_name
+     order by batch_id desc offset internal.cap('ingest_log_max_rejects', 1000000) limit 1);
   return null;
 end $$;
 create or replace trigger ingest_batches_cap after insert on data.ingest_batches
@@ -55,14 +49,9 @@ create or replace trigger ingest_batches_cap after insert on data.ingest_batches
 -- Each new key drops the oldest beyond the newest IDEMPOTENCY_MAX_KEYS (an index scan of the cap).
 create or replace function internal.cap_idempotency_keys() returns trigger
 language plpgsql set search_path = pg_catalog, pg_temp as $$
-declare
-  v_oldest timestamptz;
 begin
-  select created_at into v_oldest from data.idempotency_keys
-   order by created_at desc offset internal.cap('idempotency_max_keys', 10000) limit 1;
-  if v_oldest is not null then
-    delete from data.idempotency_keys where created_at <= v_oldest;
-  end if;
+  delete from data.idempotency_keys where created_at <= (
+    select created_at from data.idempotency_keys order by created_at desc offset internal.cap('idempotency_max_keys', 10000) limit 1);
   return null;
 end $$;
 create or replace trigger idempotency_keys_cap after insert on data.idempotency_keys

@@ -24,15 +24,13 @@ export interface Limits {
   /** Requests per client (IP address) per window (RATE_LIMIT_MAX, RATE_LIMIT_WINDOW_SECONDS); more get 429 with Retry-After. */
   rateLimitMax: number
   rateLimitWindowSeconds: number
-  /** Caps set on the API's connections, read by the database's triggers (sql/procedures/760-internal.bounds.sql):
-   *  a rejected row's stored payload, the ingest log per table, the idempotency keys. */
-  rejectPayloadMaxBytes: number
-  ingestLogMaxBatches: number
-  ingestLogMaxRejects: number
-  idempotencyMaxKeys: number
+  /** Settings for the API's connections (hirebase.<cap>: value), read by the database's triggers
+   *  (sql/procedures/760-internal.bounds.sql): a rejected row's stored payload, the ingest log per
+   *  table, the idempotency keys. Only the caps whose variable is set: the defaults are the database's. */
+  caps: Record<string, string>
 }
 
-const LIMIT_ENV: Record<keyof Limits, [string, number]> = {
+const LIMIT_ENV: Record<Exclude<keyof Limits, 'caps'>, [string, number]> = {
   statementTimeoutMs: ['STATEMENT_TIMEOUT_MS', 15_000],
   lockTimeoutMs: ['LOCK_TIMEOUT_MS', 5_000],
   poolSize: ['POOL_SIZE', 10],
@@ -42,17 +40,20 @@ const LIMIT_ENV: Record<keyof Limits, [string, number]> = {
   backupConcurrency: ['BACKUP_CONCURRENCY', 2],
   rateLimitMax: ['RATE_LIMIT_MAX', 600],
   rateLimitWindowSeconds: ['RATE_LIMIT_WINDOW_SECONDS', 60],
-  rejectPayloadMaxBytes: ['REJECT_PAYLOAD_MAX_BYTES', 1024],
-  ingestLogMaxBatches: ['INGEST_LOG_MAX_BATCHES', 100_000],
-  ingestLogMaxRejects: ['INGEST_LOG_MAX_REJECTS', 1_000_000],
-  idempotencyMaxKeys: ['IDEMPOTENCY_MAX_KEYS', 10_000],
 }
 
 export function limitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
-  const limits = {} as Limits
-  for (const [key, [name, fallback]] of Object.entries(LIMIT_ENV) as [keyof Limits, [string, number]][]) {
+  const limits = { caps: {} } as Limits
+  for (const [key, [name, fallback]] of Object.entries(LIMIT_ENV) as [Exclude<keyof Limits, 'caps'>, [string, number]][]) {
     limits[key] = wholeFromEnv(name, fallback, {}, env)
   }
+  const caps = {
+    reject_payload_max_bytes: wholeFromEnv('REJECT_PAYLOAD_MAX_BYTES', 0, {}, env),
+    ingest_log_max_batches: wholeFromEnv('INGEST_LOG_MAX_BATCHES', 0, {}, env),
+    ingest_log_max_rejects: wholeFromEnv('INGEST_LOG_MAX_REJECTS', 0, {}, env),
+    idempotency_max_keys: wholeFromEnv('IDEMPOTENCY_MAX_KEYS', 0, {}, env),
+  }
+  for (const [cap, value] of Object.entries(caps)) if (value) limits.caps[`hirebase.${cap}`] = String(value)
   if (limits.poolSize < 3) throw new Error(`POOL_SIZE must be at least 3 (two connections are kept for the backup runner), got ${limits.poolSize}`)
   return limits
 }
