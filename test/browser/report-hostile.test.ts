@@ -2,7 +2,6 @@
 // that can load a URL (0 network requests, even before the pages' Content Security Policy), and
 // long names wrap in the table and are cut, with a tooltip, in the charts.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -10,15 +9,11 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { test } from 'node:test'
 import { writeReports } from '../../src/report/write.ts'
-import { freshDatabase } from '../support.ts'
-
-const chromium = (() => { try { return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() } catch { return '' } })()
+import { chromiumOrSkip, freshDatabase } from '../support.ts'
 
 test('hostile department names: 0 network requests, long names wrap and are cut with a tooltip', { timeout: 120_000 }, async (t) => {
-  if (!chromium) {
-    console.warn('SKIPPED: chromium is not installed, so the hostile-names browser test did not run (apt-get install chromium; CI installs it)')
-    return t.skip('chromium is not installed')
-  }
+  const browser = await chromiumOrSkip(t, 'the hostile-names browser test')
+  if (!browser) return
   // Anything fetched from here is a leak.
   const hits: string[] = []
   const server = createServer((req, res) => { hits.push(req.url ?? ''); res.end('') })
@@ -36,11 +31,6 @@ test('hostile department names: 0 network requests, long names wrap and are cut 
   const out = await mkdtemp(join(tmpdir(), 'hirebase-hostile-'))
   await writeReports(db.sql, { years: [2022], out: join(out, '2022'), database: 'test' })
   await writeReports(db.sql, { years: [2023], out: join(out, '2023'), database: 'test' })
-  const { chromium: playwright } = await import('playwright-core')
-  const browser = await playwright.launch({
-    executablePath: chromium,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  })
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     const requests: string[] = []

@@ -3,7 +3,6 @@
 // and sorting, the page of a year without hires, and print on a few A4 pages. Screenshots and the
 // printed PDFs are kept in reports/test-output/browser/ (git-ignored; TEST_OUTPUT_DIR moves it).
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -14,27 +13,19 @@ import { projectRoot } from '../../src/paths.ts'
 import { hiresByQuarter } from '../../src/report/data.ts'
 import { writeReports } from '../../src/report/write.ts'
 import { SAMPLE_DIR } from '../../src/tasks.ts'
-import { freshDatabase } from '../support.ts'
+import { chromiumOrSkip, freshDatabase } from '../support.ts'
 
-const chromium = (() => { try { return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() } catch { return '' } })()
 const MAX_PRINTED_PAGES = 4
 
 test('the reports in Chromium: every linked page, its charts, the filter, sorting, the no-data page, print', { timeout: 300_000 }, async (t) => {
-  if (!chromium) {
-    console.warn('SKIPPED: chromium is not installed, so the browser test did not run (apt-get install chromium; CI installs it)')
-    return t.skip('chromium is not installed')
-  }
-  const { chromium: playwright } = await import('playwright-core')
+  const browser = await chromiumOrSkip(t, 'the browser test')
+  if (!browser) return
   const db = await freshDatabase()
   await loadDirectory(db.sql, SAMPLE_DIR) // hires in 2021 and 2022
   const out = await mkdtemp(join(tmpdir(), 'hirebase-browser-'))
   await writeReports(db.sql, { years: [2020], out, database: 'test' })
   const shots = process.env.TEST_OUTPUT_DIR ?? join(projectRoot, 'reports', 'test-output', 'browser')
   await mkdir(shots, { recursive: true })
-  const browser = await playwright.launch({
-    executablePath: chromium,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
-  })
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     const requests: string[] = []

@@ -3,24 +3,17 @@
 // responses in /openapi.json, and error messages that name the allowed values, the limit and the
 // JSON position.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, test } from 'node:test'
-import { buildServer } from '../../src/server.ts'
-import { freshDatabase } from '../support.ts'
+import { describe, test } from 'node:test'
+import { chromiumOrSkip, freshDatabase, listenApi } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
 const backupDir = await mkdtemp(join(tmpdir(), 'hirebase-api-docs-'))
 
-async function start(options: { token?: string; readToken?: string } = {}) {
-  const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir, ...options })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  after(async () => { await app.close(); await pool.end() })
-  return { app, base: `http://127.0.0.1:${(app.server.address() as { port: number }).port}` }
-}
+const start = (options: { token?: string; readToken?: string } = {}) => listenApi({ databaseUrl: db.url, backupDir, ...options })
 
 const open = await start()
 const closed = await start({ token: 'write-token', readToken: 'read-token' })
@@ -102,14 +95,9 @@ describe('GET / and /docs', () => {
     assert.equal((await call('GET', '/stats', undefined, {}, closed.base)).status, 401)
   })
 
-  const chromium = (() => { try { return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() } catch { return '' } })()
   test('the UI renders every operation in Chromium with no CSP violation and no request elsewhere', { timeout: 120_000 }, async (t) => {
-    if (!chromium) {
-      console.warn('SKIPPED: chromium is not installed, so the Swagger UI browser check did not run (apt-get install chromium; CI installs it)')
-      return t.skip('chromium is not installed')
-    }
-    const { chromium: playwright } = await import('playwright-core')
-    const browser = await playwright.launch({ executablePath: chromium, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'] })
+    const browser = await chromiumOrSkip(t, 'the Swagger UI browser check')
+    if (!browser) return
     try {
       const page = await browser.newPage()
       const problems: string[] = []

@@ -1,50 +1,15 @@
 // The API server's life: the database going away and coming back, and graceful shutdown.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
-import { join } from 'node:path'
 import { test } from 'node:test'
-import { connect, importEmbeddedPostgres } from '../../src/database.ts'
-import { migrate } from '../../src/migrate.ts'
-import { projectRoot } from '../../src/paths.ts'
-import { buildServer } from '../../src/server.ts'
-import { freshDatabase } from '../support.ts'
+import { connect } from '../../src/database.ts'
+import { freshDatabase, listenApi, ownPostgres, startServeScript, timed } from '../support.ts'
 
-const freePort = () => new Promise<number>((resolve) => {
-  const server = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number }
-    server.close(() => resolve(port))
-  })
-})
-
-const timed = async <T>(work: Promise<T>) => {
-  const started = Date.now()
-  const value = await work
-  return { value, ms: Date.now() - started }
-}
 
 test('database down: 503 quickly, no crash; back up: the server recovers by itself', { timeout: 120_000 }, async () => {
   // A server of its own, so stopping it does not disturb the other test files.
-  const dir = await mkdtemp(join(tmpdir(), 'hirebase-restart-'))
-  await chmod(dir, 0o755) // as root the server runs as `postgres`, which must reach its data
-  const port = await freePort()
-  const EmbeddedPostgres = await importEmbeddedPostgres()
-  const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'), port, user: 'postgres', password: 'restart-test', persistent: true,
-    createPostgresUser: userInfo().uid === 0, initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='], onLog: () => {}, onError: () => {},
-  })
-  await pg.initialise()
-  await pg.start()
-  const url = `postgres://postgres:restart-test@127.0.0.1:${port}/postgres`
-  // Migrated first: the server logs in as the database's API login role, which migrating makes.
-  await migrate(url).catch(async (err) => { await pg.stop(); throw err })
-  const { app, sql } = await buildServer({ databaseUrl: url, logLevel: 'silent', backupDir: join(dir, 'backups') })
+  const { pg, url } = await ownPostgres('restart')
+  const { base, close } = await listenApi({ databaseUrl: url })
   try {
-    await app.listen({ host: '127.0.0.1', port: 0 })
-    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
     const health = () => fetch(`${base}/health`).then((r) => r.status)
     const ingest = () => fetch(`${base}/tables/jobs/rows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"job_id": 1, "job_name": "x"}]' })
     assert.equal(await health(), 200)
@@ -66,25 +31,15 @@ test('database down: 503 quickly, no crash; back up: the server recovers by itse
     assert.equal(status, 200)
     assert.equal((await ingest()).status, 200)
   } finally {
-    await app.close()
-    await sql.end({ timeout: 1 })
-    await pg.stop()
-    await rm(dir, { recursive: true, force: true })
+    await close()
   }
 })
 
 test('SIGTERM: in-flight batches finish, then the server exits 0', { timeout: 60_000 }, async () => {
   const db = await freshDatabase()
-  const port = await freePort()
-  const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], {
-    cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-  })
-  let output = ''
-  child.stdout.on('data', (d) => { output += d })
-  child.stderr.on('data', (d) => { output += d })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  for (let i = 0; i < 400 && !output.includes('API on'); i++) await new Promise((r) => setTimeout(r, 100))
-  assert.match(output, /API on http:\/\/127\.0\.0\.1/)
+  const serve = await startServeScript({ DATABASE_URL: db.url, LOG_LEVEL: 'warn' })
+  const { port } = serve
+  assert.match(serve.output(), /API on http:\/\/127\.0\.0\.1/)
 
   // Hold the jobs table's ingest lock so the request stays in flight until we let go.
   const holder = connect(db.url, { max: 1 })
@@ -103,7 +58,7 @@ test('SIGTERM: in-flight batches finish, then the server exits 0', { timeout: 60
     if (n > 0) break
     await new Promise((r) => setTimeout(r, 100))
   }
-  child.kill('SIGTERM')
+  const exited = serve.stop()
   await new Promise((r) => setTimeout(r, 300))
   release()
   await holding
@@ -112,6 +67,6 @@ test('SIGTERM: in-flight batches finish, then the server exits 0', { timeout: 60
   const res = await inFlight
   assert.equal(res.status, 200)
   assert.equal((await res.json()).inserted, 1)
-assert.equal(await exited, 0, output)
+assert.equal(await exited, 0, serve.output())
   await assert.rejects(fetch(`http://127.0.0.1:${port}/health`))
 })

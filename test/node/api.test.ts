@@ -3,25 +3,19 @@ import assert from 'node:assert/strict'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, test } from 'node:test'
-import { buildServer, checkListenAddress } from '../../src/server.ts'
+import { before, describe, test } from 'node:test'
+import { checkListenAddress } from '../../src/server.ts'
 import { connect } from '../../src/database.ts'
 import { errorBody, toApiError } from '../../src/errors.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, listenApi } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
 const backupDir = await mkdtemp(join(tmpdir(), 'hirebase-api-backups-'))
 
-async function startApi(token?: string) {
-  const { app, sql: pool } = await buildServer({ databaseUrl: db.url, token, logLevel: 'silent', backupDir })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  return { base, close: async () => { await app.close(); await pool.end() } }
-}
+const startApi = (token?: string) => listenApi({ databaseUrl: db.url, token, backupDir })
 
 const api = await startApi()
-after(() => api.close())
 
 interface Answer { status: number; body: any; headers: Headers }
 

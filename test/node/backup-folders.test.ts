@@ -11,8 +11,7 @@ import { after, describe, test } from 'node:test'
 import { backupDirOf, databaseFolder, listBackups, resolveBackupFile } from '../../src/backup/folders.ts'
 import { backupTable } from '../../src/backup/write.ts'
 import { restoreTables } from '../../src/backup/restore.ts'
-import { buildServer } from '../../src/server.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, listenApi } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
@@ -68,12 +67,7 @@ describe('a backup folder with strangers in it', () => {
     const other = await freshDatabase()
     await other.sql`call ingest_batch('jobs', '[{"job_id": 7100, "job_name": "Only in the other database"}]')`
     const shared = await mkdtemp(join(tmpdir(), 'hirebase-shared-'))
-    const servers = await Promise.all([db, other].map(async (d) => {
-      const { app, sql: pool } = await buildServer({ databaseUrl: d.url, logLevel: 'silent', backupDir: shared })
-      await app.listen({ host: '127.0.0.1', port: 0 })
-      after(async () => { await app.close(); await pool.end() })
-      return `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-    }))
+    const servers = await Promise.all([db, other].map(async (d) => (await listenApi({ databaseUrl: d.url, backupDir: shared })).base))
     const post = (base: string, path: string, body?: unknown) => fetch(`${base}${path}`, {
       method: 'POST', ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
     })

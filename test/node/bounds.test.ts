@@ -3,48 +3,22 @@
 // Retry-After (503 with Retry-After: test/node/faults-waits.test.ts); and without pg_cron the
 // server prunes the ingest log itself.
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, test } from 'node:test'
-import { projectRoot } from '../../src/paths.ts'
+import { test } from 'node:test'
 import { limitsFromEnv } from '../../src/server.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, startServeScript } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
 
-const freePort = () => new Promise<number>((resolve) => {
-  const server = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number }
-    server.close(() => resolve(port))
-  })
-})
-
-const children: ChildProcess[] = []
-after(() => { for (const c of children) c.kill('SIGTERM') })
-
 /** scripts/serve.mjs on its own port, with `env`; resolves once it listens. */
-async function serve(env: Record<string, string>): Promise<{ base: string; child: ChildProcess; log: () => string }> {
-  const port = await freePort()
-  const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], {
-    cwd: projectRoot,
-    env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', BACKUP_DIR: await mkdtemp(join(tmpdir(), 'hb-bounds-')), ...env },
-  })
-  children.push(child)
-  let out = ''
-  child.stdout!.on('data', (d) => { out += d })
-  child.stderr!.on('data', (d) => { out += d })
-  for (let i = 0; i < 600 && !out.includes('API on'); i++) {
-    if (child.exitCode !== null) throw new Error(`serve.mjs exited: ${out}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  assert.match(out, /API on/)
-  return { base: `http://127.0.0.1:${port}`, child, log: () => out }
+async function serve(env: Record<string, string>) {
+  const server = await startServeScript({ DATABASE_URL: db.url, BACKUP_DIR: await mkdtemp(join(tmpdir(), 'hb-bounds-')), ...env })
+  return { base: server.base, child: server.child, log: server.output }
 }
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024

@@ -14,16 +14,10 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { importEmbeddedPostgres } from '../../src/database.ts'
 import { projectRoot } from '../../src/paths.ts'
+import { freePort } from '../support.ts'
 
 const root = userInfo().uid === 0
 if (!root) process.stderr.write('\n!!! SKIPPED: embedded-local-users.test.ts needs root (it creates a throwaway OS user); CI runs as root\n\n')
-
-const freePort = () => new Promise<number>((resolve) => {
-  const server = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number }
-    server.close(() => resolve(port))
-  })
-})
 
 /** A copy of the checkout with its own .pgdata, reports/ and backups/ (node_modules shared). */
 async function checkoutCopy(): Promise<string> {

@@ -3,10 +3,9 @@
 // a bounded answer time, the status and message, a healthy server afterwards, no partial
 // files, and exact table contents.
 import assert from 'node:assert/strict'
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { chmod, mkdir, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -15,8 +14,7 @@ import { cleanBackupFolder, databaseFolder, listBackups } from '../../src/backup
 import { backupTable } from '../../src/backup/write.ts'
 import { restoreTables, verifyBackup } from '../../src/backup/restore.ts'
 import { projectRoot } from '../../src/paths.ts'
-import { buildServer } from '../../src/server.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, listenApi, startServeScript, timed } from '../support.ts'
 
 const execFileAsync = promisify(execFile)
 const db = await freshDatabase()
@@ -28,14 +26,6 @@ const isRoot = process.getuid?.() === 0
 const fingerprint = async (table: string) =>
   (await sql`select md5(coalesce(string_agg(t::text, '|' order by t), '')) as h, count(*)::int as n from ${sql(`data.${table}`)} t`)[0]
 const fingerprints = async () => ({ d: await fingerprint('departments'), j: await fingerprint('jobs'), e: await fingerprint('employees') })
-const freePort = () => new Promise<number>((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)) })
-})
-const timed = async <T>(work: Promise<T>) => {
-  const started = Date.now()
-  const value = await work
-  return { value, ms: Date.now() - started }
-}
 const leftovers = async (folder: string) => (await readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith('.tmp'))
 
 before(async () => {
@@ -59,20 +49,7 @@ async function smallDisk(options: string): Promise<string | undefined> {
   return dir
 }
 
-async function startServe(env: Record<string, string>): Promise<{ base: string; child: ChildProcess; output: () => string; exited: Promise<number | null> }> {
-  const port = await freePort()
-  const child = spawn(zx, ['scripts/serve.mjs'], {
-    cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
-  })
-  let output = ''
-  child.stdout!.on('data', (d) => { output += d })
-  child.stderr!.on('data', (d) => { output += d })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  for (let i = 0; i < 400 && !output.includes('API on') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100))
-  if (!output.includes('API on')) child.kill('SIGKILL') // not left running when the test fails here
-  assert.match(output, /API on/, output)
-  return { base: `http://127.0.0.1:${port}`, child, output: () => output, exited }
-}
+const startServe = (env: Record<string, string>) => startServeScript({ DATABASE_URL: db.url, LOG_LEVEL: 'warn', ...env })
 
 describe('a full disk during a backup', () => {
   test('API: 507 disk_full at once, the server stays up, a queued request is marked failed once, no .tmp; CLI: one line, exit 1', { timeout: 120_000 }, async (t) => {
@@ -129,18 +106,15 @@ describe('a full disk during a backup', () => {
       console.warn('SKIPPED: cannot mount a read-only tmpfs (not root), so the unwritable-folder test did not run')
       return t.skip('cannot mount a tmpfs')
     }
-    const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: disk })
-    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { base, close } = await listenApi({ databaseUrl: db.url, backupDir: disk })
     try {
-      const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
       const res = await fetch(`${base}/tables/jobs/backup`, { method: 'POST' })
       const body = await res.json()
       assert.deepEqual([res.status, body.error.code], [500, 'backup_dir_not_writable'])
       assert.match(body.error.message, /^backup of jobs failed: cannot write in .* \(EROFS\); check BACKUP_DIR/)
       assert.equal((await fetch(`${base}/health`)).status, 200)
     } finally {
-      await app.close()
-      await pool.end()
+      await close()
     }
     // EACCES needs a user the permissions apply to: root passes them all.
     const closed = await mkdtemp(join(tmpdir(), 'hirebase-closed-'))
@@ -223,10 +197,8 @@ with avro.datafile.DataFileWriter(open(sys.argv[1], 'wb'), avro.io.DatumWriter()
     assert.match(child.error ?? '', /bomb\.avro is refused: block 1 inflates to more than AVRO_MAX_BLOCK_BYTES \(16777216\) bytes/)
     assert.ok(child.rss_mb < 300, `peak RSS ${child.rss_mb} MB`)
 
-    const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: root })
-    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { base, close } = await listenApi({ databaseUrl: db.url, backupDir: root })
     try {
-      const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
       const res = await timed(fetch(`${base}/tables/employees/restore`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ file: 'bomb.avro', dry_run: true }) }))
       const body = await res.value.json()
       assert.deepEqual([res.value.status, body.error.code], [422, 'bad_backup'])
@@ -234,8 +206,7 @@ with avro.datafile.DataFileWriter(open(sys.argv[1], 'wb'), avro.io.DatumWriter()
       assert.ok(res.ms < 10_000, `took ${res.ms} ms`)
       assert.equal((await fetch(`${base}/health`)).status, 200)
     } finally {
-      await app.close()
-      await pool.end()
+      await close()
     }
     assert.deepEqual(await fingerprints(), before)
   })
@@ -248,10 +219,8 @@ describe('a FIFO named *.avro among the backups', () => {
     const real = await backupTable(sql, 'jobs', { dir })
     // A name that sorts as the newest toolkit backup.
     execFileSync('mkfifo', [join(dir, 'jobs', '29990101T000000000Z.avro')])
-    const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: root })
-    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { base, close } = await listenApi({ databaseUrl: db.url, backupDir: root })
     try {
-      const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
       const list = await timed(fetch(`${base}/tables/jobs/backups`))
       assert.equal(list.value.status, 200)
       assert.ok(list.ms < 2000, `took ${list.ms} ms`)
@@ -265,8 +234,7 @@ describe('a FIFO named *.avro among the backups', () => {
       assert.equal(newest.value.status, 200)
       assert.equal((await newest.value.json()).file, real.file)
     } finally {
-      await app.close()
-      await pool.end()
+      await close()
     }
   })
 })

@@ -3,39 +3,24 @@
 // and answered; the server is healthy afterwards; tables hold exactly what was acknowledged.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises'
-import { connect as connectSocket, createServer } from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { connect as connectSocket } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { after, describe, test } from 'node:test'
 import { databaseFolder } from '../../src/backup/folders.ts'
 import { backupTable } from '../../src/backup/write.ts'
 import { restoreTables } from '../../src/backup/restore.ts'
-import { connect, importEmbeddedPostgres } from '../../src/database.ts'
-import { migrate } from '../../src/migrate.ts'
-import { buildServer, limitsFromEnv, type Limits } from '../../src/server.ts'
-import { freshDatabase } from '../support.ts'
+import { connect } from '../../src/database.ts'
+import { limitsFromEnv, type Limits } from '../../src/server.ts'
+import { freshDatabase, listenApi, ownPostgres, timed } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
 const backupDir = await mkdtemp(join(tmpdir(), 'hirebase-waits-'))
 
-const timed = async <T>(work: Promise<T>) => {
-  const started = Date.now()
-  const value = await work
-  return { value, ms: Date.now() - started }
-}
-const freePort = () => new Promise<number>((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)) })
-})
-
-async function startApi(url: string, limits: Partial<Limits> = {}) {
-  const { app, sql: pool } = await buildServer({ databaseUrl: url, logLevel: 'silent', backupDir, limits: { ...limitsFromEnv({}), ...limits } })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  return { app, base, close: async () => { await app.close(); await pool.end({ timeout: 1 }) } }
-}
+const startApi = (url: string, limits: Partial<Limits> = {}) => listenApi({ databaseUrl: url, backupDir, limits: { ...limitsFromEnv({}), ...limits } })
 const postJson = (base: string, path: string, body: unknown) =>
   fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 
@@ -91,19 +76,7 @@ describe('a table lock held by another session', () => {
 
 describe('PostgreSQL frozen with SIGSTOP, then resumed', () => {
   test('/health says so within 1 s, requests get 503 within the deadline; after SIGCONT everything answers', { timeout: 120_000 }, async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'hirebase-frozen-'))
-    await chmod(dir, 0o755)
-    const port = await freePort()
-    const EmbeddedPostgres = await importEmbeddedPostgres()
-    const pg = new EmbeddedPostgres({
-      databaseDir: join(dir, 'data'), port, user: 'postgres', password: 'frozen-test', persistent: true,
-      createPostgresUser: userInfo().uid === 0, initdbFlags: ['--encoding=UTF8', '--locale=C'],
-      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='], onLog: () => {}, onError: () => {},
-    })
-    await pg.initialise()
-    await pg.start()
-    const url = `postgres://postgres:frozen-test@127.0.0.1:${port}/postgres`
-    await migrate(url)
+    const { url, dir } = await ownPostgres('frozen')
     const api = await startApi(url, { statementTimeoutMs: 1500, poolTimeoutMs: 1000 })
     const cluster = () => {
       const postmaster = Number((execFileSync('head', ['-1', join(dir, 'data', 'postmaster.pid')], { encoding: 'utf8' })).trim())
@@ -148,8 +121,6 @@ describe('PostgreSQL frozen with SIGSTOP, then resumed', () => {
       assert.ok(names[0] === 'Before' && names.includes('After'), JSON.stringify(names))
     } finally {
       await api.close()
-      await pg.stop()
-      await rm(dir, { recursive: true, force: true })
     }
   })
 })

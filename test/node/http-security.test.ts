@@ -2,29 +2,21 @@
 // cross-origin writes, text/plain bodies, a bodiless restore; formula cells in CSV; the token
 // in logs; reads closed by READ_TOKEN. Every refusal writes nothing.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { mkdtemp, readdir, readFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, test } from 'node:test'
-import { buildServer, hostAllowed, tokenFromEnv } from '../../src/server.ts'
+import { describe, test } from 'node:test'
+import { hostAllowed, tokenFromEnv } from '../../src/server.ts'
 import { writeReports } from '../../src/report/write.ts'
-import { projectRoot } from '../../src/paths.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, listenApi, startServeScript } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
 const backupDir = await mkdtemp(join(tmpdir(), 'hirebase-http-'))
 
-async function start(options: { token?: string; readToken?: string; allowedHosts?: string[]; allowedOrigins?: string[] } = {}) {
-  const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir, ...options })
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const port = (app.server.address() as { port: number }).port
-  after(async () => { await app.close(); await pool.end() })
-  return { app, port }
-}
+const start = (options: { token?: string; readToken?: string; allowedHosts?: string[]; allowedOrigins?: string[] } = {}) =>
+  listenApi({ databaseUrl: db.url, backupDir, ...options })
 
 interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
 
@@ -170,21 +162,10 @@ describe('tokens', () => {
   })
 
   test('the token appears in no log line', { timeout: 60_000 }, async () => {
-    const port = await new Promise<number>((resolve) => {
-      const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => resolve(p)) })
-    })
     const token = 'tok-' + 'Zq9'.repeat(8)
-    const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], {
-      cwd: projectRoot,
-      env: { ...process.env, DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'debug', API_TOKEN: token, READ_TOKEN: '', BACKUP_DIR: backupDir },
-    })
-    let output = ''
-    child.stdout.on('data', (d) => { output += d })
-    child.stderr.on('data', (d) => { output += d })
-    const exited = new Promise((resolve) => child.on('exit', resolve))
+    const serve = await startServeScript({ DATABASE_URL: db.url, LOG_LEVEL: 'debug', API_TOKEN: token, READ_TOKEN: '', BACKUP_DIR: backupDir })
+    const { port } = serve
     try {
-      for (let i = 0; i < 150 && !output.includes('API on'); i++) await new Promise((r) => setTimeout(r, 100))
-      assert.match(output, /API on/)
       await raw(port, 'GET', `/nope?access_token=${token}`)
       await raw(port, 'GET', `/tables/jobs/rows?token=${token}&limit=abc`)
       await raw(port, 'POST', `/tables/jobs/rows?api_token=${token}`, { ...json, authorization: `Bearer ${token}` }, row)
@@ -192,9 +173,9 @@ describe('tokens', () => {
       await raw(port, 'GET', `/tables/nope/rows/1?t=${token}`, { host: `evil.example?${token}` })
       await new Promise((r) => setTimeout(r, 300))
     } finally {
-      child.kill('SIGTERM')
-      await exited
+      await serve.stop()
     }
+    const output = serve.output()
     assert.match(output, /"route":"\/nope\?\[redacted\]"/)
     assert.ok(!output.includes(token), output.split('\n').filter((l) => l.includes(token)).join('\n'))
   })

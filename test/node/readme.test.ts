@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { projectRoot } from '../../src/paths.ts'
-import { freshDatabase } from '../support.ts'
+import { freePort, freshDatabase, startServeScript } from '../support.ts'
 
 const readme = await readFile(join(projectRoot, 'README.md'), 'utf8')
 
@@ -54,27 +54,9 @@ function runBlock(block: Block, env: NodeJS.ProcessEnv, apiPort?: number): Promi
   })
 }
 
-const freePort = () => new Promise<number>((resolve) => {
-  const server = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number }
-    server.close(() => resolve(port))
-  })
-})
-
-async function startApi(env: NodeJS.ProcessEnv, port: number) {
-  const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], { cwd: projectRoot, env })
-  let output = ''
-  child.stdout.on('data', (d) => { output += d })
-  child.stderr.on('data', (d) => { output += d })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  const deadline = Date.now() + 90_000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`scripts/serve.mjs exited with ${child.exitCode}:\n${output}`)
-    if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) break
-    if (Date.now() > deadline) throw new Error(`scripts/serve.mjs did not answer /health within 90 s:\n${output}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-  return { stop: async () => { child.kill('SIGTERM'); assert.equal(await exited, 0, output) } }
+async function startApi(env: NodeJS.ProcessEnv) {
+  const server = await startServeScript(env)
+  return { stop: async () => assert.equal(await server.stop(), 0, server.output()) }
 }
 
 const hasPsql = spawnSync('psql', ['--version']).status === 0
@@ -99,7 +81,7 @@ test('README: the smoke blocks run, in order, against a fresh database', { timeo
       const first = block.code.split('\n').find((l) => l.trim() && !l.startsWith('#')) ?? ''
       await t.test(`README.md line ${block.line}: ${first.slice(0, 80)}`, async (st) => {
         if (/\bpsql\b/.test(block.code) && !hasPsql) return st.skip('SKIPPED LOUDLY: psql is not installed here, so this README block was not run')
-        if (block.code.includes('localhost:8000')) api ??= await startApi(env, port)
+        if (block.code.includes('localhost:8000')) api ??= await startApi(env)
         await runBlock(block, env, port)
       })
     }
