@@ -32,7 +32,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
 })
 
 const { run } = await lib('cli.ts')
-const { backupCommand, listCommand, verifyCommand } = await lib('tasks.ts')
+const { backupCommand, listCommand, verifyCommand } = await lib('commands.ts')
 
 await run(async ({ url }) => {
   if (values.verify !== undefined) return verifyCommand(url, values.verify, values.table)

@@ -19,7 +19,7 @@ const { values } = parseCommandLine(import.meta.url, {
 })
 
 const { run } = await lib('cli.ts')
-const { reportCommand, REPORTS_DIR } = await lib('tasks.ts')
+const { reportCommand, REPORTS_DIR } = await lib('commands.ts')
 
 await run(async ({ url }) => {
   await reportCommand(url, values.year, values.out ?? (process.env.REPORTS_DIR || REPORTS_DIR), values.force)

@@ -27,7 +27,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
 })
 
 const { run } = await lib('cli.ts')
-const { restoreCommand } = await lib('tasks.ts')
+const { restoreCommand } = await lib('commands.ts')
 
 await run(async ({ url }) => {
   if (values.all) return restoreCommand(url, 'all', undefined, values['dry-run'])

@@ -21,7 +21,7 @@ const { values } = parseCommandLine(import.meta.url, {
 })
 
 const { run } = await lib('cli.ts')
-const { scheduleCommand } = await lib('tasks.ts')
+const { scheduleCommand } = await lib('commands.ts')
 const { migrate } = await lib('migrate.ts')
 
 await run(async ({ url }) => {

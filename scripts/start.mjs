@@ -18,7 +18,8 @@ parseCommandLine(import.meta.url, {
 })
 
 const { run } = await lib('cli.ts')
-const { loadSamples, reportCommand, REPORTS_DIR, serve } = await lib('tasks.ts')
+const { loadSamples, serve } = await lib('tasks.ts')
+const { reportCommand, REPORTS_DIR } = await lib('commands.ts')
 
 await run(async ({ url }, shutdown) => {
   // A signal before the API is up abandons the load (rolled back) and exits.

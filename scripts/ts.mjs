@@ -9,6 +9,7 @@ register()
  * @typedef {{
  *   'args.ts': typeof import('../src/args.ts'),
  *   'cli.ts': typeof import('../src/cli.ts'),
+ *   'commands.ts': typeof import('../src/commands.ts'),
  *   'database.ts': typeof import('../src/database.ts'),
  *   'env.ts': typeof import('../src/env.ts'),
  *   'migrate.ts': typeof import('../src/migrate.ts'),
