@@ -26,7 +26,9 @@ export const referenceRoutes: FastifyPluginAsync<ApiContext> = async (app, { sql
     const pool = { size: requests.size, in_use: requests.used, waiting: requests.waiting }
     const slow: string[] = []
     if (requests.used >= requests.size) slow.push(`pool exhausted: all ${requests.size} connections busy, ${requests.waiting} requests waiting`)
-    healthSql ??= connect(databaseUrl, { max: 1, connect_timeout: 1, idle_timeout: 30, connection: { application_name: 'hirebase-api-health', statement_timeout: '900' } as Record<string, string> })
+    // The connect timeout is well past the 900 ms verdict: a server that accepts but never answers
+    // (frozen) is 'not answering'; only a refused or failed connection is 'unreachable'.
+    healthSql ??= connect(databaseUrl, { max: 1, connect_timeout: 3, idle_timeout: 30, connection: { application_name: 'hirebase-api-health', statement_timeout: '900' } as Record<string, string> })
     const probe = healthSql<{ lock_waits: number }[]>`
       select count(*)::integer as lock_waits from pg_stat_activity
        where datname = current_database() and application_name = 'hirebase-api' and wait_event_type = 'Lock'`

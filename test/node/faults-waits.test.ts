@@ -92,7 +92,7 @@ describe('PostgreSQL frozen with SIGSTOP, then resumed', () => {
       const body = await health.value.json()
       assert.ok(health.ms < 1200, `/health took ${health.ms} ms`)
       assert.equal(health.value.status, 503)
-      assert.equal(body.database, 'not answering')
+      assert.equal(body.database, 'not answering', JSON.stringify(body))
       assert.equal(health.value.headers.get('retry-after'), '1')
       const read = await timed(fetch(`${api.base}/tables/jobs/rows/1`))
       assert.equal(read.value.status, 503)
