@@ -60,6 +60,14 @@ export function withDatabase(url: string, database: string): string {
   return joinUrl({ ...splitUrl(url), path: `/${encodeURIComponent(database)}` })
 }
 
+/** `url`'s credentials and database on `server`'s host(s), port(s) and connection parameters
+ *  (a hot standby holds the same roles and databases as its primary). */
+export function onServer(url: string, server: string): string {
+  const p = splitUrl(url)
+  const s = splitUrl(server)
+  return joinUrl({ ...s, auth: p.auth, path: p.path })
+}
+
 /** Host(s), port(s) and database of a URL, never its credentials. */
 export function describeDatabase(url: string): string {
   const p = splitUrl(url)

@@ -19,6 +19,7 @@ import { backupRoutes } from './api/backups.ts'
 import { reportRoutes } from './api/reports.ts'
 import { scheduleRoutes } from './api/schedule.ts'
 import { referenceRoutes } from './api/reference.ts'
+import { ReplicaSet, replicaSettingsFromEnv, routedSql, type ReplicaSettings } from './replicas.ts'
 
 export { checkListenAddress, hostAllowed, isLoopback, listFromEnv, redactUrl, tokenFromEnv } from './api/guard.ts'
 export { limitsFromEnv, type Limits } from './api/limits.ts'
@@ -34,6 +35,8 @@ export interface ServerOptions extends GuardOptions {
   logLevel?: string
   /** Timeouts, pool size and the caps on what clients can make the server and the database hold; from the environment when not given. */
   limits?: Limits
+  /** Hot standbys for the read routes (DATABASE_REPLICA_URLS, REPLICA_MAX_LAG, REPLICA_WAIT_MS); from the environment when not given. */
+  replicas?: ReplicaSettings
 }
 
 /** The bounds the routes' schemas check, as the database sets them (SQL is their one home). */
@@ -50,7 +53,7 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   const api = options.api ?? await apiConnection(options.databaseUrl)
   // Every request's statements run on this pool, as the API's login role (or, in the fallback,
   // after SET ROLE).
-  const sql = connect(api.url, {
+  const poolOptions = {
     max: limits.poolSize,
     idle_timeout: 60,
     connect_timeout: 5,
@@ -61,7 +64,8 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     } as Record<string, string>,
     // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
-  })
+  }
+  const sql = connect(api.url, poolOptions)
   let bounds: Bounds
   try {
     bounds = await boundsOf(sql)
@@ -76,6 +80,9 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   // Requests share the pool less two connections, which stay for the backup runner (its
   // claim and its backup); a request that cannot get one in time is a 503, not a queue.
   const requests = gate(limits.poolSize - 2)
+  // The read routes' replicas (none unless DATABASE_REPLICA_URLS is set); the same pool options, logged in as on the primary.
+  const replicas = new ReplicaSet({ name: 'primary', sql, requests }, api.url, options.replicas ?? replicaSettingsFromEnv(), poolOptions, limits.poolSize,
+    (level, msg, fields) => app.log[level](fields, msg))
   const app = Fastify({
     connectionTimeout: limits.connectionTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
@@ -102,11 +109,13 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   // Requests per client: a flood gets 429 with Retry-After before it reaches the database.
   await app.register(rateLimit, { max: limits.rateLimitMax, timeWindow: limits.rateLimitWindowSeconds * 1000 })
   app.addHook('onClose', async () => { await runner.end({ timeout: 5 }) })
+  app.addHook('onClose', () => replicas.close())
   await installGuards(app, options)
-  installHooks(app, limits, requests)
+  installHooks(app, limits, replicas)
+  await replicas.start()
 
   const context: ApiContext = {
-    sql, runner, databaseUrl: options.databaseUrl, limits, bounds, requests,
+    sql: routedSql(replicas), runner, replicas, databaseUrl: options.databaseUrl, limits, bounds, requests,
     backups: { dir: databaseFolder(options.backupDir, api.roles.database), keep: options.backupKeep ?? 7 },
     requireToken: tokenCheck(options.token),
     security: options.token ? [{ bearer: [] }] : [],

@@ -5,6 +5,7 @@ import { isIP } from 'node:net'
 import cors from '@fastify/cors'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { answered, errorBody } from '../errors.ts'
+import { REPLICA_HEADERS } from './context.ts'
 
 /** A token from the environment: unset is undefined, blank is an error (nobody could use it). */
 export function tokenFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -110,7 +111,11 @@ export async function installGuards(app: FastifyInstance, options: GuardOptions)
     }
   })
   // CORS headers only for the listed origins (none by default).
-  await app.register(cors, { origin: (origin, cb) => cb(null, origin !== undefined && allowedOrigins.includes(origin)), methods: ['GET', 'HEAD', 'POST'] })
+  // Their pages may read a write's WAL position, and who answered (README: "Read replicas").
+  await app.register(cors, {
+    origin: (origin, cb) => cb(null, origin !== undefined && allowedOrigins.includes(origin)), methods: ['GET', 'HEAD', 'POST'],
+    exposedHeaders: [REPLICA_HEADERS.lsn, REPLICA_HEADERS.servedBy],
+  })
   // Bodies are JSON (or CSV, for ingest only): no text/plain, which a page may send anywhere.
   app.removeContentTypeParser('text/plain')
 }

@@ -1,13 +1,40 @@
-// What every route shares once past the guards: a bounded share of the pool and an answer
-// deadline, one log line per request, errors as `{"error": {...}}` bodies (src/errors.ts),
-// 405 with Allow for a known path asked with another method.
+// What every route shares once past the guards: where it runs (the read routes on a replica,
+// src/replicas.ts), a bounded share of that pool and an answer deadline, one log line per request,
+// errors as `{"error": {...}}` bodies (src/errors.ts), 405 with Allow for a known path asked with
+// another method.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { answered, errorBody, toApiError } from '../errors.ts'
+import { parseLsn, replicaFailed, type ReplicaSet, type Target } from '../replicas.ts'
+import { REPLICA_HEADERS } from './context.ts'
 import { DOCS_PREFIX, redactUrl } from './guard.ts'
 import { jsonErrorPlace } from './json-error.ts'
-import { BODY_LIMIT, type Gate, type Limits } from './limits.ts'
+import { BODY_LIMIT, type Limits } from './limits.ts'
 
-export function installHooks(app: FastifyInstance, limits: Limits, requests: Gate): void {
+/** GET routes that stay on the primary: the backup files live beside it, and the schedule is its operator's view. */
+const PRIMARY_READS = new Set(['/schedule', '/tables/:table/backups'])
+
+const MIN_LSN = {
+  type: 'string',
+  description: 'a write\'s X-Hirebase-LSN: only a server that has replayed this far answers (a replica, else the primary); the X-Hirebase-LSN request header does the same',
+}
+
+/** The WAL position a read must see: the later of ?min_lsn= and the X-Hirebase-LSN header; a malformed one is a 400. */
+function minLsnOf(request: FastifyRequest): bigint | undefined {
+  let min: bigint | undefined
+  const given = [['min_lsn', (request.query as { min_lsn?: unknown } | undefined)?.min_lsn], [REPLICA_HEADERS.lsn, request.headers[REPLICA_HEADERS.lsn]]] as const
+  for (const [name, value] of given) {
+    if (value === undefined) continue
+    const lsn = typeof value === 'string' ? parseLsn(value.trim()) : null
+    if (lsn === null) {
+      throw Object.assign(new Error(`${name} must be a WAL position as a write's X-Hirebase-LSN header gives it (two hexadecimal numbers, e.g. 0/16B3748), got ${JSON.stringify(value).slice(0, 40)}`),
+        { statusCode: 400, validation: [{ instancePath: `/${name}` }] })
+    }
+    if (min === undefined || lsn > min) min = lsn
+  }
+  return min
+}
+
+export function installHooks(app: FastifyInstance, limits: Limits, replicas: ReplicaSet): void {
   // Shutting down: answer in-flight requests with Connection: close, so keep-alive
   // clients do not hold the server open after their last response.
   let closing = false
@@ -15,6 +42,11 @@ export function installHooks(app: FastifyInstance, limits: Limits, requests: Gat
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
     if (closing) reply.header('connection', 'close')
+    // Read after the commit returned: a read that sends it back sees this write (src/replicas.ts says which position and why).
+    if (request.wrote && reply.statusCode < 500) {
+      const lsn = await replicas.commitLsn()
+      if (lsn) reply.header(REPLICA_HEADERS.lsn, lsn)
+    }
   })
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({
@@ -35,7 +67,8 @@ export function installHooks(app: FastifyInstance, limits: Limits, requests: Gat
   // Every route that uses the pool waits for a share of it (POOL_TIMEOUT_MS), and answers
   // within statement_timeout plus a second even when the database is frozen (its query is
   // then left to finish or fail, still holding its share). config.unbounded: backups and
-  // restores, which take as long as the table is big.
+  // restores, which take as long as the table is big. The read routes run on a replica when one
+  // is usable (and has replayed min_lsn), and again on the primary if that replica fails them.
   const methods = new Map<string, { path: RegExp; methods: Set<string> }>()
   app.addHook('onRoute', (route) => {
     if (!route.url.includes('*')) {
@@ -50,10 +83,38 @@ export function installHooks(app: FastifyInstance, limits: Limits, requests: Gat
     // The Swagger UI's pages and files are static: they take no share of the pool.
     if (config.pool === false || route.url === DOCS_PREFIX || route.url.startsWith(`${DOCS_PREFIX}/`)) return
     const handler = route.handler as (this: unknown, request: FastifyRequest, reply: FastifyReply) => unknown
+    const verbs = [route.method].flat()
+    const reads = verbs.every((m) => m === 'GET' || m === 'HEAD') && !PRIMARY_READS.has(route.url)
+    const writes = verbs.some((m) => m !== 'GET' && m !== 'HEAD')
+    if (reads) {
+      const schema = route.schema ?? {}
+      const query = (schema.querystring ?? { type: 'object' }) as { properties?: Record<string, unknown> }
+      const headers = (schema.headers ?? { type: 'object' }) as { properties?: Record<string, unknown> }
+      route.schema = {
+        ...schema,
+        querystring: { ...query, properties: { ...query.properties, min_lsn: MIN_LSN } },
+        headers: { ...headers, properties: { ...headers.properties, [REPLICA_HEADERS.lsn]: MIN_LSN } },
+      }
+    }
     route.handler = async function (request, reply) {
-      await requests.enter(limits.poolTimeoutMs)
-      const work = Promise.resolve().then(() => handler.call(this, request, reply))
-      work.then(() => requests.leave(), () => requests.leave())
+      const target = reads ? await replicas.pick(minLsnOf(request)) : replicas.primary
+      request.wrote = writes
+      const attempt = async (t: Target) => {
+        await t.requests.enter(limits.poolTimeoutMs)
+        reply.header(REPLICA_HEADERS.servedBy, t.name)
+        const running = Promise.resolve().then(() => replicas.store.run(t.sql, () => handler.call(this, request, reply)))
+        running.then(() => t.requests.leave(), () => t.requests.leave())
+        return running
+      }
+      let work = attempt(target)
+      if (target !== replicas.primary) {
+        work = work.catch((err) => {
+          if (!replicaFailed(err) || reply.raw.headersSent) throw err
+          replicas.down(target, err)
+          request.log.warn({ replica: target.name, code: (err as { code?: string }).code, err: (err as Error).message }, 'a replica failed a read: the primary answers it')
+          return attempt(replicas.primary)
+        })
+      }
       if (config.unbounded) return work
       let timer: NodeJS.Timeout | undefined
       const deadline = new Promise<never>((_, reject) => {
