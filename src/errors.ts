@@ -53,7 +53,7 @@ export const RETRY: Record<string, [string, string]> = {
 /** The database cannot be reached, is starting, or is shutting down: 503 database_unavailable, retry later (and any 08xxx). */
 export const UNAVAILABLE = [
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300',
+  'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300', 'PRIMARY_UNREACHABLE',
 ]
 
 /** What the API answers by itself, before any handler runs or for a whole body the database refused. */

@@ -83,6 +83,7 @@ export class ReplicaSet {
   private samples: { at: number; lsn: bigint }[] = []
   private primaryProbe: { probe?: Sql } = {}
   private primaryError?: string
+  private primaryFailures = 0
   private timer?: NodeJS.Timeout
   private ticking?: Promise<void>
   private closed = false
@@ -146,8 +147,10 @@ export class ReplicaSet {
       const keep = now - Math.max(60, 3 * this.settings.maxLagSeconds) * 1000
       while (this.samples.length > 1 && this.samples[0].at < keep) this.samples.shift()
       this.primaryError = undefined
+      this.primaryFailures = 0
     } catch (err) {
       this.primaryError = (err as Error).message
+      this.primaryFailures++
     }
     await Promise.all(this.replicas.filter((r) => r.nextProbeAt <= now && !this.closed).map((r) => this.probe(r, now)))
   }
@@ -235,17 +238,27 @@ export class ReplicaSet {
   }
 
   /**
-   * The WAL position a client may ask a later read to have seen: the primary's insert position,
-   * read after the write's commit returned. It is never before the commit record's end (the flush
-   * and write positions may be, with synchronous_commit = off); it may lie a page header past it,
-   * and then only the primary qualifies until more WAL is written. Null when the primary does not say.
+   * The WAL position a client may ask a later read to have seen, read after the write's commit
+   * returned: the primary's flush position. With synchronous_commit on (or local, remote_*) a
+   * commit returns only once its record is flushed, so this is at or past it, and a standby can
+   * reach it at once (walsenders send flushed WAL only). With synchronous_commit = off the commit
+   * may not be flushed yet: then the insert position, which is always past it but may wait for the
+   * WAL writer (and, right after a page boundary, for the next record) before a standby reaches it.
+   * Null when the primary does not say.
    */
   async commitLsn(): Promise<string | null> {
     try {
-      return (await this.primary.sql<{ lsn: string }[]>`select pg_current_wal_insert_lsn()::text as lsn`)[0].lsn
+      return (await this.primary.sql<{ lsn: string }[]>`
+        select (case when current_setting('synchronous_commit') = 'off' then pg_current_wal_insert_lsn()
+                     else pg_current_wal_flush_lsn() end)::text as lsn`)[0].lsn
     } catch {
       return null
     }
+  }
+
+  /** Two probes of the primary in a row failed: requests for it are refused at once (503), not left to hang. */
+  get primaryDown(): boolean {
+    return this.primaryFailures >= 2
   }
 
   /** What /health shows: each replica's state and lag, never its credentials. */

@@ -98,6 +98,10 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
     }
     route.handler = async function (request, reply) {
       const target = reads ? await replicas.pick(minLsnOf(request)) : replicas.primary
+      // A primary that stopped answering the probes: 503 now, not after a connect that may hang.
+      if (target === replicas.primary && replicas.primaryDown) {
+        throw Object.assign(new Error('the primary does not answer'), { code: 'PRIMARY_UNREACHABLE' })
+      }
       request.wrote = writes
       const attempt = async (t: Target) => {
         await t.requests.enter(limits.poolTimeoutMs)
