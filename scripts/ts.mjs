@@ -14,6 +14,7 @@ register()
  *   'env.ts': typeof import('../src/env.ts'),
  *   'migrate.ts': typeof import('../src/migrate.ts'),
  *   'paths.ts': typeof import('../src/paths.ts'),
+ *   'standby.ts': typeof import('../src/standby.ts'),
  *   'tasks.ts': typeof import('../src/tasks.ts'),
  * }} Modules
  */

