@@ -66,7 +66,7 @@ async function suite(bin: string) {
     await createStandby(urlOf(primary.port), standby)
     standbySql = connect(urlOf(standby.port), { max: 1 })
     app = await buildServer({
-      databaseUrl: urlOf(proxyPort), logLevel: 'silent', backupDir: join(root, 'backups'), limits: { ...limitsFromEnv({}), statementTimeoutMs: 3000 },
+      databaseUrl: urlOf(proxyPort), logLevel: 'silent', allowedOrigins: ['http://app.example'], backupDir: join(root, 'backups'), limits: { ...limitsFromEnv({}), statementTimeoutMs: 3000 },
       replicas: { urls: [urlOf(standby.port)], maxLagSeconds: 2, waitMs: 50, probeMs: 200 },
     })
     await app.app.listen({ host: '127.0.0.1', port: 0 })
@@ -116,6 +116,14 @@ async function suite(bin: string) {
       assert.equal(typeof h.body.replication.replicas[0].lag_seconds, 'number')
       assert.ok(!JSON.stringify(h.body).includes(password), 'no password in /health')
       assert.ok(!JSON.stringify(h.body).includes('hirebase_login'), 'no user name in /health')
+      // Pages of an allowed origin may read both headers; the OpenAPI document names min_lsn.
+      const cors = await call('GET', '/stats', undefined, { origin: 'http://app.example' })
+      assert.match(cors.headers.get('access-control-expose-headers') ?? '', /x-hirebase-lsn.*x-hirebase-served-by/i)
+      const spec = (await call('GET', '/openapi.json')).body
+      for (const path of ['/stats', '/tables/{table}/rows/{id}', '/reports/hires-by-quarter']) {
+        assert.ok(spec.paths[path].get.parameters.some((p: { name: string }) => p.name === 'min_lsn'), `${path} documents min_lsn`)
+      }
+      assert.ok(!(spec.paths['/tables/{table}/rows'].post.parameters ?? []).some((p: { name: string }) => p.name === 'min_lsn'))
     })
 
     test('a malformed WAL position is a 400 bad_parameter naming it', async () => {
