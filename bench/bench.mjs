@@ -1,5 +1,5 @@
 #!/usr/bin/env zx
-// Usage: npm run bench -- [--rows 1000000] [--api-rows 500000] [--soak-clients 8] [--soak-seconds 30] [--json out.json]
+// Usage: npm run bench -- [--rows 1000000] [--api-rows 500000] [--soak-clients 8] [--soak-seconds 30] [--json out.json] | --replicas
 // The soak runs on a private embedded PostgreSQL (restarted twice); --soak-seconds 0 skips it.
 // On the embedded PostgreSQL, or DATABASE_URL (its user needs CREATEDB). pg_dump/pg_restore
 // baselines need client tools at least as new as the server (Debian's are 15).
@@ -10,6 +10,8 @@ const { run } = await lib('cli.ts')
 const { bench } = await import('./run.ts')
 
 await run(async ({ url }) => {
+  // --replicas: only the read-replica bench, on a primary and standby of its own (bench/replicas.ts).
+  if (argv.replicas) return console.log(`\n${await (await import('./replicas.ts')).benchReplicas((s) => process.stderr.write(`${s}\n`))}\n`)
   const rows = Number(argv.rows ?? 1_000_000)
   if (!Number.isInteger(rows) || rows < 1000) throw new Error('--rows must be a whole number >= 1000')
   const started = Date.now()

@@ -146,3 +146,38 @@ export async function replicaCommand(primaryUrl: string, embedded: boolean, port
   const as = serverUser() ? 'runuser -u postgres -- ' : ''
   return { url: `postgres://127.0.0.1:${port}/${encodeURIComponent(database)}`, dir: c.dir, stop: `${as}${join(bin, 'pg_ctl')} -D ${c.dir} stop && rm -rf ${root}` }
 }
+
+/**
+ * A migrated primary (database `hirebase`, superuser postgres with a random password) and a
+ * hot standby of it, in a new temp folder, for tests and the bench. stop() stops both (immediate)
+ * and removes the folder.
+ */
+export async function primaryWithStandby(bin: string): Promise<{
+  primary: Cluster; standby: Cluster; root: string; password: string; urlOf: (port: number, db?: string) => string; stop: () => Promise<void>
+}> {
+  const { randomBytes } = await import('node:crypto')
+  const { migrate } = await import('./migrate.ts')
+  const root = await serverFolder(join(tmpdir(), 'hirebase-replicas-'))
+  const password = randomBytes(12).toString('hex')
+  const primary: Cluster = { dir: join(root, 'primary'), port: await freePort(), bin }
+  const standby: Cluster = { dir: join(root, 'standby'), port: await freePort(), bin }
+  const urlOf = (port: number, db = 'hirebase') => `postgres://postgres:${password}@127.0.0.1:${port}/${db}`
+  const stop = async () => {
+    for (const c of [standby, primary]) await stopCluster(c, 'immediate').catch(() => {})
+    await rm(root, { recursive: true, force: true })
+  }
+  try {
+    await serverFile(join(root, 'pw'), password)
+    await pg(bin, 'initdb', ['-D', primary.dir, '-U', 'postgres', `--pwfile=${join(root, 'pw')}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'])
+    await rm(join(root, 'pw'))
+    await startCluster(primary)
+    const admin = connect(urlOf(primary.port, 'postgres'), { max: 1 })
+    await admin.unsafe('create database hirebase').finally(() => admin.end())
+    await migrate(urlOf(primary.port))
+    await createStandby(urlOf(primary.port), standby)
+  } catch (err) {
+    await stop()
+    throw err
+  }
+  return { primary, standby, root, password, urlOf, stop }
+}

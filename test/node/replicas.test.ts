@@ -3,15 +3,12 @@
 // (the test server other files share must not be disturbed). The API's primary is reached through
 // a small TCP proxy, which is how "DATABASE_URL now points at the promoted replica" is played.
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
-import { rm, writeFile } from 'node:fs/promises'
 import { createServer, connect as tcpConnect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { connect, type Sql } from '../../src/database.ts'
-import { migrate } from '../../src/migrate.ts'
 import { buildServer, limitsFromEnv } from '../../src/server.ts'
-import { createStandby, freePort, pg, pgBin, serverFolder, startCluster, stopCluster, type Cluster } from '../../src/standby.ts'
+import { pg, pgBin, primaryWithStandby, startCluster, stopCluster } from '../../src/standby.ts'
 
 const bin = pgBin(15)
 if (!bin) {
@@ -23,11 +20,8 @@ if (!bin) {
 }
 
 async function suite(bin: string) {
-  const root = await serverFolder('/tmp/hirebase-replicas-')
-  const password = randomBytes(12).toString('hex')
-  const primary: Cluster = { dir: join(root, 'primary'), port: await freePort(), bin }
-  const standby: Cluster = { dir: join(root, 'standby'), port: await freePort(), bin }
-  const urlOf = (port: number, db = 'hirebase') => `postgres://postgres:${password}@127.0.0.1:${port}/${db}`
+  const cluster = await primaryWithStandby(bin)
+  const { primary, standby, urlOf, password } = cluster
   let target = primary.port
   const sockets = new Set<Socket>()
   // The address DATABASE_URL names: whatever server `target` is.
@@ -51,22 +45,13 @@ async function suite(bin: string) {
     await standbySql?.end({ timeout: 1 })
     for (const s of sockets) s.destroy()
     await new Promise((resolve) => proxy.close(resolve))
-    for (const c of [standby, primary]) await stopCluster(c, 'immediate').catch(() => {})
-    await rm(root, { recursive: true, force: true })
+    await cluster.stop()
   })
 
   before(async () => {
-    await writeFile(join(root, 'pw'), password)
-    await pg(bin, 'initdb', ['-D', primary.dir, '-U', 'postgres', `--pwfile=${join(root, 'pw')}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'])
-    await rm(join(root, 'pw'))
-    await startCluster(primary)
-    const admin = connect(urlOf(primary.port, 'postgres'), { max: 1 })
-    await admin.unsafe('create database hirebase').finally(() => admin.end())
-    await migrate(urlOf(primary.port))
-    await createStandby(urlOf(primary.port), standby)
     standbySql = connect(urlOf(standby.port), { max: 1 })
     app = await buildServer({
-      databaseUrl: urlOf(proxyPort), logLevel: 'silent', allowedOrigins: ['http://app.example'], backupDir: join(root, 'backups'), limits: { ...limitsFromEnv({}), statementTimeoutMs: 3000 },
+      databaseUrl: urlOf(proxyPort), logLevel: 'silent', allowedOrigins: ['http://app.example'], backupDir: join(cluster.root, 'backups'), limits: { ...limitsFromEnv({}), statementTimeoutMs: 3000 },
       replicas: { urls: [urlOf(standby.port)], maxLagSeconds: 2, waitMs: 50, probeMs: 200 },
     })
     await app.app.listen({ host: '127.0.0.1', port: 0 })
