@@ -68,8 +68,11 @@ export async function benchReplicas(log: (s: string) => void, seconds = 5): Prom
     const row = () => `/tables/employees/rows/${1 + Math.floor(Math.random() * EMPLOYEES)}`
     for (const [name, path] of [['GET a row by id (req/s)', row], ['GET hires-by-quarter (req/s)', () => '/reports/hires-by-quarter?year=2021']] as const) {
       await throughput(one, path, 1) // warm: the replica's pool connects
-      const a = await throughput(none, path, seconds)
-      const b = await throughput(one, path, seconds)
+      // Interleaved, A B B A, so that a change in the machine's load falls on both alike.
+      const halves: Awaited<ReturnType<typeof throughput>>[] = []
+      for (const api of [none, one, one, none]) halves.push(await throughput(api, path, seconds / 2))
+      const a = { rps: (halves[0].rps + halves[3].rps) / 2 }
+      const b = { rps: (halves[1].rps + halves[2].rps) / 2, by: Object.fromEntries(Object.keys({ ...halves[1].by, ...halves[2].by }).map((k) => [k, (halves[1].by[k] ?? 0) + (halves[2].by[k] ?? 0)])) }
       lines.push(`${name.padEnd(32)}${a.rps.toFixed(0).padStart(10)}${b.rps.toFixed(0).padStart(12)}${(b.rps / a.rps).toFixed(2).padStart(8)}   ${JSON.stringify(b.by)}`)
     }
     // Read your writes: a write, then the same read with and without its LSN, one client.
