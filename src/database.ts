@@ -5,6 +5,7 @@ import { execFileSync, type ChildProcess } from 'node:child_process'
 import { constants, existsSync } from 'node:fs'
 import { chmod, chown, lstat, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, relative } from 'node:path'
+import { connect as netConnect, type Socket } from 'node:net'
 import { userInfo } from 'node:os'
 import postgres from 'postgres'
 import { wholeFromEnv } from './env.ts'
@@ -93,8 +94,28 @@ export function connect(url: string, options: postgres.Options<{}> = {}): Sql {
   return postgres(url, {
     onnotice: (n) => { if (process.env.LOG_LEVEL === 'debug') process.stderr.write(`${n.severity}: ${n.message}\n`) },
     connect_timeout: 10,
+    ...(p.hosts.includes(',') ? {} : { socket: patientSockets() }),
     ...options,
   })
+}
+
+/**
+ * postgres.js 3.4.9 reconnects at once, and forever, when a connection closes cleanly before the
+ * server has said a word, e.g. a TCP proxy with no server behind it (porsager/postgres#1193): the
+ * query never settles and the loop spins a core. These sockets are the driver's own (it still does
+ * TLS, the protocol and every timeout), but after such closes the next one waits, 25 ms doubling up
+ * to 1 s, so the loop idles until the server is back. One host only: the driver picks among several.
+ */
+function patientSockets() {
+  let silentCloses = 0
+  return async (o: { host: string[]; port: number[]; path?: string | false }): Promise<Socket> => {
+    if (silentCloses) await new Promise((resolve) => setTimeout(resolve, Math.min(25 * 2 ** (silentCloses - 1), 1000)))
+    const socket = o.path ? netConnect(o.path) : netConnect(o.port[0], o.host[0])
+    let heard = false
+    socket.once('data', () => { heard = true; silentCloses = 0 })
+    socket.once('close', (hadError) => { if (!heard && !hadError) silentCloses++ })
+    return socket
+  }
 }
 
 export async function openDatabase(): Promise<Database> {
