@@ -10,6 +10,21 @@ import { connect, type Sql } from '../../src/database.ts'
 import { buildServer, limitsFromEnv } from '../../src/server.ts'
 import { pg, pgBin, primaryWithStandby, startCluster, stopCluster } from '../../src/standby.ts'
 
+// porsager/postgres#1193: a server address that accepts and closes at once (a proxy with nothing
+// behind it) made the driver reconnect in a tight loop; src/database.ts's sockets wait between tries.
+test('a pending query behind a proxy with no server reconnects slowly, not in a loop', async () => {
+  const proxy = createServer((client) => { client.on('error', () => {}); client.destroy() })
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+  let accepted = 0
+  proxy.on('connection', () => accepted++)
+  const sql = connect(`postgres://nobody:x@127.0.0.1:${(proxy.address() as { port: number }).port}/nothing`, { max: 1 })
+  sql`select 1`.catch(() => {})
+  await new Promise((resolve) => setTimeout(resolve, 2000))
+  await sql.end({ timeout: 0 })
+  await new Promise((resolve) => proxy.close(resolve))
+  assert.ok(accepted < 20, `${accepted} connections in 2 s`)
+})
+
 const bin = pgBin(15)
 if (!bin) {
   const why = 'SKIPPED LOUDLY: PostgreSQL 15 server programs (/usr/lib/postgresql/15/bin: initdb, pg_ctl, pg_basebackup) are missing; CI has them'
