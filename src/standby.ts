@@ -141,6 +141,9 @@ export async function replicaCommand(primaryUrl: string, embedded: boolean, port
     }
   } catch (err) {
     await rm(root, { recursive: true, force: true })
+    if (/replication role|walsender/.test((err as Error).message)) {
+      throw new Error(`${(err as Error).message}\nhint: name the primary as a superuser or a role WITH REPLICATION: --primary-url postgres://<user>:<password>@<host>:<port>/<database>`)
+    }
     throw err
   }
   const as = serverUser() ? 'runuser -u postgres -- ' : ''
