@@ -30,7 +30,10 @@ export function replicaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Re
     return value
   }
   const urls = listFromEnv(env.DATABASE_REPLICA_URLS)
-  for (const url of urls) describeDatabase(url) // a URL that is not one is refused at start
+  urls.forEach((url, i) => {
+    // Refused at start, named by its place (not echoed: it may hold a password).
+    try { describeDatabase(url) } catch { throw new Error(`DATABASE_REPLICA_URLS: URL ${i + 1} is not a postgres:// URL`) }
+  })
   return {
     urls, maxLagSeconds: number('REPLICA_MAX_LAG', env.REPLICA_MAX_LAG, 5, false), waitMs: number('REPLICA_WAIT_MS', env.REPLICA_WAIT_MS, 50, true),
   }

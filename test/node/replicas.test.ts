@@ -8,7 +8,20 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { connect, type Sql } from '../../src/database.ts'
 import { buildServer, limitsFromEnv } from '../../src/server.ts'
+import { formatLsn, parseLsn, replicaSettingsFromEnv } from '../../src/replicas.ts'
 import { pg, pgBin, primaryWithStandby, startCluster, stopCluster } from '../../src/standby.ts'
+
+test('WAL positions are read strictly and written as PostgreSQL writes them; settings are checked at start', () => {
+  assert.equal(parseLsn('0/16B3748'), 0x16B3748n)
+  assert.equal(formatLsn(parseLsn('FFFFFFFF/ffffffff')!), 'FFFFFFFF/FFFFFFFF')
+  for (const bad of ['', '16B3748', '0/', '/1', '0/123456789', '0x0/1', ' 0/1', '0/1/2', '-1/0']) assert.equal(parseLsn(bad), null, bad)
+  assert.deepEqual(replicaSettingsFromEnv({}), { urls: [], maxLagSeconds: 5, waitMs: 50 })
+  assert.deepEqual(replicaSettingsFromEnv({ DATABASE_REPLICA_URLS: ' postgres://h1:5433/db, postgres://h2/db ', REPLICA_MAX_LAG: '0.5', REPLICA_WAIT_MS: '0' }),
+    { urls: ['postgres://h1:5433/db', 'postgres://h2/db'], maxLagSeconds: 0.5, waitMs: 0 })
+  assert.throws(() => replicaSettingsFromEnv({ REPLICA_MAX_LAG: '-1' }), /REPLICA_MAX_LAG must be a number >= 0/)
+  assert.throws(() => replicaSettingsFromEnv({ REPLICA_WAIT_MS: '1.5' }), /REPLICA_WAIT_MS must be a whole number >= 0/)
+  assert.throws(() => replicaSettingsFromEnv({ DATABASE_REPLICA_URLS: 'postgres://h1/db,u:secret@h2' }), /^Error: DATABASE_REPLICA_URLS: URL 2 is not a postgres:\/\/ URL$/)
+})
 
 // porsager/postgres#1193: a server address that accepts and closes at once (a proxy with nothing
 // behind it) made the driver reconnect in a tight loop; src/database.ts's sockets wait between tries.
