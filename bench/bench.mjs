@@ -1,4 +1,6 @@
 #!/usr/bin/env zx
+// The benchmark suite's entry point (npm run bench): runs bench/run.ts (or, with --replicas, the
+// read-replica benchmark), prints the results and writes them with --json.
 // Usage: npm run bench -- [--rows 1000000] [--api-rows 500000] [--soak-clients 8] [--soak-seconds 30] [--json out.json] | --replicas
 // The soak runs on a private embedded PostgreSQL (restarted twice); --soak-seconds 0 skips it.
 // On the embedded PostgreSQL, or DATABASE_URL (its user needs CREATEDB). pg_dump/pg_restore

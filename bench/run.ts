@@ -1,6 +1,7 @@
 // The benchmark suite: every toolkit operation side by side with its baseline, in the same
 // run, on fresh databases. Absolute rows/s on a shared machine are noise; the ratios are
 // the result. Correctness is checked along the way (counts, report equality).
+// Long, as one file: each measurement is a few lines beside its baseline, and they share the setup.
 import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createReadStream } from 'node:fs'

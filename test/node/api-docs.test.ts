@@ -2,6 +2,7 @@
 // at /docs (offline, under a CSP, behind the Host check), operationIds and per-route error
 // responses in /openapi.json, and error messages that name the allowed values, the limit and the
 // JSON position.
+// Long, as one file: its tests share one database and two servers (open and token-closed).
 import assert from 'node:assert/strict'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

@@ -1,4 +1,5 @@
 // The REST API over real HTTP on a random loopback port, against a real database.
+// Long, as one file: the routes' tests share one database and one server, and build on its rows.
 import assert from 'node:assert/strict'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

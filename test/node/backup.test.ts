@@ -1,5 +1,6 @@
 // Avro backup and restore: round trips, refusals that change nothing, the orphan check,
 // crash safety, interop with another Avro implementation, and the API routes.
+// Long, as one file: its tests share one database, its backup folder and its fingerprints.
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { createWriteStream, existsSync } from 'node:fs'

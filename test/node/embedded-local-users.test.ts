@@ -3,6 +3,7 @@
 // stranger's server on the embedded port must get neither the password nor data. A failed start
 // must stop what it started and say how to recover. Runs on a copy of the checkout (its own
 // .pgdata), as root (CI), with a throwaway OS user made here and removed after.
+// Long, as one file: its tests share one copy of the checkout, its embedded server and the OS user.
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'

@@ -1,6 +1,7 @@
 // Exact data, case by case: each value that an outside review found stored wrongly, or that
 // failed a whole batch, is a named example here (the properties in properties.test.ts
 // generate the rest).
+// Long, as one file: a list of named examples on one database.
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'

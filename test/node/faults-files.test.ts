@@ -2,6 +2,7 @@
 // another tool, a FIFO among the backups, and what an interruption leaves behind. Each asserts
 // a bounded answer time, the status and message, a healthy server afterwards, no partial
 // files, and exact table contents.
+// Long, as one file: its faults share one database and its fingerprints.
 import assert from 'node:assert/strict'
 import { execFile, execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'

@@ -1,6 +1,7 @@
 // Faults that make a request wait: a table lock held elsewhere, a frozen database, a slow
 // body, a flood of backups, a huge CSV body, a restore racing batches. Every wait is bounded
 // and answered; the server is healthy afterwards; tables hold exactly what was acknowledged.
+// Long, as one file: its faults share one database and its acknowledged rows.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'

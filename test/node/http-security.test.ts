@@ -1,6 +1,7 @@
 // A hostile web page on the same machine, over real HTTP: DNS rebinding (a foreign Host),
 // cross-origin writes, text/plain bodies, a bodiless restore; formula cells in CSV; the token
 // in logs; reads closed by READ_TOKEN. Every refusal writes nothing.
+// Long, as one file: its attacks share one database and its servers.
 import assert from 'node:assert/strict'
 import { request } from 'node:http'
 import { mkdtemp, readdir, readFile } from 'node:fs/promises'

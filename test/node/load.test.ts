@@ -1,5 +1,6 @@
 // The historical CSV load: the samples, the CSV dialect's edge cases, failures that must
 // leave the database as it was, and the zx entry point itself.
+// Long, as one file: its cases share one database and the loader's helpers.
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdtemp, writeFile } from 'node:fs/promises'

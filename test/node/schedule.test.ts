@@ -1,5 +1,6 @@
 // Scheduled runs: the functions the pg_cron jobs call (in a clone, everywhere), the backup
 // runner, and, where the server has pg_cron (CI preloads it), the jobs themselves firing.
+// Long, as one file: its tests share one database loaded with the samples.
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { mkdtemp } from 'node:fs/promises'

@@ -1,4 +1,5 @@
 // The data-dictionary rules and ingest_batch, called with SQL as psql would.
+// Long, as one file: the rules' cases, one database, one helper per call shape.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { before, describe, test } from 'node:test'
