@@ -4,7 +4,9 @@
 import { resolve } from 'node:path'
 import { connect } from './database.ts'
 import { projectRoot } from './paths.ts'
-import { mb } from './tasks.ts'
+import { tablesInLoadOrder } from './tables.ts'
+
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`
 
 const rate = (rows: number, seconds: number) => `${Math.round(rows / Math.max(seconds, 0.001))} rows/s`
 const ttyRows = process.stderr.isTTY
@@ -17,7 +19,6 @@ const clearTty = () => { if (ttyRows) process.stderr.write('\r\x1b[K') }
 export async function backupCommand(url: string, tables: string[] | 'all'): Promise<void> {
   const { backupDirFromEnv, backupDirOf, keepFromEnv } = await import('./backup/folders.ts')
   const { backupTable } = await import('./backup/write.ts')
-  const { tablesInLoadOrder } = await import('./load.ts')
   const sql = connect(url, { max: 1 })
   try {
     const options = { dir: await backupDirOf(sql, backupDirFromEnv()), keep: keepFromEnv(), progress: ttyRows }
@@ -58,7 +59,6 @@ export async function listCommand(url: string, table: string): Promise<void> {
 export async function restoreCommand(url: string, tables: string[] | 'all', file: string | undefined, dryRun: boolean): Promise<void> {
   const { backupDirFromEnv, backupDirOf, keepFromEnv } = await import('./backup/folders.ts')
   const { restoreTables } = await import('./backup/restore.ts')
-  const { tablesInLoadOrder } = await import('./load.ts')
   const sql = connect(url, { max: 1 })
   try {
     const names = tables === 'all' ? await tablesInLoadOrder(sql) : tables

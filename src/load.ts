@@ -11,6 +11,7 @@ import { CopyLines, csvParser } from './csv.ts'
 import { MarkInvalidUtf8 } from './encoding.ts'
 import { wholeFromEnv } from './env.ts'
 import type { Queryable, Sql, Tx } from './database.ts'
+import { tablesInLoadOrder } from './tables.ts'
 
 export interface IngestBatch {
   batch_id: string
@@ -35,11 +36,6 @@ export interface LoadResult {
  *  database (one statement), re-checking foreign keys. */
 export type Phase = 'reading' | 'validating' | 'rechecking'
 export type Progress = (table: string, rowsRead: number, detail?: { phase: Phase; bytesRead: number; bytes: number }) => void
-
-/** The tables (all, or those named: IBTAB for an unknown one) in the order they must be loaded: departments and jobs before employees. */
-export async function tablesInLoadOrder(sql: Queryable, tables: string[] | null = null): Promise<string[]> {
-  return (await sql<{ table: string }[]>`select t as table from runner.load_order(${tables}) t`).map((r) => r.table)
-}
 
 export interface LoadOptions {
   progress?: Progress

@@ -4,9 +4,10 @@ import { lstat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { connect } from './database.ts'
 import { wholeFromEnv } from './env.ts'
-import { formatResult, loadDirectory, tablesInLoadOrder, type LoadOptions, type LoadResult, type Progress } from './load.ts'
+import { formatResult, loadDirectory, type LoadOptions, type LoadResult, type Progress } from './load.ts'
 import { migrate } from './migrate.ts'
 import { projectRoot } from './paths.ts'
+import { tablesInLoadOrder } from './tables.ts'
 
 export const SAMPLE_DIR = resolve(projectRoot, 'data/historical')
 
@@ -189,4 +190,4 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   await sql.end({ timeout: 5 })
 }
 
-export const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`
+const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`

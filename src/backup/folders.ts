@@ -7,7 +7,7 @@ import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { wholeFromEnv } from '../env.ts'
 import { BackupFileError } from '../errors.ts'
 import type { Queryable, Sql } from '../database.ts'
-import { tablesInLoadOrder } from '../load.ts'
+import { tablesInLoadOrder } from '../tables.ts'
 import { projectRoot } from '../paths.ts'
 import { readFileMeta, readSidecar } from './read.ts'
 
