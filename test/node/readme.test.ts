@@ -178,7 +178,7 @@ async function variablesRead(): Promise<Map<string, string>> {
     ...(await readdir(join(projectRoot, 'src'), { recursive: true })).filter((f) => f.endsWith('.ts')).map((f) => `src/${f}`),
     ...(await readdir(join(projectRoot, 'scripts'))).filter((f) => f.endsWith('.mjs')).map((f) => `scripts/${f}`),
   ]
-  const patterns = [/\benv(?:\.|\[['"])([A-Z][A-Z0-9_]*)/g, /\w(?:FromEnv|From)\((?:env,\s*)?['"]([A-Z][A-Z0-9_]*)['"]/g, /\[\s*['"]([A-Z][A-Z0-9_]*)['"],\s*[0-9]/g]
+  const patterns = [/\benv(?:\.|\[['"])([A-Z][A-Z0-9_]*)/g, /\w(?:FromEnv|From)\(\s*(?:env,\s*)?['"]([A-Z][A-Z0-9_]*)['"]/g, /\[\s*['"]([A-Z][A-Z0-9_]*)['"],\s*[0-9]/g]
   for (const file of files) {
     const text = await readFile(join(projectRoot, file), 'utf8')
     for (const pattern of patterns) for (const m of text.matchAll(pattern)) if (!found.has(m[1])) found.set(m[1], file)
