@@ -29,15 +29,22 @@ create or replace function internal.is_missing(p_type text, p_text text) returns
 language sql immutable parallel safe
 return p_type is null or p_type = 'null' or (p_type = 'string' and p_text = '');
 
--- Ids: a JSON integer, or a string of decimal digits, within 1..2147483647.
+-- The largest id (the id columns are integer): the one home of the ids' range, read by the
+-- rule below and served by GET /data-dictionary. (Immutable: folded into the statements.)
+create or replace function internal.max_id() returns bigint
+language sql immutable parallel safe
+return 2147483647;
+
+-- Ids: a JSON integer, or a string of decimal digits, within 1..internal.max_id().
 create or replace function internal.id_reasons(p_field text, p_type text, p_text text) returns text[]
 language sql immutable parallel safe
 return case
   when internal.is_missing(p_type, p_text) then array['missing:' || p_field]
   when (p_type = 'number' and p_text ~ '^-?[0-9]+$') or (p_type = 'string' and p_text ~ '^[0-9]+$')
-    -- (more than 10 digits without the leading zeros is out of range: no cast, so even a
-    -- 200,000-digit string costs only its row)
-    then case when (case when length(ltrim(p_text, '-0')) > 10 then false else p_text::bigint between 1 and 2147483647 end)
+    -- (more digits than the largest id without the leading zeros is out of range: no cast, so
+    -- even a 200,000-digit string costs only its row)
+    then case when (case when length(ltrim(p_text, '-0')) > length(internal.max_id()::text) then false
+                         else p_text::bigint between 1 and internal.max_id() end)
               then '{}'::text[] else array['out_of_range:' || p_field] end
   else array['not_integer:' || p_field]
 end;

@@ -167,7 +167,7 @@ language sql stable security definer set search_path = pg_catalog, pg_temp as $$
             'field', f.field, 'csv_column', f.ordinal, 'kind', f.kind,
             'type', f.type, 'required', f.required,
             'max_length', f.max_length, 'references', f.ref_table, 'description', f.description,
-            'range', case when f.kind = 'id' then jsonb_build_array(1, 2147483647) end,
+            'range', case when f.kind = 'id' then jsonb_build_array(1, internal.max_id()) end,
             'format', case when f.kind = 'datetime' then 'RFC 3339 date-time with seconds and an offset, e.g. 2021-07-27T16:02:08Z' end)
             order by f.ordinal)
           from internal.table_columns f
