@@ -8,14 +8,13 @@ import { copyFile, mkdtemp, readdir, readFile, truncate, writeFile } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { after, before, describe, test } from 'node:test'
+import { before, describe, test } from 'node:test'
 import avro from 'avsc'
 import { databaseFolder, listBackups } from '../../src/backup/folders.ts'
 import { backupTable } from '../../src/backup/write.ts'
 import { restoreTables, verifyBackup } from '../../src/backup/restore.ts'
 import { projectRoot } from '../../src/paths.ts'
-import { buildServer } from '../../src/server.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, listenApi } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
@@ -295,12 +294,9 @@ with avro.datafile.DataFileWriter(open(sys.argv[1], 'wb'), avro.io.DatumWriter()
   })
 })
 
-const started = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: dir, token: 'tok' })
-await started.app.listen({ host: '127.0.0.1', port: 0 })
-after(async () => { await started.app.close(); await started.sql.end() })
+const { base } = await listenApi({ databaseUrl: db.url, backupDir: dir, token: 'tok' })
 
 describe('API routes', () => {
-  const base = `http://127.0.0.1:${(started.app.server.address() as { port: number }).port}`
   const auth = { authorization: 'Bearer tok', 'content-type': 'application/json' }
 
   test('POST backup (201), GET the list, POST restore of a file from it', async () => {

@@ -6,18 +6,14 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { loadDirectory, loadFile } from '../../src/load.ts'
-import { buildServer } from '../../src/server.ts'
 import { SAMPLE_DIR } from '../../src/tasks.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, listenApi } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
-const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: await mkdtemp(join(tmpdir(), 'hirebase-exact-')) })
-await app.listen({ host: '127.0.0.1', port: 0 })
-const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-after(async () => { await app.close(); await pool.end() })
+const { base } = await listenApi({ databaseUrl: db.url })
 
 /** POSTs raw bytes; returns the status, the raw text and the parsed body. */
 async function post(path: string, body: string | Buffer, type = 'application/json', headers: Record<string, string> = {}) {

@@ -9,30 +9,27 @@ import assert from 'node:assert/strict'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import fc from 'fast-check'
 import { backupTable } from '../../src/backup/write.ts'
 import { restoreTables } from '../../src/backup/restore.ts'
 import { loadFile } from '../../src/load.ts'
-import { buildServer } from '../../src/server.ts'
-import { freshDatabase } from '../support.ts'
+import { wholeFromEnv } from '../../src/env.ts'
+import { freshDatabase, listenApi } from '../support.ts'
 import { asCsv, batch, hostileRow, mutatedRow, PARENTS, validRow } from '../generators.ts'
 import { instantOf, judge, num, obj, TABLES, toJson, trim, type Json, type Row, type State, type Value } from '../oracle.ts'
 
-const seed = Number(process.env.FUZZ_SEED ?? 20261201)
-const scale = Number(process.env.FUZZ_SCALE ?? 1)
+const seed = wholeFromEnv('FUZZ_SEED', 20261201, { min: 0 })
+const scale = wholeFromEnv('FUZZ_SCALE', 1)
 // Shrinking a failing batch of 1000 rows re-runs it against the database many times: a
 // failure is reported, shrunk as far as it got, after at most this long.
-const settings = (numRuns: number) => ({ seed, numRuns: Math.ceil(numRuns * scale), includeErrorInReport: true, interruptAfterTimeLimit: Number(process.env.FUZZ_TIME_LIMIT ?? 150_000) * scale, markInterruptAsFailure: true })
+const settings = (numRuns: number) => ({ seed, numRuns: Math.ceil(numRuns * scale), includeErrorInReport: true, interruptAfterTimeLimit: wholeFromEnv('FUZZ_TIME_LIMIT', 150_000) * scale, markInterruptAsFailure: true })
 console.log(`# properties: seed ${seed}, scale ${scale} (replay: npm run fuzz -- --seed ${seed})`)
 
 const db = await freshDatabase()
 const { sql } = db
 const backupDir = await mkdtemp(join(tmpdir(), 'hirebase-properties-'))
-const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir })
-await app.listen({ host: '127.0.0.1', port: 0 })
-const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-after(async () => { await app.close(); await pool.end() })
+const { base } = await listenApi({ databaseUrl: db.url, backupDir })
 
 // Departments and jobs 1..PARENTS exist; ids above do not (unknown_reference).
 for (const table of ['departments', 'jobs']) {

@@ -4,21 +4,17 @@ import { createHash } from 'node:crypto'
 import { mkdtemp, readFile, readdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, describe, test } from 'node:test'
+import { describe, test } from 'node:test'
 import { JSDOM } from 'jsdom'
 import { loadDirectory } from '../../src/load.ts'
 import { describeDatabase } from '../../src/database.ts'
 import { writeReports } from '../../src/report/write.ts'
-import { buildServer } from '../../src/server.ts'
 import { SAMPLE_DIR } from '../../src/tasks.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, listenApi } from '../support.ts'
 
 const db = await freshDatabase()
 await loadDirectory(db.sql, SAMPLE_DIR)
-const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: await mkdtemp(join(tmpdir(), 'hb-')) })
-await app.listen({ host: '127.0.0.1', port: 0 })
-after(async () => { await app.close(); await pool.end() })
-const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+const { base } = await listenApi({ databaseUrl: db.url })
 
 describe('report API', () => {
   test('departments above the mean: JSON by default, the mean in headers', async () => {

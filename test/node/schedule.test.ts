@@ -10,10 +10,9 @@ import { after, describe, test } from 'node:test'
 import { connect } from '../../src/database.ts'
 import { loadDirectory } from '../../src/load.ts'
 import { checkPgCron, declaredJobs, installJobs, jobName, listJobs, NoPgCron, removeJobs } from '../../src/schedule.ts'
-import { buildServer } from '../../src/server.ts'
 import { SAMPLE_DIR } from '../../src/tasks.ts'
 import { startBackupWorker } from '../../src/worker.ts'
-import { freshDatabase } from '../support.ts'
+import { freshDatabase, listenApi } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
@@ -137,18 +136,16 @@ describe('what the jobs call', () => {
   })
 
   test('GET /schedule lists jobs and recent backup requests', async () => {
-    const { app, sql: pool } = await buildServer({ databaseUrl: db.url, logLevel: 'silent', backupDir: await mkdtemp(join(tmpdir(), 'hb-')) })
-    await app.listen({ host: '127.0.0.1', port: 0 })
+    const { base, close } = await listenApi({ databaseUrl: db.url })
     try {
-      const res = await fetch(`http://127.0.0.1:${(app.server.address() as { port: number }).port}/schedule`)
+      const res = await fetch(`${base}/schedule`)
       assert.equal(res.status, 200)
       const body = await res.json()
       assert.equal(typeof body.pg_cron, 'boolean')
       assert.ok(Array.isArray(body.jobs))
       assert.ok(body.backup_requests.length > 0 && body.backup_requests[0].request_id)
     } finally {
-      await app.close()
-      await pool.end()
+      await close()
     }
   })
 
