@@ -115,6 +115,22 @@ export async function listenApi(options: Partial<ServerOptions> & { databaseUrl:
   return { app, sql, port, base: `http://127.0.0.1:${port}`, close }
 }
 
+/** Holds a table's ingest lock (internal.lock_table, what a restore takes) on a connection of its
+ *  own, so requests on that table wait; release() commits and closes it. */
+export async function holdTableLock(url: string, table: string) {
+  const holder = connect(url, { max: 1 })
+  let released = () => {}
+  let taken = () => {}
+  const locked = new Promise<void>((resolve) => { taken = resolve })
+  const holding = holder.begin(async (tx) => {
+    await tx`select internal.lock_table(${table})`
+    taken()
+    await new Promise<void>((resolve) => { released = resolve })
+  })
+  await Promise.race([locked, holding])
+  return { release: async () => { released(); await holding; await holder.end() } }
+}
+
 const serveChildren = new Set<ChildProcess>()
 after(() => { for (const child of serveChildren) child.kill('SIGTERM') })
 

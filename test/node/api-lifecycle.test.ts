@@ -1,8 +1,7 @@
 // The API server's life: the database going away and coming back, and graceful shutdown.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { connect } from '../../src/database.ts'
-import { freshDatabase, listenApi, ownPostgres, startServeScript, timed } from '../support.ts'
+import { freshDatabase, holdTableLock, listenApi, ownPostgres, startServeScript, timed } from '../support.ts'
 
 
 test('database down: 503 quickly, no crash; back up: the server recovers by itself', { timeout: 120_000 }, async () => {
@@ -42,13 +41,7 @@ test('SIGTERM: in-flight batches finish, then the server exits 0', { timeout: 60
   assert.match(serve.output(), /API on http:\/\/127\.0\.0\.1/)
 
   // Hold the jobs table's ingest lock so the request stays in flight until we let go.
-  const holder = connect(db.url, { max: 1 })
-  let release = () => {}
-  const released = new Promise<void>((resolve) => { release = resolve })
-  const holding = holder.begin(async (tx) => {
-    await tx`select internal.lock_table('jobs')`
-    await released
-  })
+  const lock = await holdTableLock(db.url, 'jobs')
   await new Promise((r) => setTimeout(r, 100))
   const inFlight = fetch(`http://127.0.0.1:${port}/tables/jobs/rows`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"job_id": 5, "job_name": "In flight"}]',
@@ -60,9 +53,7 @@ test('SIGTERM: in-flight batches finish, then the server exits 0', { timeout: 60
   }
   const exited = serve.stop()
   await new Promise((r) => setTimeout(r, 300))
-  release()
-  await holding
-  await holder.end()
+  await lock.release()
 
   const res = await inFlight
   assert.equal(res.status, 200)

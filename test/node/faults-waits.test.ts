@@ -15,7 +15,7 @@ import { backupTable } from '../../src/backup/write.ts'
 import { restoreTables } from '../../src/backup/restore.ts'
 import { connect } from '../../src/database.ts'
 import { limitsFromEnv, type Limits } from '../../src/server.ts'
-import { freshDatabase, listenApi, ownPostgres, timed } from '../support.ts'
+import { freshDatabase, holdTableLock, listenApi, ownPostgres, timed } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
@@ -32,10 +32,7 @@ const employee = (id: number, department_id = 1) => ({ employee_id: id, employee
 describe('a table lock held by another session', () => {
   test('12 POSTs get 503 with Retry-After within the limits; /health and a read of jobs answer at once; after release all is well', { timeout: 60_000 }, async () => {
     const api = await startApi(db.url, { lockTimeoutMs: 1000, poolSize: 6, poolTimeoutMs: 500, statementTimeoutMs: 5000 })
-    const holder = connect(db.url, { max: 1 })
-    let release = () => {}
-    const released = new Promise<void>((resolve) => { release = resolve })
-    const holding = holder.begin(async (tx) => { await tx`select internal.lock_table('employees')`; await released })
+    const lock = await holdTableLock(db.url, 'employees')
     try {
       await new Promise((r) => setTimeout(r, 200))
       const posts = Array.from({ length: 12 }, (_, i) => timed(postJson(api.base, '/tables/employees/rows', [employee(1000 + i)])))
@@ -59,9 +56,7 @@ describe('a table lock held by another session', () => {
         assert.match(error.message, /LOCK_TIMEOUT_MS|POOL_TIMEOUT_MS/)
       }
     } finally {
-      release()
-      await holding
-      await holder.end()
+      await lock.release()
     }
     try {
       const ok = await postJson(api.base, '/tables/employees/rows', [employee(1000)])
