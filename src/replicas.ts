@@ -6,6 +6,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type postgres from 'postgres'
 import { connect, describeDatabase, onServer, type Sql } from './database.ts'
+import { settingFromEnv, wholeFromEnv } from './env.ts'
 import { gate, type Gate } from './api/limits.ts'
 import { listFromEnv } from './api/guard.ts'
 import { UNAVAILABLE } from './errors.ts'
@@ -22,20 +23,16 @@ export interface ReplicaSettings {
 }
 
 export function replicaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): ReplicaSettings {
-  const number = (name: string, given: string | undefined, fallback: number, whole: boolean) => {
-    const value = Number(given || fallback)
-    if (!Number.isFinite(value) || value < 0 || (whole && !Number.isInteger(value))) {
-      throw new Error(`${name} must be a ${whole ? 'whole ' : ''}number >= 0, got "${given}"`)
-    }
-    return value
-  }
   const urls = listFromEnv(env.DATABASE_REPLICA_URLS)
   urls.forEach((url, i) => {
     // Refused at start, named by its place (not echoed: it may hold a password).
     try { describeDatabase(url) } catch { throw new Error(`DATABASE_REPLICA_URLS: URL ${i + 1} is not a postgres:// URL`) }
   })
   return {
-    urls, maxLagSeconds: number('REPLICA_MAX_LAG', env.REPLICA_MAX_LAG, 5, false), waitMs: number('REPLICA_WAIT_MS', env.REPLICA_WAIT_MS, 50, true),
+    urls,
+    maxLagSeconds: settingFromEnv('REPLICA_MAX_LAG', 5, (text) => (/^[0-9]{1,9}(\.[0-9]{1,6})?$/.test(text) ? Number(text) : undefined),
+      'a number >= 0 (seconds; a fraction allowed)', env),
+    waitMs: wholeFromEnv('REPLICA_WAIT_MS', 50, { min: 0 }, env),
   }
 }
 
