@@ -3,6 +3,7 @@
 // is usable. Lag is measured against the primary's WAL position, sampled on every probe, so an
 // idle primary does not make its standbys look late. Every probe runs on an unref'd timer, one
 // round at a time, never faster than the probe interval, and stops when the server closes.
+// Long, as one file: the routing, the probes and the lag they measure share one state per replica.
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type postgres from 'postgres'
 import { connect, describeDatabase, onServer, type Sql } from './database.ts'

@@ -3,6 +3,7 @@
 // once, a queued backup is taken by exactly one of the two backup runners (and a direct one
 // beside it gets a file of its own), and SIGTERM to one instance lets its in-flight batches
 // finish while the other keeps serving.
+// Long, as one file: both scenarios share the two server processes and their logs.
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'

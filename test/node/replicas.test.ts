@@ -2,6 +2,7 @@
 // and a standby made by pg_basebackup -R, on loopback, because it pauses replay and stops servers
 // (the test server other files share must not be disturbed). The API's primary is reached through
 // a small TCP proxy, which is how "DATABASE_URL now points at the promoted replica" is played.
+// Long, as one file: every scenario runs on the one primary/standby pair this file starts.
 import assert from 'node:assert/strict'
 import { createServer, connect as tcpConnect, type Socket } from 'node:net'
 import { join } from 'node:path'
