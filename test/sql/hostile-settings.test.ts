@@ -1,0 +1,38 @@
+// A hostile member of the API role sets the hirebase.* caps in its own session before calling
+// api.ingest_batch: the owner's triggers read them (internal.cap) while running as the owner.
+// Lowering a cap must not let it erase the ingest log of others; raising it must not lift the bound.
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { describe, test } from 'node:test'
+import { connect } from '../../src/database.ts'
+import { freshDatabase, testLoginRole } from '../support.ts'
+
+const db = await freshDatabase()
+const hostileRole = await testLoginRole('capper')
+await db.sql.unsafe(`grant ${db.roles.api} to ${hostileRole.name}`)
+const hostile = connect(hostileRole.urlFor(db.name), { max: 1, onnotice: () => {} })
+
+describe('the hirebase.* caps as set by a caller', () => {
+  test('a caller lowering ingest_log_max_batches does not delete the other batches and their rejects', async () => {
+    // Someone else's batch, with a logged reject.
+    await db.sql`call api.ingest_batch('jobs', ${'[{"job_id": 1, "job_name": "Ok"}, {"job_id": 2}]'}::text)`
+    const before = await db.sql`select batch_id from data.ingest_batches order by batch_id`
+    await hostile`set hirebase.ingest_log_max_batches = 1`
+    await hostile`set hirebase.ingest_log_max_rejects = 1`
+    for (let i = 0; i < 40; i++) await hostile`call api.ingest_batch('jobs', ${'[{"job_id": 1, "job_name": "Ok"}]'}::text)`
+    const left = await db.sql`select batch_id from data.ingest_batches where batch_id = any(${before.map((b) => b.batch_id)})`
+    assert.equal(left.length, before.length, 'the batches logged before the caller\'s were deleted')
+    const [{ n }] = await db.sql`select count(*)::int as n from data.ingest_rejects`
+    assert.equal(n, 1, 'the reject logged before was deleted')
+  })
+
+  test('a caller raising reject_payload_max_bytes does not store megabytes per reject', async () => {
+    await hostile`set hirebase.reject_payload_max_bytes = 100000000`
+    const big = randomBytes(1_000_000).toString('base64')  // (incompressible: TOAST cannot hide it)
+    await hostile`call api.ingest_batch('jobs', ${JSON.stringify([{ job_id: 5, job_name: 'n', junk: big }])}::text)`
+    const [{ bytes }] = await db.sql`select max(pg_column_size(payload))::int as bytes from data.ingest_rejects`
+    assert.ok(bytes <= 4096, `a reject stored ${bytes} bytes`)
+  })
+
+  test('ends the session', async () => { await hostile.end() })
+})
