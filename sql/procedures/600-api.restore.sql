@@ -1,9 +1,9 @@
 -- Backup and restore support. The runner streams Avro files; the database says what a backup
--- reads, and stages, checks and swaps the rows of a restore. Restored rows skip the ingest
--- rules (they were validated on the way in) but meet every constraint: types, NOT NULL,
--- primary and foreign keys.
+-- reads, and stages, checks and swaps the rows of a restore. Restored rows meet every
+-- constraint (types, NOT NULL, primary and foreign keys) and the ingest rules: a file may have
+-- been made by anyone who can write in the backup folder.
 -- Raises IBTAB unknown table, IBORP restore would orphan rows, 23505 an id twice in a backup,
--- 23503 a backup row that references nothing.
+-- 23503 a backup row that references nothing, 22023 a row the ingest rules refuse.
 
 -- (api.check_table and runner.lock_table are in 220-tables.sql; the runner's plumbing of
 -- this file and of 700 lives in the schema runner, which only the owner may use.)
@@ -87,6 +87,23 @@ declare
   v_stats jsonb;
   v_aside text[] := '{}';  -- what a bulk restore set aside, to put back at the end
 begin
+  -- A file may come from anywhere (whoever can write in the backup folder, another tool): its
+  -- ids and names meet the ingest rules, and names are stored trimmed as ingest stores them,
+  -- or nothing is restored (the tables have no CHECK for these). Date-times are checked where
+  -- they are converted (internal.timestamptz_from_avro).
+  for f in select r.* from data.dictionary_fields r where r.table_name = any(p_tables) and r.kind in ('id', 'name') loop
+    v_typed := case f.kind
+      when 'id' then format('internal.id_reasons(%1$L, case when s.%2$I is null then ''null'' else ''number'' end, s.%2$I::text)', f.field, f.field)
+      else format('internal.name_reasons(%1$L, case when s.%2$I is null then ''null'' else ''string'' end, s.%2$I, %3$s)'
+                  || ' || case when s.%2$I <> internal.trim_blank(s.%2$I) then array[%4$L] else ''{}'' end', f.field, f.field, f.max_length, 'untrimmed:' || f.field) end;
+    execute format('select count(*), min(r.x) from (select (%1$s)[1] || '' (id '' || coalesce(s.%2$I::text, ''null'') || '')'' as x from pg_temp.%3$I s) r where r.x is not null',
+                   v_typed, (select key_field from data.dictionary_tables where table_name = f.table_name), 'restore_' || f.table_name) into v_n, v_key;
+    if v_n > 0 then
+      raise exception 'the backup of % has % rows the ingest rules refuse in %, for example %', f.table_name, v_n, f.field, v_key
+        using errcode = '22023', hint = 'a backup this toolkit wrote never holds such a row: check where the file came from';
+    end if;
+  end loop;
+
   -- Rows of other tables that would point at nothing: refuse, and say how many.
   for f in select r.*, d.key_field as ref_key from data.dictionary_fields r join data.dictionary_tables d on d.table_name = r.ref_table
             where r.ref_table = any(p_tables) loop
