@@ -25,6 +25,18 @@ begin
   -- Only the owner and the API role connect; nobody else may make temporary objects (the
   -- SECURITY DEFINER routines also check every temp table they touch: 200-ingest.sql).
   execute format('revoke connect, temporary on database %I from public', current_database());
+  -- public comes first on the database's search_path: whoever may create there can plant a
+  -- public.ingest_batch (or a table named like one of ours) that an owner's psql session runs
+  -- or reads. PostgreSQL 15 grants nobody CREATE there, but a database pg_upgrade'd from 14
+  -- or older still grants it to PUBLIC.
+  revoke create on schema public from public;
+  if exists (select from pg_namespace n, aclexplode(n.nspacl) x
+              where n.nspname = 'public' and x.privilege_type = 'CREATE'
+                and x.grantee <> n.nspowner and x.grantee <> (select datdba from pg_database where datname = current_database())
+                and (x.grantee = 0 or pg_has_role(v_api, x.grantee, 'usage'))) then
+    raise exception 'the schema public, first on this database''s search_path, lets PUBLIC or the API role create objects'
+      using errcode = '42501', hint = 'have its owner run: REVOKE CREATE ON SCHEMA public FROM PUBLIC (and from the API role)';
+  end if;
   execute format('grant connect on database %I to %I', current_database(), v_api);
   execute format('grant usage on schema api, data, report to %I', v_api);
   execute format('grant execute on all routines in schema api to %I', v_api);
