@@ -60,7 +60,6 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     connection: {
       ...(api.role ? { role: api.role } : {}), application_name: 'hirebase-api',
       statement_timeout: String(limits.statementTimeoutMs), lock_timeout: String(limits.lockTimeoutMs),
-      ...limits.caps, // read by the database's triggers (sql/procedures/760-internal.bounds.sql)
     } as Record<string, string>,
     // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
@@ -77,6 +76,14 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   // need runner.*; no statement on it is built from a request. Room for the backup runner's
   // claim and backup, and the API's backups.
   const runner = connect(options.databaseUrl, { max: limits.backupConcurrency + 2, idle_timeout: 60, connect_timeout: 5, connection: { application_name: 'hirebase-runner' } })
+  // The caps the database's triggers read (sql/procedures/760-internal.bounds.sql): rows of
+  // internal.caps, which no session of a caller can change; those not set go back to the default.
+  try {
+    await runner`select runner.set_caps(${runner.json(limits.caps)})`
+  } catch (err) {
+    await Promise.all([sql.end({ timeout: 1 }), runner.end({ timeout: 1 })])
+    throw err
+  }
   // Requests share the pool less two connections, which stay for the backup runner (its
   // claim and its backup); a request that cannot get one in time is a 503, not a queue.
   const requests = gate(limits.poolSize - 2)

@@ -1,15 +1,35 @@
 -- Bounded growth of what anyone may add by sending requests: the stored payload of a
--- rejected row, the ingest log per table and the idempotency keys. The caps are settings
--- (the API server sets them per connection from REJECT_PAYLOAD_MAX_BYTES,
--- INGEST_LOG_MAX_BATCHES, INGEST_LOG_MAX_REJECTS and IDEMPOTENCY_MAX_KEYS when those are
--- set); otherwise, and in other sessions, the defaults below: their one home.
+-- rejected row, the ingest log per table and the idempotency keys. The caps are rows of
+-- internal.caps (migration 0008), which the API server writes at start from
+-- REJECT_PAYLOAD_MAX_BYTES, INGEST_LOG_MAX_BATCHES, INGEST_LOG_MAX_REJECTS and
+-- IDEMPOTENCY_MAX_KEYS when set (runner.set_caps); a cap not there has the default below,
+-- its one home. Never a
+-- session's own setting: the triggers run inside the SECURITY DEFINER routines, and a caller's
+-- SET hirebase.ingest_log_max_batches = 1 had them delete everyone's ingest log.
 
--- A setting hirebase.<name> as a positive integer, or the default.
+-- The cap p_name as set (internal.caps), or the default.
 create or replace function internal.cap(p_name text, p_default bigint) returns bigint
-language sql stable set search_path = pg_catalog, pg_temp as $$
-  select case when s ~ '^[0-9]{1,15}$' and s::bigint > 0 then s::bigint else p_default end
-    from (select current_setting('hirebase.' || p_name, true) as s) x
-$$;
+language sql stable set search_path = pg_catalog, pg_temp
+return coalesce((select c.value from internal.caps c where c.name = p_name), p_default);
+
+-- Sets the caps given (a JSON object of cap names and whole numbers >= 1), and puts the others
+-- back to their defaults; the owner's runner calls it at the API server's start. Writes only
+-- what changes.
+create or replace function runner.set_caps(p_caps jsonb) returns void
+language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
+declare
+  r record;
+begin
+  for r in select key, value from jsonb_each_text(p_caps) loop
+    if r.value !~ '^[0-9]{1,15}$' or r.value::bigint < 1 then
+      raise exception 'the cap % must be a whole number >= 1, got %', r.key, r.value using errcode = '22023';
+    end if;
+  end loop;
+  -- (an unknown name fails the table's check: 23514)
+  insert into internal.caps (name, value) select key, value::bigint from jsonb_each_text(p_caps)
+  on conflict (name) do update set value = excluded.value where caps.value <> excluded.value;
+  delete from internal.caps c where not p_caps ? c.name;
+end $$;
 
 -- A reject's payload beyond the cap is kept as a prefix of its text, its length and its
 -- SHA-256: enough to recognise it, never megabytes per row.

@@ -24,8 +24,8 @@ export interface Limits {
   /** Requests per client (IP address) per window (RATE_LIMIT_MAX, RATE_LIMIT_WINDOW_SECONDS); more get 429 with Retry-After. */
   rateLimitMax: number
   rateLimitWindowSeconds: number
-  /** Settings for the API's connections (hirebase.<cap>: value), read by the database's triggers
-   *  (sql/procedures/760-internal.bounds.sql): a rejected row's stored payload, the ingest log per
+  /** The caps the database's triggers read (runner.set_caps writes them to internal.caps at start;
+   *  sql/procedures/760-internal.bounds.sql): a rejected row's stored payload, the ingest log per
    *  table, the idempotency keys. Only the caps whose variable is set: the defaults are the database's. */
   caps: Record<string, string>
 }
@@ -53,7 +53,7 @@ export function limitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
     ingest_log_max_rejects: wholeFromEnv('INGEST_LOG_MAX_REJECTS', 0, {}, env),
     idempotency_max_keys: wholeFromEnv('IDEMPOTENCY_MAX_KEYS', 0, {}, env),
   }
-  for (const [cap, value] of Object.entries(caps)) if (value) limits.caps[`hirebase.${cap}`] = String(value)
+  for (const [cap, value] of Object.entries(caps)) if (value) limits.caps[cap] = String(value)
   if (limits.poolSize < 3) throw new Error(`POOL_SIZE must be at least 3 (two connections are kept for the backup runner), got ${limits.poolSize}`)
   return limits
 }

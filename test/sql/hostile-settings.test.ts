@@ -34,5 +34,16 @@ describe('the hirebase.* caps as set by a caller', () => {
     assert.ok(bytes <= 4096, `a reject stored ${bytes} bytes`)
   })
 
+  test('the caps are the owner\'s (internal.caps), as runner.set_caps (the API server at start) writes them', async () => {
+    await db.sql`select runner.set_caps(${db.sql.json({ ingest_log_max_batches: 3, reject_payload_max_bytes: 2048 })})`
+    await hostile`set hirebase.ingest_log_max_batches = 1`
+    const [{ batches, payload, keys }] = await db.sql`
+      select internal.cap('ingest_log_max_batches', 100000) as batches, internal.cap('reject_payload_max_bytes', 1024) as payload,
+             internal.cap('idempotency_max_keys', 10000) as keys`
+    assert.deepEqual([Number(batches), Number(payload), Number(keys)], [3, 2048, 10000])
+    await assert.rejects(db.sql`select runner.set_caps(${db.sql.json({ idempotency_max_keys: 0 })})`, { code: '22023' })
+    await assert.rejects(hostile`select runner.set_caps(${hostile.json({ idempotency_max_keys: 1 })})`, (err: { code?: string }) => ['42501', '3F000'].includes(err.code ?? ''))
+  })
+
   test('ends the session', async () => { await hostile.end() })
 })
