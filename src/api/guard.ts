@@ -101,7 +101,10 @@ export async function installGuards(app: FastifyInstance, options: GuardOptions)
       return reply.code(421).send(errorBody(answered('unknown_host', `this server does not answer for Host "${request.headers.host ?? ''}"`, 'use the address it listens on, or add the name to ALLOWED_HOSTS')))
     }
     const origin = request.headers.origin
-    if (origin !== undefined && !['GET', 'HEAD', 'OPTIONS'].includes(request.method) && !allowedOrigins.includes(origin)) {
+    // A page of this server (the Swagger UI at /docs): its Origin is the Host just checked, over
+    // plain HTTP (what this server speaks). A rebinding page never gets here (its Host is foreign).
+    const own = origin === `http://${request.headers.host}`
+    if (origin !== undefined && !own && !['GET', 'HEAD', 'OPTIONS'].includes(request.method) && !allowedOrigins.includes(origin)) {
       return reply.code(403).send(errorBody(answered('forbidden_origin', `writes from pages of ${origin} are refused`, 'list the origin in ALLOWED_ORIGINS')))
     }
     if (options.readToken && !open(request.method, request.url.split('?')[0]) &&
