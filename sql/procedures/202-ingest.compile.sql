@@ -165,6 +165,14 @@ else
 '       ''{}''::bigint[]  -- (no other batch writes meanwhile: no anti-join of a million rows against themselves)' end);
 end $$;
 
+-- The name of a table's function for a shape (json, csv): ingest_<table>_<shape>, or, when
+-- that is longer than PostgreSQL's 63-byte identifiers (which would cut both shapes' names to
+-- one), ingest_<md5 of the table's name>_<shape>.
+create or replace function internal.ingest_function_name(p_table text, p_shape text) returns text
+language sql immutable parallel safe
+return case when octet_length('ingest_' || p_table || '_' || p_shape) <= 63 then 'ingest_' || p_table || '_' || p_shape
+            else 'ingest_' || md5(p_table) || '_' || p_shape end;
+
 -- (Re)makes the table's two functions from the dictionary, or drops them when the table
 -- has no fields. Each holds two statements: one for batches that run beside other batches
 -- (ON CONFLICT, lost rows judged again by the caller) and one for bulk writes under the
@@ -176,7 +184,7 @@ declare
   v_function text;
 begin
   foreach v_shape in array array['json', 'csv'] loop
-    v_function := format('internal.%I', 'ingest_' || p_table || '_' || v_shape);
+    v_function := format('internal.%I', internal.ingest_function_name(p_table, v_shape));
     if not exists (select from data.dictionary_fields where table_name = p_table) then
       execute format('drop function if exists %s(bigint, boolean)', v_function);
       continue;
@@ -217,7 +225,8 @@ begin
   for r in select p.oid::regprocedure as function from pg_proc p
             where p.pronamespace = 'internal'::regnamespace and p.proname ~ '^ingest_.+_(json|csv)$'
               and pg_get_function_identity_arguments(p.oid) = 'p_batch_id bigint, p_bulk boolean'
-              and not exists (select from data.dictionary_tables t where p.proname in ('ingest_' || t.table_name || '_json', 'ingest_' || t.table_name || '_csv')) loop
+              and not exists (select from data.dictionary_tables t
+                               where p.proname in (internal.ingest_function_name(t.table_name, 'json'), internal.ingest_function_name(t.table_name, 'csv'))) loop
     execute format('drop function %s', r.function);
   end loop;
   for r in select table_name from data.dictionary_tables order by load_order loop

@@ -45,7 +45,7 @@ declare
   v_input regclass := internal.check_own_temp('ingest_input');  -- before anything reads it
   v_rows bigint := (select count(*) from pg_temp.ingest_input);
   v_bulk boolean := v_rows > internal.bulk_threshold();
-  v_function text := format('internal.%I', 'ingest_' || p_batch.table_name || '_' || p_batch.format);
+  v_function text := format('internal.%I', internal.ingest_function_name(p_batch.table_name, p_batch.format));
   v_merge text := current_setting('enable_mergejoin');
 begin
   if v_bulk then
