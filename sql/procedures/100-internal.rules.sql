@@ -49,6 +49,11 @@ return case
   else array['not_integer:' || p_field]
 end;
 
+-- An id that is an integer already (a restore's staging column): the same rule, no text.
+create or replace function internal.id_valid(p_value integer) returns boolean
+language sql immutable parallel safe
+return p_value between 1 and 2147483647;
+
 create or replace function internal.id_value(p_text text) returns integer
 language sql immutable parallel safe
 return p_text::integer;

@@ -89,17 +89,21 @@ declare
 begin
   -- A file may come from anywhere (whoever can write in the backup folder, another tool): its
   -- ids and names meet the ingest rules, and names are stored trimmed as ingest stores them,
-  -- or nothing is restored (the tables have no CHECK for these). Date-times are checked where
-  -- they are converted (internal.timestamptz_from_avro).
-  for f in select r.* from data.dictionary_fields r where r.table_name = any(p_tables) and r.kind in ('id', 'name') loop
-    v_typed := case f.kind
-      when 'id' then format('internal.id_reasons(%1$L, case when s.%2$I is null then ''null'' else ''number'' end, s.%2$I::text)', f.field, f.field)
-      else format('internal.name_reasons(%1$L, case when s.%2$I is null then ''null'' else ''string'' end, s.%2$I, %3$s)'
-                  || ' || case when s.%2$I <> internal.trim_blank(s.%2$I) then array[%4$L] else ''{}'' end', f.field, f.field, f.max_length, 'untrimmed:' || f.field) end;
-    execute format('select count(*), min(r.x) from (select (%1$s)[1] || '' (id '' || coalesce(s.%2$I::text, ''null'') || '')'' as x from pg_temp.%3$I s) r where r.x is not null',
-                   v_typed, (select key_field from data.dictionary_tables where table_name = f.table_name), 'restore_' || f.table_name) into v_n, v_key;
+  -- or nothing is restored (the tables have no CHECK for these). One scan per table; the
+  -- reasons only for the example. Date-times are checked where they are converted
+  -- (internal.timestamptz_from_avro).
+  for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
+    select string_agg(case kind when 'id' then format('coalesce(internal.id_valid(s.%I), false)', field)
+             else format('coalesce(internal.name_reasons(%1$L, ''string'', s.%2$I, %3$s) = ''{}'' and s.%2$I = internal.trim_blank(s.%2$I), false)', field, field, max_length) end, ' and '),
+           string_agg(case kind when 'id' then format('internal.id_reasons(%1$L, case when s.%2$I is null then ''null'' else ''number'' end, s.%2$I::text)', field, field)
+             else format('internal.name_reasons(%1$L, case when s.%2$I is null then ''null'' else ''string'' end, s.%2$I, %3$s)'
+                         || ' || case when s.%2$I <> internal.trim_blank(s.%2$I) then array[%4$L] else ''{}'' end', field, field, max_length, 'untrimmed:' || field) end, ' || ')
+      into v_typed, v_cols from data.dictionary_fields where table_name = t.table_name and kind in ('id', 'name');
+    continue when v_typed is null;
+    execute format('select count(*), (array_agg(array_to_string(%1$s, '', '') || '' (id '' || coalesce(s.%2$I::text, ''null'') || '')'' order by s.%2$I))[1]
+                      from pg_temp.%3$I s where not (%4$s)', v_cols, t.key_field, 'restore_' || t.table_name, v_typed) into v_n, v_key;
     if v_n > 0 then
-      raise exception 'the backup of % has % rows the ingest rules refuse in %, for example %', f.table_name, v_n, f.field, v_key
+      raise exception 'the backup of % has % rows the ingest rules refuse, for example %', t.table_name, v_n, v_key
         using errcode = '22023', hint = 'a backup this toolkit wrote never holds such a row: check where the file came from';
     end if;
   end loop;
