@@ -94,9 +94,9 @@ begin
   -- (internal.timestamptz_from_avro).
   for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
     select string_agg(case kind when 'id' then format('coalesce(internal.id_valid(s.%I), false)', field)
-             else format('coalesce(internal.name_reasons(%1$L, ''string'', s.%2$I, %3$s) = ''{}'' and s.%2$I = internal.trim_blank(s.%2$I), false)', field, field, max_length) end, ' and '),
+             else format('coalesce(internal.name_reasons(%1$L, ''string'', internal.trim_blank(s.%2$I), %3$s) = ''{}'' and s.%2$I = internal.trim_blank(s.%2$I), false)', field, field, max_length) end, ' and '),
            string_agg(case kind when 'id' then format('internal.id_reasons(%1$L, case when s.%2$I is null then ''null'' else ''number'' end, s.%2$I::text)', field, field)
-             else format('internal.name_reasons(%1$L, case when s.%2$I is null then ''null'' else ''string'' end, s.%2$I, %3$s)'
+             else format('internal.name_reasons(%1$L, case when s.%2$I is null then ''null'' else ''string'' end, internal.trim_blank(s.%2$I), %3$s)'
                          || ' || case when s.%2$I <> internal.trim_blank(s.%2$I) then array[%4$L] else ''{}'' end', field, field, max_length, 'untrimmed:' || field) end, ' || ')
       into v_typed, v_cols from data.dictionary_fields where table_name = t.table_name and kind in ('id', 'name');
     continue when v_typed is null;

@@ -166,6 +166,15 @@ describe('refusals leave the table as it was', () => {
       [{ job_id: 3_000_000_000, job_name: 'overflow' }])
     await refuse('jobs', 'too-big.avro', /out of range/)
   })
+  test('rows the ingest rules reject, from a file someone else made (blank, too long, control characters, untrimmed, id below 1)', async () => {
+    const jobsSchema: avro.Schema = { type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'int' }, { name: 'job_name', type: 'string' }] }
+    for (const [row, reason] of [[{ job_id: 901, job_name: '' }, 'missing:job_name'], [{ job_id: 902, job_name: '   ' }, 'missing:job_name'],
+      [{ job_id: 903, job_name: 'x'.repeat(5000) }, 'too_long:job_name'], [{ job_id: 904, job_name: 'bell\u0007\u202eevil' }, 'bad_text:job_name'],
+      [{ job_id: 905, job_name: '  padded  ' }, 'untrimmed:job_name'], [{ job_id: -7, job_name: 'negative id' }, 'out_of_range:job_id']] as const) {
+      await writeAvro(join(dir, 'jobs', 'made-up.avro'), jobsSchema, [row])
+      await refuse('jobs', 'made-up.avro', new RegExp(`the backup of jobs has 1 rows the ingest rules refuse, for example ${reason}`))
+    }
+  })
   const employeesSchema: avro.Schema = { type: 'record', name: 'employees', fields: [{ name: 'employee_id', type: 'int' },
     { name: 'employee_name', type: 'string' }, { name: 'hiring_date', type: 'string' }, { name: 'department_id', type: 'int' }, { name: 'job_id', type: 'int' }] }
   const employee = (employee_id: number, hiring_date = '2021-01-01T00:00:00Z') => ({ employee_id, employee_name: 'a', hiring_date, department_id: 1, job_id: 1 })
