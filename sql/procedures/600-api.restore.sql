@@ -97,7 +97,7 @@ begin
              else format('coalesce(internal.name_reasons(%1$L, ''string'', internal.trim_blank(s.%2$I), %3$s) = ''{}'' and s.%2$I = internal.trim_blank(s.%2$I), false)', field, field, max_length) end, ' and '),
            string_agg(case kind when 'id' then format('internal.id_reasons(%1$L, case when s.%2$I is null then ''null'' else ''number'' end, s.%2$I::text)', field, field)
              else format('internal.name_reasons(%1$L, case when s.%2$I is null then ''null'' else ''string'' end, internal.trim_blank(s.%2$I), %3$s)'
-                         || ' || case when s.%2$I <> internal.trim_blank(s.%2$I) then array[%4$L] else ''{}'' end', field, field, max_length, 'untrimmed:' || field) end, ' || ')
+                         || ' || case when s.%2$I <> internal.trim_blank(s.%2$I) then array[%4$L] else ''{}'' end', field, field, max_length, field || ' not trimmed') end, ' || ')
       into v_typed, v_cols from data.dictionary_fields where table_name = t.table_name and kind in ('id', 'name');
     continue when v_typed is null;
     execute format('select count(*), (array_agg(array_to_string(%1$s, '', '') || '' (id '' || coalesce(s.%2$I::text, ''null'') || '')'' order by s.%2$I))[1]

@@ -170,7 +170,7 @@ describe('refusals leave the table as it was', () => {
     const jobsSchema: avro.Schema = { type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'int' }, { name: 'job_name', type: 'string' }] }
     for (const [row, reason] of [[{ job_id: 901, job_name: '' }, 'missing:job_name'], [{ job_id: 902, job_name: '   ' }, 'missing:job_name'],
       [{ job_id: 903, job_name: 'x'.repeat(5000) }, 'too_long:job_name'], [{ job_id: 904, job_name: 'bell\u0007\u202eevil' }, 'bad_text:job_name'],
-      [{ job_id: 905, job_name: '  padded  ' }, 'untrimmed:job_name'], [{ job_id: -7, job_name: 'negative id' }, 'out_of_range:job_id']] as const) {
+      [{ job_id: 905, job_name: '  padded  ' }, 'job_name not trimmed'], [{ job_id: -7, job_name: 'negative id' }, 'out_of_range:job_id']] as const) {
       await writeAvro(join(dir, 'jobs', 'made-up.avro'), jobsSchema, [row])
       await refuse('jobs', 'made-up.avro', new RegExp(`the backup of jobs has 1 rows the ingest rules refuse, for example ${reason}`))
     }
