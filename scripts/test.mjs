@@ -37,7 +37,7 @@ try {
 }
 
 const { run } = await lib('cli.ts')
-const { connect, withDatabase } = await lib('database.ts')
+const { connect, dropDatabasesAndRoles, withDatabase } = await lib('database.ts')
 const { migrate } = await lib('migrate.ts')
 const { projectRoot } = await lib('paths.ts')
 
@@ -99,10 +99,8 @@ async function removeDeadRuns(admin) {
  */
 async function dropDatabases(admin, runId) {
   const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname).filter((n) => runOf(n) === runId)
-  for (const name of names) await admin.unsafe(`drop database if exists "${name}" with (force)`)
-  // Their API roles (sql/procedures/010-roles.sql): tests leave no role behind. Only once every
-  // database is gone: a clone still holds grants to its template's roles.
-  for (const name of names) await admin.unsafe(`drop role if exists "hirebase_login_${name}", "hirebase_api_${name}"`)
+  // With their API roles: tests leave no role behind.
+  await dropDatabasesAndRoles(admin, names)
 }
 
 /**

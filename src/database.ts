@@ -371,3 +371,26 @@ export async function cloneDatabase(serverUrl: string, template: string, name: s
   }
   return withDatabase(serverUrl, name)
 }
+
+/**
+ * Drops databases `names` (WITH (FORCE)), then the API roles named after them: only once every
+ * database is gone, as a clone holds grants to its template's roles. FORCE may not end another
+ * role's session (42501): a client that logged in as another role and has just disconnected may
+ * still have its server process, so a drop is tried again for up to 10 s.
+ */
+export async function dropDatabasesAndRoles(admin: Sql, names: string[]): Promise<void> {
+  for (const name of names) if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a plain database name: ${name}`)
+  for (const name of names) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.unsafe(`drop database if exists ${name} with (force)`)
+        break
+      } catch (err) {
+        if ((err as { code?: string }).code !== '42501' || attempt >= 100) throw err
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+  }
+  // The same names as internal.api_role() and internal.api_login_role() (sql/procedures/010-roles.sql).
+  for (const name of names) await admin.unsafe(`drop role if exists hirebase_login_${name}, hirebase_api_${name}`)
+}

@@ -10,7 +10,7 @@ import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { after, type TestContext } from 'node:test'
 import type { Browser } from 'playwright-core'
-import { cloneDatabase, connect, importEmbeddedPostgres, type Sql } from '../src/database.ts'
+import { cloneDatabase, connect, dropDatabasesAndRoles, importEmbeddedPostgres, type Sql } from '../src/database.ts'
 import { applyDefinitions, migrate } from '../src/migrate.ts'
 import { projectRoot } from '../src/paths.ts'
 import { apiRoles, type ApiRoles } from '../src/roles.ts'
@@ -41,9 +41,7 @@ export async function freshDatabase(): Promise<TestDatabase> {
 export async function dropDatabase(name: string): Promise<void> {
   const admin = connect(serverUrl!, { max: 1 })
   try {
-    await admin.unsafe(`drop database if exists ${name} with (force)`)
-    // The same names as internal.api_role() and internal.api_login_role() (test names are short).
-    await admin.unsafe(`drop role if exists hirebase_login_${name}, hirebase_api_${name}`)
+    await dropDatabasesAndRoles(admin, [name])
   } finally {
     await admin.end()
   }

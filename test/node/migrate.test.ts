@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
-import { connect, withDatabase } from '../../src/database.ts'
+import { connect, dropDatabasesAndRoles, withDatabase } from '../../src/database.ts'
 import { projectRoot } from '../../src/paths.ts'
 
 const serverUrl = process.env.TEST_SERVER_URL!
@@ -14,16 +14,7 @@ const made: string[] = []
 const roles: string[] = []
 after(async () => {
   try {
-    // A migrate.mjs that ran as another role has exited, but its server process may not have
-    // yet; WITH (FORCE) may not end another role's session (42501), so wait for it to go.
-    for (let i = 0; i < 100 && roles.length; i++) {
-      const [{ n }] = await admin`select count(*)::int as n from pg_stat_activity where usename = any(${roles})`
-      if (n === 0) break
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    for (const db of made) await admin.unsafe(`drop database if exists ${db} with (force)`)
-    // The API roles named after each database (as npm test drops its clones' roles).
-    for (const db of made) await admin.unsafe(`drop role if exists hirebase_login_${db}, hirebase_api_${db}`)
+    await dropDatabasesAndRoles(admin, made)
     for (const role of roles) await admin.unsafe(`drop role if exists ${role}`)
   } finally {
     // Even when a drop fails: an open connection would keep this file from ever ending.

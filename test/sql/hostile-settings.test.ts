@@ -43,6 +43,10 @@ describe('the hirebase.* caps as set by a caller', () => {
     assert.deepEqual([Number(batches), Number(payload), Number(keys)], [3, 2048, 10000])
     await assert.rejects(db.sql`select runner.set_caps(${db.sql.json({ idempotency_max_keys: 0 })})`, { code: '22023' })
     await assert.rejects(hostile`select runner.set_caps(${hostile.json({ idempotency_max_keys: 1 })})`, (err: { code?: string }) => ['42501', '3F000'].includes(err.code ?? ''))
+    // A server started without a cap's variable puts it back to the default.
+    await db.sql`select runner.set_caps(${db.sql.json({ reject_payload_max_bytes: 4096 })})`
+    const [after] = await db.sql`select internal.cap('ingest_log_max_batches', 100000) as batches, internal.cap('reject_payload_max_bytes', 1024) as payload`
+    assert.deepEqual([Number(after.batches), Number(after.payload)], [100000, 4096])
   })
 
   test('ends the session', async () => { await hostile.end() })
