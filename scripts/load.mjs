@@ -17,6 +17,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
     'dry-run': { type: 'boolean', help: 'validate everything and print the full verdict, then roll back: nothing is written' },
     header: { type: 'boolean', help: 'skip the first line of each file (without it, a header line is refused)' },
     'max-rejects': { type: 'string', arg: 'N|P%', help: 'fail (exit 3, everything rolled back) above N rejected rows, or P% of the rows read', parse: parseRejectLimit },
+    jobs: { type: 'string', arg: 'K', help: 'validate large files on K connections at once (default: server CPUs, at most 4; see README)', parse: wholeNumber(1) },
     'follow-symlinks': { type: 'boolean', help: 'open a symbolic link\'s target (refused by default)' },
     'max-record-bytes': { type: 'string', arg: 'N', help: 'refuse a file with a record over N bytes (default LOAD_MAX_RECORD_BYTES, 1 MiB)', parse: wholeNumber(1) },
     'max-fields': { type: 'string', arg: 'N', help: 'refuse a file with a record of more than N fields (default LOAD_MAX_FIELDS, 100)', parse: wholeNumber(1) },
@@ -25,6 +26,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
   environment: [
     ['LOAD_MAX_RECORD_BYTES', 'the longest record in bytes (1048576)'],
     ['LOAD_MAX_FIELDS', 'the most fields in one record (100)'],
+    ['LOAD_PARALLEL_MIN_BYTES', 'the smallest file validated on several connections (16777216)'],
     ['CI', 'set: progress as plain lines, as when the output is not a terminal'],
   ],
   examples: ['npx zx scripts/load.mjs data/historical --dry-run', 'npx zx scripts/load.mjs ~/export --header --max-rejects 1%'],
@@ -41,5 +43,6 @@ await run(async ({ url }) => {
     followSymlinks: values['follow-symlinks'],
     maxRecordBytes: values['max-record-bytes'],
     maxFields: values['max-fields'],
+    jobs: values.jobs,
   })
 })

@@ -11,6 +11,12 @@ import type postgres from 'postgres'
  * the caller's sql.begin() then rolls back and releases the connection.
  */
 export async function copyIn(query: postgres.PendingQuery<postgres.Row[]>, ...sources: NodeJS.ReadableStream[]): Promise<void> {
+  await pipeline([...sources, await copyWritable(query)])
+}
+
+/** The COPY's writable, destroyed with the server's error when there is one; it finishes
+ *  once the server has taken everything (CommandComplete). */
+export async function copyWritable(query: postgres.PendingQuery<postgres.Row[]>): Promise<Writable> {
   const writable = (await query.writable()) as Writable
   const pending = query as unknown as { reject: (err: unknown) => void }
   const reject = pending.reject
@@ -18,5 +24,5 @@ export async function copyIn(query: postgres.PendingQuery<postgres.Row[]>, ...so
     writable.destroy(err instanceof Error ? err : new Error(String(err)))
     reject(err)
   }
-  await pipeline([...sources, writable])
+  return writable
 }

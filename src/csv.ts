@@ -17,7 +17,7 @@ export function csvParser(): Parser {
 }
 
 /** Number of line breaks in a record's fields (a CRLF counts once). */
-function breaksIn(fields: string[]): number {
+export function breaksIn(fields: string[]): number {
   let breaks = 0
   for (const f of fields) {
     if (!f.includes('\n') && !f.includes('\r')) continue
@@ -34,6 +34,25 @@ function breaksIn(fields: string[]): number {
 // unreadable (bad_encoding), its fields logged with U+FFFD there. Anything else is kept as read.
 const SPECIAL = /["\\\n\r\t\0]/
 const ESCAPED: Record<string, string> = { '"': '\\\\"', '\\': '\\\\\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\0': '\uFFFD' }
+
+/** A blank line, as csv-parse gives it. */
+export const isBlank = (record: string[]) => record.length === 1 && record[0] === ''
+
+/** One record as a COPY text line for the staging table (see CopyLines). */
+export function copyLine(line: number, record: string[]): string {
+  let text = `${line}\t{`
+  let unreadable = false
+  for (let i = 0; i < record.length; i++) {
+    const field = record[i]
+    if (SPECIAL.test(field)) {
+      unreadable ||= field.includes('\0')
+      text += `${i ? ',' : ''}"${field.replace(/["\\\n\r\t\0]/g, (c) => ESCAPED[c])}"`
+    } else {
+      text += `${i ? ',' : ''}"${field}"`
+    }
+  }
+  return text + (unreadable ? '}\tbad_encoding\n' : '}\t\\N\n')
+}
 
 /**
  * Turns parsed records into COPY text lines `position \t fields \t unreadable` for the
@@ -54,19 +73,8 @@ export class CopyLines extends Transform {
   override _transform(record: string[], _enc: BufferEncoding, done: TransformCallback): void {
     const line = this.nextLine
     this.nextLine += 1 + breaksIn(record)
-    if (record.length === 1 && record[0] === '') return done() // a blank line
-    let text = `${line}\t{`
-    let unreadable = false
-    for (let i = 0; i < record.length; i++) {
-      const field = record[i]
-      if (SPECIAL.test(field)) {
-        unreadable ||= field.includes('\0')
-        text += `${i ? ',' : ''}"${field.replace(/["\\\n\r\t\0]/g, (c) => ESCAPED[c])}"`
-      } else {
-        text += `${i ? ',' : ''}"${field}"`
-      }
-    }
-    text += unreadable ? '}\tbad_encoding\n' : '}\t\\N\n'
+    if (isBlank(record)) return done()
+    const text = copyLine(line, record)
     this.rows++
     this.pending.push(text)
     this.pendingBytes += text.length

@@ -2,15 +2,34 @@
 // table and validated there by the same engine as ingest_batch, in one transaction per
 // file, so a failed file leaves the database as it was.
 // Long, as one file: RecordLimits (the byte-level bounds on a record) serves only this load.
+//
+// A large file (LOAD_PARALLEL_MIN_BYTES) is validated on K connections at once (--jobs K),
+// still all or nothing. Node reads and parses the file once and splits the records by their
+// id's value, so every copy of one id meets in one worker and the duplicate check stays
+// local. Each worker COPYs its share into its own staging table and validates it with the
+// database's statement (one implementation of the rules for every path) in its own
+// transaction, keeping the verdict in an unlogged table named after the load, committed.
+// Then ONE statement (runner.finish_load) logs the batch and the rejects and inserts every
+// worker's valid rows: the target table and the ingest log change only there. The table's
+// lock is held by the coordinator's session from start to end, so what the workers judged
+// (ids already in the table, references) still holds when it is written. A load killed
+// before that statement leaves only its verdict tables, which the next load removes
+// (sql/procedures/204-ingest.parallel.sql). Why not workers sharing one snapshot and
+// committing together: without two-phase commit (max_prepared_transactions is 0 on most
+// servers and on the embedded one) K commits cannot be made atomic, and a kill between them
+// would leave part of the file.
 import { constants, type Stats } from 'node:fs'
 import { lstat, open, stat, type FileHandle } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { Transform, type TransformCallback } from 'node:stream'
-import { copyIn } from './copy.ts'
-import { CopyLines, csvParser } from './csv.ts'
+import { once } from 'node:events'
+import { availableParallelism } from 'node:os'
+import { Transform, Writable, type TransformCallback } from 'node:stream'
+import { finished, pipeline } from 'node:stream/promises'
+import { copyWritable } from './copy.ts'
+import { breaksIn, copyLine, CopyLines, csvParser, isBlank } from './csv.ts'
 import { MarkInvalidUtf8 } from './encoding.ts'
 import { wholeFromEnv } from './env.ts'
-import type { Queryable, Sql, Tx } from './database.ts'
+import { connect, type Queryable, type Sql, type Tx } from './database.ts'
 import { tablesInLoadOrder } from './tables.ts'
 
 export interface IngestBatch {
@@ -32,9 +51,9 @@ export interface LoadResult {
   seconds: number
 }
 
-/** What a load is doing: reading the file (COPY into staging), validating and inserting in the
- *  database (one statement), re-checking foreign keys. */
-export type Phase = 'reading' | 'validating' | 'rechecking'
+/** What a load is doing: reading the file (COPY into staging), validating (and, on one
+ *  connection, inserting) in the database, writing a parallel load's verdicts (one statement). */
+export type Phase = 'reading' | 'validating' | 'writing'
 export type Progress = (table: string, rowsRead: number, detail?: { phase: Phase; bytesRead: number; bytes: number }) => void
 
 export interface LoadOptions {
@@ -49,6 +68,20 @@ export interface LoadOptions {
   /** The first record of each file is a header: skipped (load.mjs --header). Without it, a
    *  first record that looks like one refuses the file. */
   header?: boolean
+  /** Validate a file of LOAD_PARALLEL_MIN_BYTES or more on this many connections at once
+   *  (load.mjs --jobs); needs `url`. Not inside a caller's transaction: other connections
+   *  cannot see its rows. */
+  jobs?: number
+  /** The database the workers connect to (the coordinator's). */
+  url?: string
+}
+
+/** load.mjs --jobs by default: the server's CPU count (when it may read /proc; else this
+ *  machine's), at most 4. */
+export async function defaultJobs(sql: Queryable): Promise<number> {
+  const [row] = await sql<{ cpus: number }[]>`select count(*)::int as cpus from regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')`
+    .catch(() => [{ cpus: 0 }])
+  return Math.max(1, Math.min(4, row?.cpus || availableParallelism()))
 }
 
 /** What a load opens: a regular file, never a FIFO, device or (unless asked) symbolic link. */
@@ -129,44 +162,30 @@ export async function loadFile(sql: Queryable, table: string, file: string, prog
   const { progress, signal } = options
   const maxBytes = options.maxRecordBytes ?? wholeFromEnv('LOAD_MAX_RECORD_BYTES', 1024 * 1024)
   const maxFields = options.maxFields ?? wholeFromEnv('LOAD_MAX_FIELDS', 100)
+  const minParallel = wholeFromEnv('LOAD_PARALLEL_MIN_BYTES', 16 * 1024 * 1024)
   const started = performance.now()
-  const lines = new CopyLines()
-  let timer: NodeJS.Timeout | undefined
-  let phase: Phase = 'reading'
-  let limits: RecordLimits | undefined
   const { fh, before } = await openRegularFile(file, options.followSymlinks ?? false)
-  const report = () => progress?.(table, lines.rows, { phase, bytesRead: limits?.bytes ?? 0, bytes: before.size })
-  if (progress) timer = setInterval(report, 250)
-  // Inside a caller's transaction (load.mjs --dry-run, --max-rejects), a savepoint.
-  const transaction = <T>(fn: (tx: Tx) => Promise<T>) => ('savepoint' in sql ? sql.savepoint(fn) : sql.begin(fn)) as Promise<T>
+  const limits = new RecordLimits(file, maxBytes, maxFields)
+  const state: LoadState = { phase: 'reading', rows: () => 0, report: () => {} }
+  state.report = () => progress?.(table, state.rows(), { phase: state.phase, bytesRead: limits.bytes, bytes: before.size })
+  const timer = progress ? setInterval(state.report, 250) : undefined
+  const read = (...sinks: NodeJS.WritableStream[]) => readInto(file, fh, before, limits, signal, sinks)
+  const jobs = options.jobs ?? 1
   try {
+    if (jobs > 1 && options.url && 'reserve' in sql && before.size >= minParallel) {
+      const { batch, reasons } = await loadParallel(sql, options.url, jobs, table, file, options.header ?? false, state, read)
+      return { table, file, batch, reasons, seconds: (performance.now() - started) / 1000 }
+    }
+    // Inside a caller's transaction (load.mjs --dry-run, --max-rejects), a savepoint.
+    const transaction = <T>(fn: (tx: Tx) => Promise<T>) => ('savepoint' in sql ? sql.savepoint(fn) : sql.begin(fn)) as Promise<T>
     return await transaction(async (tx) => {
       await tx`select api.open_ingest_input()`
-      const copy = tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`
-      const input = fh.createReadStream({ autoClose: false, start: 0 })
-      limits = new RecordLimits(file, maxBytes, maxFields)
-      const interrupt = () => input.destroy(new Error(`${file}: load interrupted (${String(signal?.reason ?? 'signal')}): nothing loaded`))
-      signal?.addEventListener('abort', interrupt, { once: true })
-      try {
-        if (signal?.aborted) interrupt()
-        await copyIn(copy, input, limits, new MarkInvalidUtf8(), csvParser(), lines).catch((err: Error & { lines?: number }) => {
-          if (err.message.startsWith(file)) throw err
-          throw new Error(`${file}${err.lines ? `, line ${err.lines}` : ''}: ${err.message}`, { cause: err })
-        })
-      } finally {
-        signal?.removeEventListener('abort', interrupt)
-      }
-      // A file that changed while it was read (truncated, appended, replaced) is not what was
-      // asked for: the transaction rolls back.
-      const after = await fh.stat()
-      const now = await stat(file).catch(() => undefined)
-      if (!unchanged(before, after) || !now || !unchanged(before, now) || limits.bytes !== before.size) {
-        throw new Error(`${file} changed while it was read (${before.size} bytes when opened, ${limits.bytes} read, ` +
-          `${now ? `${now.size} now` : 'gone now'}): nothing loaded; load it again once it is complete`)
-      }
+      const lines = new CopyLines()
+      state.rows = () => lines.rows
+      await read(lines, await copyWritable(tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`))
       await firstRecord(tx, table, file, options.header ?? false)
-      phase = 'validating'
-      report()
+      state.phase = 'validating'
+      state.report()
       const [batch] = await tx<IngestBatch[]>`select * from api.ingest_staged(${table}, 'csv', true)`
       const reasons = await tx<{ reason: string; rows: number }[]>`select reason, rows from runner.reject_reasons(${batch.batch_id})`
       return { table, file, batch, reasons: [...reasons], seconds: (performance.now() - started) / 1000 }
@@ -174,6 +193,32 @@ export async function loadFile(sql: Queryable, table: string, file: string, prog
   } finally {
     clearInterval(timer)
     await fh.close()
+  }
+}
+
+interface LoadState { phase: Phase; rows: () => number; report: () => void }
+
+/** Streams the file through its bounds, the UTF-8 check and the parser into `sinks`; then
+ *  refuses a file that changed while it was read (truncated, appended, replaced): it is not
+ *  what was asked for, and the caller's transaction rolls back. */
+async function readInto(file: string, fh: FileHandle, before: Stats, limits: RecordLimits, signal: AbortSignal | undefined, sinks: NodeJS.WritableStream[]): Promise<void> {
+  const input = fh.createReadStream({ autoClose: false, start: 0 })
+  const interrupt = () => input.destroy(new Error(`${file}: load interrupted (${String(signal?.reason ?? 'signal')}): nothing loaded`))
+  signal?.addEventListener('abort', interrupt, { once: true })
+  try {
+    if (signal?.aborted) interrupt()
+    await pipeline([input, limits, new MarkInvalidUtf8(), csvParser(), ...sinks]).catch((err: Error & { lines?: number }) => {
+      if (err.message.startsWith(file)) throw err
+      throw new Error(`${file}${err.lines ? `, line ${err.lines}` : ''}: ${err.message}`, { cause: err })
+    })
+  } finally {
+    signal?.removeEventListener('abort', interrupt)
+  }
+  const after = await fh.stat()
+  const now = await stat(file).catch(() => undefined)
+  if (!unchanged(before, after) || !now || !unchanged(before, now) || limits.bytes !== before.size) {
+    throw new Error(`${file} changed while it was read (${before.size} bytes when opened, ${limits.bytes} read, ` +
+      `${now ? `${now.size} now` : 'gone now'}): nothing loaded; load it again once it is complete`)
   }
 }
 
@@ -185,10 +230,133 @@ async function firstRecord(tx: Tx, table: string, file: string, header: boolean)
     await tx`delete from pg_temp.ingest_input where position = ${first.position}`
     return
   }
-  const [{ header: looks }] = await tx<{ header: boolean | null }[]>`select runner.looks_like_header(${table}, ${first.fields}) as header`
-  if (looks && first.fields) {
-    throw new Error(`${file}, line ${first.position}: refused: it looks like a header (${first.fields.join(',')}), and the files have none: ` +
+  if (first.fields) await refuseHeader(tx, table, file, first.position, first.fields)
+}
+
+/** Refuses a file whose first record looks like a header (the rule: runner.looks_like_header). */
+async function refuseHeader(sql: Queryable, table: string, file: string, line: number | string, fields: string[]): Promise<void> {
+  const [{ header }] = await sql<{ header: boolean | null }[]>`select runner.looks_like_header(${table}, ${fields}) as header`
+  if (header) {
+    throw new Error(`${file}, line ${line}: refused: it looks like a header (${fields.join(',')}), and the files have none: ` +
       'pass --header to skip the first line of each file, or remove it')
+  }
+}
+
+/**
+ * Which worker gets a record: its id field's value modulo K, read from the field's ASCII
+ * digits without leading zeros. Every spelling of one valid id (" 7", "007") so goes to the
+ * same worker. Not a rule: a field that is no valid id lands anywhere and is judged there.
+ */
+export function shareOf(field: string, shares: number): number {
+  let share = 0
+  for (let i = 0; i < field.length; i++) {
+    const c = field.charCodeAt(i)
+    if (c >= 48 && c <= 57) share = (share * 10 + c - 48) % shares
+  }
+  return share
+}
+
+/** Routes parsed records, as COPY lines, to the workers' COPY streams (shareOf). */
+class ShareLines extends Writable {
+  rows = 0
+  private nextLine = 1
+  private first = true
+  private pending: string[]
+  /** keep(record, line): false skips the first record (a header). */
+  constructor(private shares: Writable[], private keyIndex: number, private keep: (record: string[], line: number) => boolean) {
+    super({ objectMode: true })
+    this.pending = shares.map(() => '')
+    for (const share of shares) share.on('error', (err) => this.destroy(err))
+  }
+
+  override _write(record: string[], _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    const line = this.nextLine
+    this.nextLine += 1 + breaksIn(record)
+    if (isBlank(record)) return done()
+    if (this.first) {
+      this.first = false
+      try { if (!this.keep(record, line)) return done() } catch (err) { return done(err as Error) }
+    }
+    const k = shareOf(record[this.keyIndex] ?? '', this.shares.length)
+    this.rows++
+    this.pending[k] += copyLine(line, record)
+    if (this.pending[k].length < 65536) return done()
+    const chunk = this.pending[k]
+    this.pending[k] = ''
+    if (this.shares[k].write(chunk)) done()
+    else once(this.shares[k], 'drain').then(() => done(), done)
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.shares.forEach((share, k) => share.end(this.pending[k] || undefined))
+    Promise.all(this.shares.map((share) => finished(share))).then(() => done(), done)
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    if (err) for (const share of this.shares) share.destroy(err)
+    done(err)
+  }
+}
+
+/**
+ * A parallel load of one file (see the top of this file): the coordinator's session holds the
+ * table; `jobs` workers, each in its own transaction, stage and validate their share; one
+ * statement writes all the verdicts.
+ */
+async function loadParallel(sql: Sql, url: string, jobs: number, table: string, file: string, header: boolean, state: LoadState,
+  read: (...sinks: NodeJS.WritableStream[]) => Promise<void>): Promise<{ batch: IngestBatch; reasons: { reason: string; rows: number }[] }> {
+  const coordinator = await sql.reserve()
+  const pool = connect(url, { max: jobs })
+  let load: number | undefined
+  // The workers wait here after staging: validated only once the whole file was read as it is.
+  let release!: () => void
+  let abandon!: (err: Error) => void
+  const readAll = new Promise<void>((resolve, reject) => { release = resolve; abandon = reject })
+  readAll.catch(() => {})
+  const workers: Promise<unknown>[] = []
+  try {
+    ;[{ load }] = await coordinator<{ load: number }[]>`select runner.begin_load(${table}) as load`
+    const fields = await coordinator<{ field: string; key: boolean }[]>`
+      select f.field, f.field = t.key_field as key from data.dictionary_fields f join data.dictionary_tables t using (table_name)
+       where f.table_name = ${table} order by f.ordinal`
+    const shares = Array.from({ length: jobs }, (_, worker) => new Promise<Writable>((give, fail) => {
+      workers.push(pool.begin(async (tx) => {
+        await tx`select api.open_ingest_input()`
+        const copy = await copyWritable(tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`)
+        give(copy)
+        readAll.catch((err) => copy.destroy(err)) // a failed read ends the COPY, and the transaction rolls back
+        await finished(copy)
+        await readAll
+        await tx`select runner.stage_share(${load!}, ${table}, ${worker})`
+      }).catch((err) => { fail(err); throw err }))
+    }))
+    let first: { record: string[]; line: number } | undefined
+    const lines = new ShareLines(await Promise.all(shares), fields.findIndex((f) => f.key), (record, line) => {
+      if (header) return false
+      first = { record, line }
+      return true
+    })
+    state.rows = () => lines.rows
+    await read(lines)
+    // Before the workers judge anything: a refused file is rolled back in every worker.
+    if (first) await refuseHeader(coordinator, table, file, first.line, first.record)
+    state.phase = 'validating'
+    state.report()
+    release()
+    await Promise.all(workers)
+    state.phase = 'writing'
+    state.report()
+    const [batch] = await coordinator<IngestBatch[]>`select * from runner.finish_load(${load}, ${table}, 'csv')`
+    const reasons = await coordinator<{ reason: string; rows: number }[]>`select reason, rows from runner.reject_reasons(${batch.batch_id})`
+    return { batch, reasons: [...reasons] }
+  } catch (err) {
+    abandon(err as Error)
+    await Promise.allSettled(workers)
+    throw err
+  } finally {
+    if (load !== undefined) await coordinator`select runner.end_load(${load}, ${table})`.catch(() => {})
+    coordinator.release()
+    await pool.end()
   }
 }
 

@@ -4,7 +4,7 @@ import { lstat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { connect } from './database.ts'
 import { wholeFromEnv } from './env.ts'
-import { formatResult, loadDirectory, type LoadOptions, type LoadResult, type Progress } from './load.ts'
+import { defaultJobs, formatResult, loadDirectory, type LoadOptions, type LoadResult, type Progress } from './load.ts'
 import { migrate } from './migrate.ts'
 import { projectRoot } from './paths.ts'
 import { tablesInLoadOrder } from './tables.ts'
@@ -70,7 +70,7 @@ function loadProgress(): { progress: Progress; clear: () => void } {
     } else if (phase === 'validating') {
       text = `${table}: validating and inserting ${rows.toLocaleString('en')} rows in the database (${seconds(elapsed)} so far)`
     } else {
-      text = `${table}: re-checking foreign keys (${seconds(elapsed)} so far)`
+      text = `${table}: writing the verdicts of ${rows.toLocaleString('en')} rows in one transaction (${seconds(elapsed)} so far)`
     }
     if (tty) process.stderr.write(`\r\x1b[K${text}`)
     else if (now - lastLine >= 10_000) {
@@ -81,7 +81,7 @@ function loadProgress(): { progress: Progress; clear: () => void } {
   return { progress, clear: () => { if (tty) process.stderr.write('\r\x1b[K') } }
 }
 
-export interface LoadCommandOptions extends Omit<LoadOptions, 'progress'> {
+export interface LoadCommandOptions extends Omit<LoadOptions, 'progress' | 'url'> {
   /** Validate everything, print the verdict, write nothing (load.mjs --dry-run). */
   dryRun?: boolean
   /** Above it, exit 3 with the whole load rolled back (load.mjs --max-rejects). */
@@ -98,6 +98,9 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCo
   const { progress, clear } = loadProgress()
   try {
     console.log(`${dryRun ? 'checking (dry run, nothing is written)' : 'loading'} ${resolve(dir)}`)
+    // Large files on several connections; not with --dry-run or --max-rejects, whose one
+    // transaction other connections cannot see into (load.ts).
+    loadOptions.jobs ??= await defaultJobs(sql)
     const tables = await tablesInLoadOrder(sql)
     const missing = (await Promise.all(tables.map((t) => lstat(join(dir, `${t}.csv`)).then(() => '', () => `${t}.csv`)))).filter(Boolean)
     if (missing.length && missing.length < tables.length) {
@@ -116,7 +119,7 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCo
         if (dryRun || overLimit(maxRejects, ...totals(results))) throw ROLLBACK
       }).catch((err) => { if (err !== ROLLBACK) throw err })
     } else {
-      results = await loadDirectory(sql, dir, { ...loadOptions, progress }).catch((err: Error & { committed?: LoadResult[] }) => {
+      results = await loadDirectory(sql, dir, { ...loadOptions, url, progress }).catch((err: Error & { committed?: LoadResult[] }) => {
         clear()
         // Each file is its own transaction: say which ones are in before the one that failed.
         for (const r of err.committed ?? []) console.log(`${formatResult(r)}\n  (committed)`)

@@ -1,5 +1,6 @@
 -- The ingest engine, part 1 of 4: which tables exist, and the locks every writer takes.
--- (2: staging, 3: the per-table functions compiled from the data dictionary, 4: the entry points.)
+-- (2: staging, 3: the per-table functions compiled from the data dictionary, 4: the entry points,
+-- 5: the parallel load.)
 -- Raises IBTAB for an unknown table.
 
 create or replace function internal.check_table(p_table text) returns data.dictionary_tables
@@ -16,6 +17,15 @@ begin
   return v_table;
 end $$;
 
+-- The tables a table references (departments and jobs for employees), in load order (also
+-- for the parallel load's session locks, 204-ingest.parallel.sql).
+create or replace function internal.parent_tables(p_table text) returns setof text
+language sql stable as $$
+  select t.table_name from data.dictionary_tables t
+   where t.table_name <> p_table and t.table_name in (select f.ref_table from data.dictionary_fields f where f.table_name = p_table)
+   order by t.load_order
+$$;
+
 -- Ingest, backup and restore of one table never interleave: all take the table's lock,
 -- exclusively (p_shared false) or shared: batches of a table run side by side (they insert
 -- with ON CONFLICT and judge again the rows another batch inserted first), but never beside a
@@ -28,11 +38,10 @@ drop function if exists internal.share_parents(text);
 create or replace function internal.take_table_lock(p_table text, p_shared boolean) returns void
 language plpgsql volatile as $$
 declare
-  r record;
+  v_parent text;
 begin
-  for r in select distinct t.table_name, t.load_order from data.dictionary_fields f join data.dictionary_tables t on t.table_name = f.ref_table
-            where f.table_name = p_table and f.ref_table <> p_table order by t.load_order loop
-    perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(r.table_name));
+  for v_parent in select internal.parent_tables(p_table) loop
+    perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(v_parent));
   end loop;
   if p_shared then
     perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(p_table));

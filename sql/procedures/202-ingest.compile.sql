@@ -29,9 +29,13 @@ end;
 -- The validating statement for one table, as readable SQL; p_csv: the rows are CSV records
 -- (fields, all text) rather than JSON objects (payload); p_concurrent: other batches may
 -- insert the same new ids meanwhile (the insert then skips them, and returns their positions
--- as lost). p_batch_id is the batch id. Exposed for inspection:
+-- as lost); p_stage: a parallel load's worker (204-ingest.parallel.sql): steps 1-5 only, the
+-- statement returns its rejects and valid rows instead of writing them. p_batch_id is the
+-- batch id. Exposed for inspection:
 --   select internal.ingest_statement('employees', false);
-create or replace function internal.ingest_statement(p_table text, p_csv boolean, p_concurrent boolean default false) returns text
+drop function if exists internal.ingest_statement(text, boolean, boolean);
+create or replace function internal.ingest_statement(p_table text, p_csv boolean, p_concurrent boolean default false,
+                                                     p_stage boolean default false) returns text
 language plpgsql stable as $$
 declare
   v_table  data.dictionary_tables := internal.check_table(p_table);
@@ -41,7 +45,7 @@ declare
   f        record;
   -- One line per field in each step.
   v_read text[] := '{}';  v_rules text[] := '{}';  v_values text[] := '{}';  v_reasons text[] := '{}';  v_joins text[] := '{}';
-  v_columns text;  v_new text;  v_old text;
+  v_columns text;  v_new text;  v_old text;  v_judged text;
 begin
   select array_agg(field order by ordinal), count(*) into v_fields, v_count
     from data.dictionary_fields where table_name = p_table;
@@ -77,8 +81,9 @@ begin
     end;
   end loop;
 
-  select string_agg(quote_ident(x), ', '), string_agg('t.' || quote_ident(x), ', '), string_agg('cur.' || quote_ident(x), ', ')
-    into v_columns, v_new, v_old from unnest(v_fields) x;
+  select string_agg(quote_ident(x), ', '), string_agg('t.' || quote_ident(x), ', '), string_agg('cur.' || quote_ident(x), ', '),
+         string_agg('j.' || quote_ident(x), ', ')
+    into v_columns, v_new, v_old, v_judged from unnest(v_fields) x;
 
   return concat_ws(E'\n',
 'with shaped as materialized (',
@@ -137,6 +142,17 @@ format('    from verdict where %1$s is not null group by %1$s having count(*) > 
 '           when (v.known and not v.same) or r.first_valid < v.position',
 '           then array[''duplicate_id''] else ''{}''::text[] end as reasons',
 format('    from verdict v left join repeated r on r.%1$s = v.%1$s', v_key),
+case when p_stage then concat_ws(E'\n',
+')',
+'-- Step 6 of a parallel load''s worker: the rejects with their rows as received, and the valid',
+'-- rows (unchanged: in the table as they are), which runner.finish_load writes for all workers.',
+'select j.position, j.reasons, coalesce(i.payload, to_jsonb(i.fields)) as payload, false as unchanged, ' || v_judged,
+'  from judged j join pg_temp.ingest_input i on i.position = j.position',
+' where cardinality(j.reasons) > 0',
+'union all',
+'select j.position, j.reasons, null, j.known and j.same, ' || v_judged,
+'  from judged j',
+' where j.reasons = ''{}''') else concat_ws(E'\n',
 '), rejected_rows as (',
 '  -- Step 6: every reject logged with every reason and its row as received (cardinality():',
 '  -- the planner then expects few rejects and hashes them, not sorting the input).',
@@ -162,7 +178,7 @@ case when p_concurrent then format(
          where j.reasons = ''{}'' and not (j.known and j.same)
            and not exists (select from inserted_rows i where i.%1$s = j.%1$s))', v_key)
 else
-'       ''{}''::bigint[]  -- (no other batch writes meanwhile: no anti-join of a million rows against themselves)' end);
+'       ''{}''::bigint[]  -- (no other batch writes meanwhile: no anti-join of a million rows against themselves)' end) end);
 end $$;
 
 -- The name of a table's function for a shape (json, csv): ingest_<table>_<shape>, or, when
