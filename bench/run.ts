@@ -49,7 +49,8 @@ const time = async <T>(work: () => Promise<T>) => {
 
 async function child(url: string, ...args: string[]): Promise<{ seconds: number; rss_mb: number; result: any }> {
   const { stdout } = await run(process.execPath, ['--import', 'tsx', join(projectRoot, 'bench/child.ts'), ...args], {
-    cwd: projectRoot, env: { ...process.env, DATABASE_URL: url }, maxBuffer: 64 * 1024 * 1024,
+    // Any file on K workers, so that the small smoke run takes the parallel path too.
+    cwd: projectRoot, env: { ...process.env, DATABASE_URL: url, LOAD_PARALLEL_MIN_BYTES: '1' }, maxBuffer: 64 * 1024 * 1024,
   })
   return JSON.parse(stdout.trim().split('\n').at(-1)!)
 }
@@ -186,14 +187,30 @@ export async function bench(serverUrl: string, options: { rows: number; apiRows?
     databases.push(template)
     await migrate(withDatabase(serverUrl, template))
 
-    // ---- 1. load ----
-    log('load: toolkit ...')
-    const loadUrl = await fresh('load')
-    const load = await child(loadUrl, 'load', data.dir)
-    const employees = load.result.find((r: { table: string }) => r.table === 'employees')
-    checks.load_inserted_as_generated = employees.inserted === data.valid
-    checks.load_rejected_as_generated = employees.rejected === data.rejected
-    results.push({ group: 'load', measure: 'scripts/load.mjs (all rules, rejects logged)', rows: data.rows, seconds: load.seconds, rss_mb: load.rss_mb, baseline: 'COPY valid rows into the constrained tables' })
+    // ---- 1. load: on one connection, then on K = 2 and 4 workers (load.mjs --jobs) ----
+    const tableHash = async (url: string) => {
+      const s = connect(url, { max: 1 })
+      try {
+        return (await s`select (select md5(string_agg(e::text, '|' order by employee_id)) from data.employees e)
+          || (select md5(string_agg(h::text, '|' order by h)) from data.hire_counts h)
+          || (select md5(string_agg(format('%s %s %s %s', table_name, position, payload, reasons), '|' order by table_name, position)) from data.ingest_rejects) as h`)[0].h as string
+      } finally { await s.end() }
+    }
+    let loadUrl = ''
+    let reference = ''
+    for (const jobs of [1, 2, 4]) {
+      log(`load: toolkit, ${jobs} worker${jobs > 1 ? 's' : ''} ...`)
+      const url = await fresh(`load${jobs}`)
+      const load = await child(url, 'load', data.dir, String(jobs))
+      const employees = load.result.find((r: { table: string }) => r.table === 'employees')
+      checks[`load_${jobs}_inserted_as_generated`] = employees.inserted === data.valid
+      checks[`load_${jobs}_rejected_as_generated`] = employees.rejected === data.rejected
+      const hash = await tableHash(url)
+      if (jobs === 1) [loadUrl, reference] = [url, hash]
+      else checks[`load_${jobs}_same_tables_as_1`] = hash === reference
+      results.push({ group: 'load', measure: jobs === 1 ? 'scripts/load.mjs (all rules, rejects logged)' : `scripts/load.mjs --jobs ${jobs}`,
+        rows: data.rows, seconds: load.seconds, rss_mb: load.rss_mb, baseline: 'COPY valid rows into the constrained tables' })
+    }
 
     log('load: COPY baselines ...')
     const copyUrl = await fresh('copy')
