@@ -79,8 +79,11 @@ export interface LoadOptions {
 /** load.mjs --jobs by default: the server's CPU count (when it may read /proc; else this
  *  machine's), at most 4. */
 export async function defaultJobs(sql: Queryable): Promise<number> {
-  const [row] = await sql<{ cpus: number }[]>`select count(*)::int as cpus from regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')`
-    .catch(() => [{ cpus: 0 }])
+  // (asked first: a refused call would put an error in the server's log at every load)
+  const [may] = await sql<{ read: boolean }[]>`select has_function_privilege('pg_read_file(text)', 'execute') and pg_has_role('pg_read_server_files', 'member') as read`
+  const [row] = may.read
+    ? await sql<{ cpus: number }[]>`select count(*)::int as cpus from regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')`.catch(() => [])
+    : []
   return Math.max(1, Math.min(4, row?.cpus || availableParallelism()))
 }
 

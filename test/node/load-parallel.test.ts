@@ -92,12 +92,14 @@ describe('all or nothing under kill -9', () => {
   let known: number[] = []
   /** No session of the database is left but those there before the load. */
   const quiet = async () => {
-    for (let i = 0; i < 600; i++) {
-      const [{ n }] = await sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and pid <> all(${known}) and backend_type = 'client backend'`
-      if (n === 0) return
+    let left: readonly unknown[] = []
+    for (let i = 0; i < 1800; i++) {
+      left = await sql`select pid, state, wait_event_type, wait_event, left(query, 80) as query from pg_stat_activity
+        where datname = current_database() and pid <> all(${known}) and backend_type = 'client backend'`
+      if (left.length === 0) return
       await new Promise((r) => setTimeout(r, 100))
     }
-    throw new Error('the killed load\'s sessions never ended')
+    throw new Error(`the killed load's sessions never ended: ${JSON.stringify(left)}`)
   }
   const active = async (pattern: string) => (await sql`
     select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active' and query like ${pattern}`)[0].n as number
