@@ -19,10 +19,21 @@ await run(async ({ url }) => {
   const started = Date.now()
   const soakSeconds = Number(argv['soak-seconds'] ?? 30)
   const soak = soakSeconds > 0 ? { clients: Number(argv['soak-clients'] ?? 8), seconds: soakSeconds } : undefined
-  const result = await bench(url, { rows, apiRows: argv['api-rows'] ? Number(argv['api-rows']) : undefined, soak, log: (s) => process.stderr.write(`${s}\n`) })
+  const result = await bench(url, {
+    rows,
+    apiRows: argv['api-rows'] ? Number(argv['api-rows']) : undefined,
+    soak,
+    log: (s) => process.stderr.write(`${s}\n`),
+  })
   console.log(`\n${result.table}\n`)
-  console.log(`checks: ${Object.entries(result.checks).map(([k, v]) => `${k}=${v}`).join(', ')}`)
-  console.log(`${rows} employees (${result.generated.valid} valid, ${result.generated.rejected} invalid), ${((Date.now() - started) / 1000).toFixed(0)} s in all`)
+  console.log(
+    `checks: ${Object.entries(result.checks)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ')}`,
+  )
+  console.log(
+    `${rows} employees (${result.generated.valid} valid, ${result.generated.rejected} invalid), ${((Date.now() - started) / 1000).toFixed(0)} s in all`,
+  )
   if (argv.json) await writeFile(String(argv.json), JSON.stringify(result, null, 2))
   if (Object.values(result.checks).some((v) => v === false)) throw new Error('a correctness check failed')
 })

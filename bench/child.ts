@@ -10,7 +10,11 @@ const [op, ...args] = process.argv.slice(2)
 const sql = connect(process.env.DATABASE_URL!, { max: 2 })
 const started = performance.now()
 let result: unknown
-if (op === 'load') result = (await loadDirectory(sql, args[0], { jobs: Number(args[1] ?? 1), url: process.env.DATABASE_URL })).map((r) => ({ table: r.table, ...r.batch }))
+if (op === 'load')
+  result = (await loadDirectory(sql, args[0], { jobs: Number(args[1] ?? 1), url: process.env.DATABASE_URL })).map((r) => ({
+    table: r.table,
+    ...r.batch,
+  }))
 else if (op === 'backup') result = await backupTable(sql, args[0], { dir: args[1], keep: 100 })
 else if (op === 'restore') result = await restoreTables(sql, [args[0]], { dir: args[1], keep: 100, files: { [args[0]]: args[2] } })
 else throw new Error(`unknown operation ${op}`)

@@ -6,7 +6,8 @@ import { lib } from './ts.mjs'
 const { parseCommandLine } = await lib('args.ts')
 const { values, positionals } = parseCommandLine(import.meta.url, {
   usage: ['<table>... | --all', '--verify <file> [--table <table>]', '--list <table>'],
-  summary: 'Writes each table to BACKUP_DIR/<database>/<table>/<UTC timestamp>.avro with a .sha256 beside it,\n' +
+  summary:
+    'Writes each table to BACKUP_DIR/<database>/<table>/<UTC timestamp>.avro with a .sha256 beside it,\n' +
     'keeping the newest BACKUP_KEEP per table; --verify reads a file end to end (checksum, row count,\n' +
     'schema against the table); --list lists the backups and pre-restore snapshots of a table.',
   options: {

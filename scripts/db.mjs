@@ -6,7 +6,8 @@ import { lib } from './ts.mjs'
 const { parseCommandLine } = await lib('args.ts')
 parseCommandLine(import.meta.url, {
   usage: [''],
-  summary: 'Starts the embedded PostgreSQL of .pgdata/ (migrated) and keeps it running until Ctrl-C, printing a\n' +
+  summary:
+    'Starts the embedded PostgreSQL of .pgdata/ (migrated) and keeps it running until Ctrl-C, printing a\n' +
     'psql command that connects to it (its password goes to .pgdata/pgpass, 0600, not on the screen).\n' +
     'While it runs, the other scripts of this checkout use it. If a server already runs (npm start,\n' +
     'another db.mjs), it says so and leaves it be. With DATABASE_URL set, it only migrates that database.',
@@ -26,7 +27,9 @@ await run(async ({ url, origin }, shutdown) => {
   }
   const psql = await embeddedPsqlCommand(url)
   if (origin === 'reused') {
-    console.log(`The embedded PostgreSQL is already running (started by another process, which stops it): migrated it, leaving it running.\n  ${psql}`)
+    console.log(
+      `The embedded PostgreSQL is already running (started by another process, which stops it): migrated it, leaving it running.\n  ${psql}`,
+    )
     return
   }
   console.log(`PostgreSQL is ready; the other scripts of this checkout use it while it runs.\n  ${psql}\nCtrl-C stops it.`)

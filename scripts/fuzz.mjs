@@ -8,7 +8,8 @@ import { lib } from './ts.mjs'
 const { parseCommandLine, wholeNumber } = await lib('args.ts')
 const { values } = parseCommandLine(import.meta.url, {
   usage: ['[--seed N] [--scale K]'],
-  summary: 'Runs the generated-data properties (test/node/properties.test.ts) K times as many times as npm test\n' +
+  summary:
+    'Runs the generated-data properties (test/node/properties.test.ts) K times as many times as npm test\n' +
     'does, with a new random seed unless --seed replays one. The seed is printed first; a failure prints\n' +
     'its shrunk counterexample (add it to the example tests). npm run fuzz -- [options] runs this.',
   options: {
@@ -21,8 +22,16 @@ const { values } = parseCommandLine(import.meta.url, {
 const seed = String(values.seed ?? randomInt(2 ** 31))
 const scale = String(values.scale ?? 10)
 console.log(`fuzz: seed ${seed}, scale ${scale} (replay: npm run fuzz -- --seed ${seed} --scale ${scale})`)
-const { status } = spawnSync(process.execPath, [new URL('../node_modules/zx/build/cli.js', import.meta.url).pathname, new URL('./test.mjs', import.meta.url).pathname, 'test/node/properties.test.ts'], {
-  stdio: 'inherit',
-  env: { ...process.env, FUZZ_SEED: seed, FUZZ_SCALE: scale },
-})
+const { status } = spawnSync(
+  process.execPath,
+  [
+    new URL('../node_modules/zx/build/cli.js', import.meta.url).pathname,
+    new URL('./test.mjs', import.meta.url).pathname,
+    'test/node/properties.test.ts',
+  ],
+  {
+    stdio: 'inherit',
+    env: { ...process.env, FUZZ_SEED: seed, FUZZ_SCALE: scale },
+  },
+)
 process.exit(status ?? 1)

@@ -7,7 +7,8 @@ const { parseCommandLine, wholeNumber } = await lib('args.ts')
 const { parseRejectLimit } = await lib('tasks.ts')
 const { values, positionals } = parseCommandLine(import.meta.url, {
   usage: ['[dir] [options]'],
-  summary: 'Loads departments.csv, jobs.csv and employees.csv (header-less CSV) from dir (default: the sample data\n' +
+  summary:
+    'Loads departments.csv, jobs.csv and employees.csv (header-less CSV) from dir (default: the sample data\n' +
     'in data/historical/), in that order, migrating first. Every row is validated in the database; a rejected row\n' +
     'is logged with its reasons in ingest_rejects. Each file is one transaction; with --dry-run or --max-rejects\n' +
     'the whole load is one. Only regular files are read; symbolic links only with --follow-symlinks.\n' +
@@ -16,11 +17,31 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
   options: {
     'dry-run': { type: 'boolean', help: 'validate everything and print the full verdict, then roll back: nothing is written' },
     header: { type: 'boolean', help: 'skip the first line of each file (without it, a header line is refused)' },
-    'max-rejects': { type: 'string', arg: 'N|P%', help: 'fail (exit 3, everything rolled back) above N rejected rows, or P% of the rows read', parse: parseRejectLimit },
-    jobs: { type: 'string', arg: 'K', help: 'validate large files on K connections at once (default: server CPUs, at most 4; see README)', parse: wholeNumber(1) },
-    'follow-symlinks': { type: 'boolean', help: 'open a symbolic link\'s target (refused by default)' },
-    'max-record-bytes': { type: 'string', arg: 'N', help: 'refuse a file with a record over N bytes (default LOAD_MAX_RECORD_BYTES, 1 MiB)', parse: wholeNumber(1) },
-    'max-fields': { type: 'string', arg: 'N', help: 'refuse a file with a record of more than N fields (default LOAD_MAX_FIELDS, 100)', parse: wholeNumber(1) },
+    'max-rejects': {
+      type: 'string',
+      arg: 'N|P%',
+      help: 'fail (exit 3, everything rolled back) above N rejected rows, or P% of the rows read',
+      parse: parseRejectLimit,
+    },
+    jobs: {
+      type: 'string',
+      arg: 'K',
+      help: 'validate large files on K connections at once (default: server CPUs, at most 4; see README)',
+      parse: wholeNumber(1),
+    },
+    'follow-symlinks': { type: 'boolean', help: "open a symbolic link's target (refused by default)" },
+    'max-record-bytes': {
+      type: 'string',
+      arg: 'N',
+      help: 'refuse a file with a record over N bytes (default LOAD_MAX_RECORD_BYTES, 1 MiB)',
+      parse: wholeNumber(1),
+    },
+    'max-fields': {
+      type: 'string',
+      arg: 'N',
+      help: 'refuse a file with a record of more than N fields (default LOAD_MAX_FIELDS, 100)',
+      parse: wholeNumber(1),
+    },
   },
   positionals: { max: 1 },
   environment: [

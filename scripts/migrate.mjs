@@ -6,7 +6,8 @@ import { lib } from './ts.mjs'
 const { parseCommandLine } = await lib('args.ts')
 parseCommandLine(import.meta.url, {
   usage: [''],
-  summary: 'Applies the pending migrations of sql/migrations/, then re-applies every definition in\n' +
+  summary:
+    'Applies the pending migrations of sql/migrations/, then re-applies every definition in\n' +
     'sql/procedures/ and sql/views/, all in one transaction (a run applies everything or nothing).',
   options: {},
   examples: ['DATABASE_URL=postgres://me@localhost/hr npx zx scripts/migrate.mjs'],

@@ -6,7 +6,8 @@ import { lib } from './ts.mjs'
 const { parseCommandLine } = await lib('args.ts')
 const { values, positionals } = parseCommandLine(import.meta.url, {
   usage: ['<table> [file] [--dry-run]', '--all [--dry-run]'],
-  summary: 'Restores a table from its newest backup (or from file, a path under BACKUP_DIR), or every table\n' +
+  summary:
+    'Restores a table from its newest backup (or from file, a path under BACKUP_DIR), or every table\n' +
     'from its newest backup in one transaction. The current rows are saved first under\n' +
     '<table>/pre-restore/, so a restore can be undone; a failed restore changes nothing.',
   options: {

@@ -6,18 +6,21 @@ import { lib } from './ts.mjs'
 const { parseCommandLine } = await lib('args.ts')
 const { values } = parseCommandLine(import.meta.url, {
   usage: ['[--list | --remove]'],
-  summary: 'Installs (idempotently, migrating first), lists or removes the pg_cron jobs of this database:\n' +
+  summary:
+    'Installs (idempotently, migrating first), lists or removes the pg_cron jobs of this database:\n' +
     'backups, reports and housekeeping. Needs pg_cron in the server (see the README).',
   options: {
     list: { type: 'boolean', help: 'list the jobs and their last runs' },
     remove: { type: 'boolean', help: 'remove the jobs' },
   },
   environment: [
-    ['SCHEDULE_BACKUP, SCHEDULE_REPORTS, SCHEDULE_HOUSEKEEPING', '5-field cron schedules (in the server\'s time zone)'],
+    ['SCHEDULE_BACKUP, SCHEDULE_REPORTS, SCHEDULE_HOUSEKEEPING', "5-field cron schedules (in the server's time zone)"],
     ['RETENTION_DAYS', 'days the ingest log is kept (90; 1 to 36525)'],
   ],
   examples: ['SCHEDULE_BACKUP="0 3 * * *" npx zx scripts/schedule.mjs', 'npx zx scripts/schedule.mjs --list'],
-  validate: (v) => { if (v.list && v.remove) throw new Error('use --list or --remove, not both') },
+  validate: (v) => {
+    if (v.list && v.remove) throw new Error('use --list or --remove, not both')
+  },
 })
 
 const { run } = await lib('cli.ts')

@@ -6,7 +6,8 @@ import { lib } from './ts.mjs'
 const { parseCommandLine } = await lib('args.ts')
 parseCommandLine(import.meta.url, {
   usage: [''],
-  summary: 'Migrates, loads the sample data of data/historical/, writes the 2021 reports to REPORTS_DIR,\n' +
+  summary:
+    'Migrates, loads the sample data of data/historical/, writes the 2021 reports to REPORTS_DIR,\n' +
     'then serves the API until Ctrl-C (npm start runs this).',
   options: {},
   environment: [

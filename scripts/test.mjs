@@ -18,7 +18,8 @@ const { parseCommandLine } = await lib('args.ts')
 const { wholeFromEnv } = await lib('env.ts')
 const { positionals } = parseCommandLine(import.meta.url, {
   usage: ['[test files...]'],
-  summary: 'Runs the tests (all of test/, or the files named) against a real PostgreSQL: DATABASE_URL when set\n' +
+  summary:
+    'Runs the tests (all of test/, or the files named) against a real PostgreSQL: DATABASE_URL when set\n' +
     '(its user needs CREATEDB; pg_cron for the schedule tests), otherwise the embedded one. npm test -- [files]\n' +
     'runs this. Each test file gets its own database, cloned from a template migrated once.',
   options: {},
@@ -67,7 +68,12 @@ const runOf = (name) => /^hirebase_test_(?:template_)?([0-9a-f]{8})(?:_|$)/.exec
 
 /** @param {number} pid */
 const alive = (pid) => {
-  try { process.kill(pid, 0); return true } catch (err) { return /** @type {NodeJS.ErrnoException} */ (err).code === 'EPERM' }
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return /** @type {NodeJS.ErrnoException} */ (err).code === 'EPERM'
+  }
 }
 
 /**
@@ -98,7 +104,9 @@ async function removeDeadRuns(admin) {
  * @param {string} runId
  */
 async function dropDatabases(admin, runId) {
-  const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`).map((r) => r.datname).filter((n) => runOf(n) === runId)
+  const names = (await admin`select datname from pg_database where datname like 'hirebase\_test\_%'`)
+    .map((r) => r.datname)
+    .filter((n) => runOf(n) === runId)
   // With their API roles: tests leave no role behind.
   await dropDatabasesAndRoles(admin, names)
 }
@@ -123,8 +131,13 @@ await run(async ({ url }, shutdown) => {
     await removeDeadRuns(admin)
     await admin.unsafe(`create database ${template}`).catch((err) => {
       if (err.code !== '42501') throw err
-      throw Object.assign(new Error(`npm test creates and drops its own databases, and the user of DATABASE_URL may not create one: ` +
-        `grant it CREATEDB (ALTER ROLE ... CREATEDB), or point DATABASE_URL at a test server`), { code: err.code })
+      throw Object.assign(
+        new Error(
+          `npm test creates and drops its own databases, and the user of DATABASE_URL may not create one: ` +
+            `grant it CREATEDB (ALTER ROLE ... CREATEDB), or point DATABASE_URL at a test server`,
+        ),
+        { code: err.code },
+      )
     })
     await migrate(templateUrl)
     // Traversable (not listable) by others: as root, an embedded server runs as `postgres`.
@@ -148,8 +161,14 @@ await run(async ({ url }, shutdown) => {
       const stop = () => {
         const group = -(child.pid ?? 0)
         if (!group) return
-        try { process.kill(group, 'SIGTERM') } catch {}
-        setTimeout(() => { try { process.kill(group, 'SIGKILL') } catch {} }, 5000).unref()
+        try {
+          process.kill(group, 'SIGTERM')
+        } catch {}
+        setTimeout(() => {
+          try {
+            process.kill(group, 'SIGKILL')
+          } catch {}
+        }, 5000).unref()
       }
       shutdown.addEventListener('abort', stop, { once: true })
       child.on('exit', (status) => resolve(shutdown.aborted ? 130 : (status ?? 1)))

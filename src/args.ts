@@ -35,14 +35,17 @@ export interface CommandSpec<O extends Record<string, OptionSpec>> {
 }
 
 export type Values<O extends Record<string, OptionSpec>> = {
-  [K in keyof O]: O[K] extends { type: 'boolean' } ? boolean
-    : O[K] extends { parse: (value: string) => infer T } ? T | undefined : string | undefined
+  [K in keyof O]: O[K] extends { type: 'boolean' }
+    ? boolean
+    : O[K] extends { parse: (value: string) => infer T }
+      ? T | undefined
+      : string | undefined
 }
 
 const DATABASE_ENVIRONMENT: [string, string][] = [
   ['DATABASE_URL', 'your PostgreSQL >= 15 (postgres://user:password@host:port/database); unset: the embedded one in .pgdata/'],
   ['EMBEDDED_PG_PORT', 'port number of the embedded PostgreSQL (default 54329; it listens on a socket in .pgdata/run only)'],
-  ['LOG_LEVEL', 'debug also prints the embedded server\'s log and database notices'],
+  ['LOG_LEVEL', "debug also prints the embedded server's log and database notices"],
 ]
 
 /** The arguments given to the script at `scriptUrl`: zx runs it as `node zx/cli.js [zx options] script args`. */
@@ -55,17 +58,23 @@ function scriptArgs(scriptUrl: string): string[] {
 /** The `npx zx scripts/x.mjs` that runs the script at `scriptUrl`, as a user would type it. */
 export function commandOf(scriptUrl: string): string {
   const script = fileURLToPath(scriptUrl)
-  return script.startsWith(join(projectRoot, 'scripts')) ? `npx zx scripts/${script.slice(join(projectRoot, 'scripts').length + 1)}` : `npx zx ${script}`
+  return script.startsWith(join(projectRoot, 'scripts'))
+    ? `npx zx scripts/${script.slice(join(projectRoot, 'scripts').length + 1)}`
+    : `npx zx ${script}`
 }
 
 export function helpText<O extends Record<string, OptionSpec>>(command: string, spec: CommandSpec<O>): string {
-  const options: [string, string][] = Object.entries(spec.options).map(([name, o]) =>
-    [`${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}`, o.help])
+  const options: [string, string][] = Object.entries(spec.options).map(([name, o]) => [
+    `${o.short ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}`,
+    o.help,
+  ])
   options.push(['-h, --help', 'print this help and exit'])
   const environment = [...(spec.database === false ? [] : DATABASE_ENVIRONMENT), ...(spec.environment ?? [])]
   const table = (rows: [string, string][]) => {
     const width = Math.min(28, Math.max(...rows.map(([left]) => left.length)) + 2)
-    return rows.map(([left, right]) => `  ${left.padEnd(width)}${left.length >= width ? `\n  ${' '.repeat(width)}` : ''}${right}`).join('\n')
+    return rows
+      .map(([left, right]) => `  ${left.padEnd(width)}${left.length >= width ? `\n  ${' '.repeat(width)}` : ''}${right}`)
+      .join('\n')
   }
   return [
     `Usage: ${spec.usage.map((u) => `${command} ${u}`.trim()).join(`\n       `)}`,
@@ -74,7 +83,9 @@ export function helpText<O extends Record<string, OptionSpec>>(command: string, 
     '',
     'Options:',
     table(options),
-    ...(environment.length ? ['', 'Environment (also read from .env in the project folder; the real environment wins):', table(environment)] : []),
+    ...(environment.length
+      ? ['', 'Environment (also read from .env in the project folder; the real environment wins):', table(environment)]
+      : []),
     '',
     `Example${spec.examples.length > 1 ? 's' : ''}:`,
     ...spec.examples.map((e) => `  ${e}`),
@@ -96,13 +107,21 @@ function distance(a: string, b: string): number {
 export class UsageError extends Error {}
 
 /** The options and arguments of `args`, or a UsageError naming what is wrong (no exit, no .env). */
-export function check<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>, args: string[]): { values: Values<O>; positionals: string[] } {
+export function check<O extends Record<string, OptionSpec>>(
+  spec: CommandSpec<O>,
+  args: string[],
+): { values: Values<O>; positionals: string[] } {
   const names = Object.keys(spec.options)
   let parsed
   try {
     parsed = parseArgs({
       args,
-      options: { ...Object.fromEntries(Object.entries(spec.options).map(([name, o]) => [name, { type: o.type, ...(o.short ? { short: o.short } : {}) }])), help: { type: 'boolean', short: 'h' } },
+      options: {
+        ...Object.fromEntries(
+          Object.entries(spec.options).map(([name, o]) => [name, { type: o.type, ...(o.short ? { short: o.short } : {}) }]),
+        ),
+        help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: true,
       strict: true,
     })
@@ -117,7 +136,8 @@ export function check<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>
     const option = /'(-[^' ]+)/.exec(e.message)?.[1]
     if (option && /does not take an argument/.test(e.message)) throw new UsageError(`${option} takes no value`)
     if (option && /argument missing/.test(e.message)) throw new UsageError(`${option} needs a value`)
-    if (option && /ambiguous/.test(e.message)) throw new UsageError(`${option} needs a value (to give one that starts with a dash, write ${option}=-...)`)
+    if (option && /ambiguous/.test(e.message))
+      throw new UsageError(`${option} needs a value (to give one that starts with a dash, write ${option}=-...)`)
     throw new UsageError(e.message)
   }
   const positionals = parsed.positionals
@@ -125,7 +145,9 @@ export function check<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>
   if (positionals.length > max) {
     // Quoted as JSON: an argument with a quote, a newline or a control character stays readable.
     const extra = JSON.stringify(positionals[max])
-    throw new UsageError(max === 0 ? `unexpected argument ${extra} (this command takes options only)` : `unexpected argument ${extra} (at most ${max})`)
+    throw new UsageError(
+      max === 0 ? `unexpected argument ${extra} (this command takes options only)` : `unexpected argument ${extra} (at most ${max})`,
+    )
   }
   if (positionals.length < min) throw new UsageError(`missing argument${min - positionals.length > 1 ? 's' : ''}`)
   const values: Record<string, unknown> = {}
@@ -153,7 +175,11 @@ export function check<O extends Record<string, OptionSpec>>(spec: CommandSpec<O>
  * `spec`: --help prints the help and exits 0; anything unknown, missing or malformed exits 2
  * with an error that names it. Then reads .env. Returns the options' values and the arguments.
  */
-export function parseCommandLine<O extends Record<string, OptionSpec>>(scriptUrl: string, spec: CommandSpec<O>, args = scriptArgs(scriptUrl)): { values: Values<O>; positionals: string[] } {
+export function parseCommandLine<O extends Record<string, OptionSpec>>(
+  scriptUrl: string,
+  spec: CommandSpec<O>,
+  args = scriptArgs(scriptUrl),
+): { values: Values<O>; positionals: string[] } {
   const command = commandOf(scriptUrl)
   // --help wins over anything else on the line (up to a `--`).
   const end = args.indexOf('--')
@@ -167,7 +193,9 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(scriptUrl
     return result
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
-    process.stderr.write(`error: ${err.message}\nUsage: ${spec.usage.map((u) => `${command} ${u}`.trim()).join(`\n       `)}\n(${command} --help for more)\n`)
+    process.stderr.write(
+      `error: ${err.message}\nUsage: ${spec.usage.map((u) => `${command} ${u}`.trim()).join(`\n       `)}\n(${command} --help for more)\n`,
+    )
     process.exit(2)
   }
 }
@@ -192,11 +220,13 @@ export function loadDotEnv(file = join(projectRoot, '.env')): string[] {
 // ---- values ----
 
 /** A whole number from `min` up. */
-export const wholeNumber = (min = 1) => (value: string): number => {
-  const n = parseWhole(value, min)
-  if (n === undefined) throw new Error(`expected a whole number >= ${min}`)
-  return n
-}
+export const wholeNumber =
+  (min = 1) =>
+  (value: string): number => {
+    const n = parseWhole(value, min)
+    if (n === undefined) throw new Error(`expected a whole number >= ${min}`)
+    return n
+  }
 
 /** A year such as 2021. */
 export const year = (value: string): number => {

@@ -2,7 +2,11 @@
 import { openDatabase, stopStartingServer, type Database } from './database.ts'
 
 /** A PostgreSQL error as the driver hands it over. */
-interface PgError extends Error { code?: string; detail?: string; hint?: string }
+interface PgError extends Error {
+  code?: string
+  detail?: string
+  hint?: string
+}
 
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err)

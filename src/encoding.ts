@@ -16,9 +16,15 @@ function sequenceLength(buf: Uint8Array, i: number): number {
   let hi = 0xbf
   if (b < 0x80) return 1
   else if (b >= 0xc2 && b <= 0xdf) n = 2
-  else if (b >= 0xe0 && b <= 0xef) { n = 3; if (b === 0xe0) lo = 0xa0; else if (b === 0xed) hi = 0x9f }
-  else if (b >= 0xf0 && b <= 0xf4) { n = 4; if (b === 0xf0) lo = 0x90; else if (b === 0xf4) hi = 0x8f }
-  else return 0
+  else if (b >= 0xe0 && b <= 0xef) {
+    n = 3
+    if (b === 0xe0) lo = 0xa0
+    else if (b === 0xed) hi = 0x9f
+  } else if (b >= 0xf0 && b <= 0xf4) {
+    n = 4
+    if (b === 0xf0) lo = 0x90
+    else if (b === 0xf4) hi = 0x8f
+  } else return 0
   for (let k = 1; k < n; k++) {
     if (i + k >= buf.length) return -1
     const c = buf[i + k]
@@ -79,7 +85,10 @@ export class MarkInvalidUtf8 extends Transform {
     for (let k = 1; k <= 3 && k <= buf.length; k++) {
       const b = buf[buf.length - k]
       if (b < 0x80) break
-      if (b >= 0xc0) { if (sequenceLength(buf, buf.length - k) === -1) cut = buf.length - k; break }
+      if (b >= 0xc0) {
+        if (sequenceLength(buf, buf.length - k) === -1) cut = buf.length - k
+        break
+      }
     }
     const whole = buf.subarray(0, cut)
     if (clean(whole)) {

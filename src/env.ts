@@ -13,7 +13,13 @@ export function parseWhole(text: string, min = 1, max = Number.MAX_SAFE_INTEGER)
  * The setting `name` as `parse` reads it (undefined: refused), or `fallback` when unset or
  * empty. `expected` says what it must be, for the error.
  */
-export function settingFromEnv<T>(name: string, fallback: T, parse: (text: string) => T | undefined, expected: string, env: NodeJS.ProcessEnv = process.env): T {
+export function settingFromEnv<T>(
+  name: string,
+  fallback: T,
+  parse: (text: string) => T | undefined,
+  expected: string,
+  env: NodeJS.ProcessEnv = process.env,
+): T {
   const text = env[name]
   if (text === undefined || text === '') return fallback
   const value = parse(text.trim())
@@ -34,5 +40,11 @@ export interface WholeSetting {
 export function wholeFromEnv(name: string, fallback: number, setting: WholeSetting = {}, env: NodeJS.ProcessEnv = process.env): number {
   const { min = 1, max, unit, note } = setting
   const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`
-  return settingFromEnv(name, fallback, (text) => parseWhole(text, min, max), `a whole number${unit ? ` of ${unit}` : ''} ${range}${note ? ` (${note})` : ''}`, env)
+  return settingFromEnv(
+    name,
+    fallback,
+    (text) => parseWhole(text, min, max),
+    `a whole number${unit ? ` of ${unit}` : ''} ${range}${note ? ` (${note})` : ''}`,
+    env,
+  )
 }

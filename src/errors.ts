@@ -3,13 +3,20 @@
 
 /** A backup file that is missing (`backup_not_found`) or unusable (`bad_backup`). */
 export class BackupFileError extends Error {
-  constructor(readonly code: 'backup_not_found' | 'bad_backup' | 'disk_full' | 'backup_dir_not_writable', message: string, options?: ErrorOptions) {
+  constructor(
+    readonly code: 'backup_not_found' | 'bad_backup' | 'disk_full' | 'backup_dir_not_writable',
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options)
   }
 }
 
 export interface ApiError {
-  status: number; code: string; message: string; hint?: string
+  status: number
+  code: string
+  message: string
+  hint?: string
   /** More fields for the error object, e.g. the allowed values or the limit. */
   detail?: Record<string, unknown>
 }
@@ -42,7 +49,10 @@ export const RAISED: Record<string, [number, string]> = {
 
 /** Waits that ran out, and transactions that collided: the request may succeed if retried (503 with Retry-After). */
 export const RETRY: Record<string, [string, string]> = {
-  '55P03': ['lock_timeout', 'a table this request needs stayed locked (a backup, restore or load holds it) for longer than LOCK_TIMEOUT_MS; try again shortly'],
+  '55P03': [
+    'lock_timeout',
+    'a table this request needs stayed locked (a backup, restore or load holds it) for longer than LOCK_TIMEOUT_MS; try again shortly',
+  ],
   '57014': ['statement_timeout', 'the database did not finish this request within STATEMENT_TIMEOUT_MS; try again shortly'],
   '40001': ['serialization_failure', 'another transaction changed the same rows at the same time; try again'],
   '40P01': ['deadlock', 'this request and another waited for each other and this one was cancelled; try again'],
@@ -52,15 +62,35 @@ export const RETRY: Record<string, [string, string]> = {
 
 /** The database cannot be reached, is starting, or is shutting down: 503 database_unavailable, retry later (and any 08xxx). */
 export const UNAVAILABLE = [
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED', '57P01', '57P02', '57P03', '53300', 'PRIMARY_UNREACHABLE',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  'PRIMARY_UNREACHABLE',
 ]
 
 /** What the API answers by itself, before any handler runs or for a whole body the database refused. */
 export const ANSWERED: Record<string, number> = {
-  unknown_host: 421, forbidden_origin: 403, unauthorized: 401, rate_limited: 429, not_found: 404, method_not_allowed: 405,
+  unknown_host: 421,
+  forbidden_origin: 403,
+  unauthorized: 401,
+  rate_limited: 429,
+  not_found: 404,
+  method_not_allowed: 405,
   // Answered by api.ingest_request (logged, with batch_id), not raised: always 400.
-  not_an_array: 400, empty_batch: 400, batch_too_large: 400, malformed_json: 400, malformed_csv: 400,
+  not_an_array: 400,
+  empty_batch: 400,
+  batch_too_large: 400,
+  malformed_json: 400,
+  malformed_csv: 400,
 }
 
 /** The body types the API reads: JSON everywhere, CSV for rows only. */
@@ -71,13 +101,31 @@ export function answered(code: keyof typeof ANSWERED & string, message: string, 
   return { status: ANSWERED[code], code, message, hint, detail }
 }
 
-interface Invalid { instancePath?: string; keyword?: string; params?: { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[]; limit?: number } }
-interface RaisedError { code?: string; message?: string; hint?: string; statusCode?: number; validation?: Invalid[]; validationContext?: string; detail?: Record<string, unknown> | string }
+interface Invalid {
+  instancePath?: string
+  keyword?: string
+  params?: { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[]; limit?: number }
+}
+interface RaisedError {
+  code?: string
+  message?: string
+  hint?: string
+  statusCode?: number
+  validation?: Invalid[]
+  validationContext?: string
+  detail?: Record<string, unknown> | string
+}
 
 /** The request parameter (query, path, header or body field) a validation error is about. */
 function parameterOf(e: RaisedError): string {
   const first = e.validation?.[0]
-  return first?.instancePath?.split('/').filter(Boolean)[0] ?? first?.params?.missingProperty ?? first?.params?.additionalProperty ?? e.validationContext ?? 'request'
+  return (
+    first?.instancePath?.split('/').filter(Boolean)[0] ??
+    first?.params?.missingProperty ??
+    first?.params?.additionalProperty ??
+    e.validationContext ??
+    'request'
+  )
 }
 
 /** A validation error's message, naming the allowed values or the bound the value broke. */
@@ -97,7 +145,9 @@ function invalid(e: RaisedError): ApiError {
  */
 export function asBackupValueError(err: unknown): unknown {
   const e = err as RaisedError
-  return String(e?.code ?? '').startsWith('22') ? Object.assign(new Error(`the backup holds a value the table cannot take: ${e.message}`, { cause: err }), { code: 'bad_backup_value' }) : err
+  return String(e?.code ?? '').startsWith('22')
+    ? Object.assign(new Error(`the backup holds a value the table cannot take: ${e.message}`, { cause: err }), { code: 'bad_backup_value' })
+    : err
 }
 
 /** `bodyLimit`: the largest request body in bytes, named in a 413's message. */
@@ -107,15 +157,31 @@ export function toApiError(err: unknown, context: { bodyLimit?: number } = {}): 
   const message = e.message ?? String(err)
   if (e.validation) return invalid(e)
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE' && context.bodyLimit) {
-    return { status: 413, code: 'body_too_large', message: `the request body is larger than the limit of ${context.bodyLimit} bytes`, detail: { limit_bytes: context.bodyLimit } }
+    return {
+      status: 413,
+      code: 'body_too_large',
+      message: `the request body is larger than the limit of ${context.bodyLimit} bytes`,
+      detail: { limit_bytes: context.bodyLimit },
+    }
   }
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return { status: 415, code: 'unsupported_media_type', message: `${message}: the API accepts application/json and text/csv (rows only) request bodies`, detail: { accepted: ACCEPTED_TYPES } }
+    return {
+      status: 415,
+      code: 'unsupported_media_type',
+      message: `${message}: the API accepts application/json and text/csv (rows only) request bodies`,
+      detail: { accepted: ACCEPTED_TYPES },
+    }
   }
   if (RAISED[code]) {
     // PostgreSQL's own DETAIL (a 23505's key, say) is a string: spread into the body it became
     // one field per character. Only our objects are extra fields.
-    return { status: RAISED[code][0], code: RAISED[code][1], message, hint: e.hint, detail: typeof e.detail === 'object' ? e.detail : undefined }
+    return {
+      status: RAISED[code][0],
+      code: RAISED[code][1],
+      message,
+      hint: e.hint,
+      detail: typeof e.detail === 'object' ? e.detail : undefined,
+    }
   }
   if (RETRY[code]) return { status: 503, code: RETRY[code][0], message: RETRY[code][1] }
   if (UNAVAILABLE.includes(code) || code.startsWith('08')) {

@@ -10,10 +10,16 @@ import { settingFromEnv } from './env.ts'
 
 /** FILE_MODE (octal, e.g. 0640 or 644): the mode of files written; default 0600. */
 export function fileMode(env: NodeJS.ProcessEnv = process.env): number {
-  return settingFromEnv('FILE_MODE', 0o600, (text) => {
-    const mode = /^0?[0-7]{3}$/.test(text) ? parseInt(text, 8) : 0
-    return (mode & 0o600) === 0o600 && !(mode & 0o111) ? mode : undefined
-  }, 'an octal file mode that lets the owner read and write, without execute bits (such as 0600, 0640 or 0644)', env)
+  return settingFromEnv(
+    'FILE_MODE',
+    0o600,
+    (text) => {
+      const mode = /^0?[0-7]{3}$/.test(text) ? parseInt(text, 8) : 0
+      return (mode & 0o600) === 0o600 && !(mode & 0o111) ? mode : undefined
+    },
+    'an octal file mode that lets the owner read and write, without execute bits (such as 0600, 0640 or 0644)',
+    env,
+  )
 }
 
 /** The folders' mode: the file mode plus x wherever r is (0600 -> 0700, 0640 -> 0750). */
@@ -29,20 +35,29 @@ export async function outputFolder(dir: string, options: { force?: boolean } = {
   // disk: the real cause (EROFS, EACCES) is then reported.
   await mkdir(dir, { recursive: true, mode }).catch(async (err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err
-    const levels = resolve(dir).split(sep).map((_, i, parts) => parts.slice(0, i + 1).join(sep) || sep)
-    for (const level of levels) await mkdir(level, { mode }).catch((e: NodeJS.ErrnoException) => { if (e.code !== 'EEXIST') throw e })
+    const levels = resolve(dir)
+      .split(sep)
+      .map((_, i, parts) => parts.slice(0, i + 1).join(sep) || sep)
+    for (const level of levels)
+      await mkdir(level, { mode }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e
+      })
   })
   const s = await lstat(dir)
   if (!s.isDirectory()) throw new Error(`refused: ${dir} is not a folder (a symbolic link?)`)
-  if ((s.mode & 0o002) && !options.force) {
-    throw new Error(`refused: ${dir} is writable by other users, who could replace what is written there: ` +
-      'use a folder of your own, or pass --force if you accept that')
+  if (s.mode & 0o002 && !options.force) {
+    throw new Error(
+      `refused: ${dir} is writable by other users, who could replace what is written there: ` +
+        'use a folder of your own, or pass --force if you accept that',
+    )
   }
   // A folder another user made (say in /tmp, before us) is theirs to empty or swap.
   const me = process.getuid?.() ?? s.uid
   if (s.uid !== me && s.uid !== 0 && !options.force) {
-    throw new Error(`refused: ${dir} belongs to another user (uid ${s.uid}), who could replace what is written there: ` +
-      'use a folder of your own, or pass --force if you accept that')
+    throw new Error(
+      `refused: ${dir} belongs to another user (uid ${s.uid}), who could replace what is written there: ` +
+        'use a folder of your own, or pass --force if you accept that',
+    )
   }
 }
 

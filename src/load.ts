@@ -80,9 +80,13 @@ export interface LoadOptions {
  *  machine's), at most 4. */
 export async function defaultJobs(sql: Queryable): Promise<number> {
   // (asked first: a refused call would put an error in the server's log at every load)
-  const [may] = await sql<{ read: boolean }[]>`select has_function_privilege('pg_read_file(text)', 'execute') and pg_has_role('pg_read_server_files', 'member') as read`
+  const [may] = await sql<
+    { read: boolean }[]
+  >`select has_function_privilege('pg_read_file(text)', 'execute') and pg_has_role('pg_read_server_files', 'member') as read`
   const [row] = may.read
-    ? await sql<{ cpus: number }[]>`select count(*)::int as cpus from regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')`.catch(() => [])
+    ? await sql<
+        { cpus: number }[]
+      >`select count(*)::int as cpus from regexp_matches(pg_read_file('/proc/cpuinfo'), '^processor', 'gm')`.catch(() => [])
     : []
   return Math.max(1, Math.min(4, row?.cpus || availableParallelism()))
 }
@@ -98,7 +102,13 @@ async function openRegularFile(file: string, followSymlinks: boolean): Promise<{
   const before = await fh.stat()
   if (!before.isFile()) {
     await fh.close()
-    const kind = before.isFIFO() ? 'a FIFO' : before.isCharacterDevice() || before.isBlockDevice() ? 'a device' : before.isDirectory() ? 'a folder' : 'a socket'
+    const kind = before.isFIFO()
+      ? 'a FIFO'
+      : before.isCharacterDevice() || before.isBlockDevice()
+        ? 'a device'
+        : before.isDirectory()
+          ? 'a folder'
+          : 'a socket'
     throw new Error(`${file}: refused: it is ${kind}, not a regular file`)
   }
   return { fh, before }
@@ -122,7 +132,13 @@ class RecordLimits extends Transform {
   private fieldStart = true
   private justClosed = false // just after a quote that justClosed a quoted field (`""` reopens it)
   private afterCr = false
-  constructor(private file: string, private maxBytes: number, private maxFields: number) { super() }
+  constructor(
+    private file: string,
+    private maxBytes: number,
+    private maxFields: number,
+  ) {
+    super()
+  }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     let { quoted, fieldStart, justClosed, fields, recordBytes, line, afterCr } = this
@@ -135,24 +151,40 @@ class RecordLimits extends Transform {
       const lf = c === 0x0a && afterCr
       afterCr = c === 0x0d
       if (quoted) {
-        if (c === 0x22) { quoted = false; justClosed = true }
-        else if (c === 0x0a || c === 0x0d) { if (!lf) line++ }
+        if (c === 0x22) {
+          quoted = false
+          justClosed = true
+        } else if (c === 0x0a || c === 0x0d) {
+          if (!lf) line++
+        }
       } else if (c === 0x22 && (fieldStart || justClosed)) {
-        quoted = true; fieldStart = false; justClosed = false
+        quoted = true
+        fieldStart = false
+        justClosed = false
       } else if (c === 0x0a || c === 0x0d) {
         if (!lf) line++
-        fields = 1; recordBytes = 0; fieldStart = true; justClosed = false; this.recordLine = line
+        fields = 1
+        recordBytes = 0
+        fieldStart = true
+        justClosed = false
+        this.recordLine = line
         continue
       } else if (c === 0x2c) {
-        fieldStart = true; justClosed = false
+        fieldStart = true
+        justClosed = false
         if (++fields > this.maxFields) {
-          return done(new Error(`${this.file}, line ${this.recordLine}: refused: more than ${this.maxFields} fields in one record (LOAD_MAX_FIELDS)`))
+          return done(
+            new Error(`${this.file}, line ${this.recordLine}: refused: more than ${this.maxFields} fields in one record (LOAD_MAX_FIELDS)`),
+          )
         }
       } else {
-        fieldStart = false; justClosed = false
+        fieldStart = false
+        justClosed = false
       }
       if (recordBytes > this.maxBytes) {
-        return done(new Error(`${this.file}, line ${this.recordLine}: refused: a record longer than ${this.maxBytes} bytes (LOAD_MAX_RECORD_BYTES)`))
+        return done(
+          new Error(`${this.file}, line ${this.recordLine}: refused: a record longer than ${this.maxBytes} bytes (LOAD_MAX_RECORD_BYTES)`),
+        )
       }
     }
     Object.assign(this, { quoted, fieldStart, justClosed, fields, recordBytes, line, afterCr })
@@ -160,7 +192,12 @@ class RecordLimits extends Transform {
   }
 }
 
-export async function loadFile(sql: Queryable, table: string, file: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult> {
+export async function loadFile(
+  sql: Queryable,
+  table: string,
+  file: string,
+  progressOrOptions: Progress | LoadOptions = {},
+): Promise<LoadResult> {
   const options = typeof progressOrOptions === 'function' ? { progress: progressOrOptions } : progressOrOptions
   const { progress, signal } = options
   const maxBytes = options.maxRecordBytes ?? wholeFromEnv('LOAD_MAX_RECORD_BYTES', 1024 * 1024)
@@ -199,12 +236,23 @@ export async function loadFile(sql: Queryable, table: string, file: string, prog
   }
 }
 
-interface LoadState { phase: Phase; rows: () => number; report: () => void }
+interface LoadState {
+  phase: Phase
+  rows: () => number
+  report: () => void
+}
 
 /** Streams the file through its bounds, the UTF-8 check and the parser into `sinks`; then
  *  refuses a file that changed while it was read (truncated, appended, replaced): it is not
  *  what was asked for, and the caller's transaction rolls back. */
-async function readInto(file: string, fh: FileHandle, before: Stats, limits: RecordLimits, signal: AbortSignal | undefined, sinks: NodeJS.WritableStream[]): Promise<void> {
+async function readInto(
+  file: string,
+  fh: FileHandle,
+  before: Stats,
+  limits: RecordLimits,
+  signal: AbortSignal | undefined,
+  sinks: NodeJS.WritableStream[],
+): Promise<void> {
   const input = fh.createReadStream({ autoClose: false, start: 0 })
   const interrupt = () => input.destroy(new Error(`${file}: load interrupted (${String(signal?.reason ?? 'signal')}): nothing loaded`))
   signal?.addEventListener('abort', interrupt, { once: true })
@@ -220,14 +268,18 @@ async function readInto(file: string, fh: FileHandle, before: Stats, limits: Rec
   const after = await fh.stat()
   const now = await stat(file).catch(() => undefined)
   if (!unchanged(before, after) || !now || !unchanged(before, now) || limits.bytes !== before.size) {
-    throw new Error(`${file} changed while it was read (${before.size} bytes when opened, ${limits.bytes} read, ` +
-      `${now ? `${now.size} now` : 'gone now'}): nothing loaded; load it again once it is complete`)
+    throw new Error(
+      `${file} changed while it was read (${before.size} bytes when opened, ${limits.bytes} read, ` +
+        `${now ? `${now.size} now` : 'gone now'}): nothing loaded; load it again once it is complete`,
+    )
   }
 }
 
 /** Skips the staged first record when it is a header (`header`), or refuses one that looks like it. */
 async function firstRecord(tx: Tx, table: string, file: string, header: boolean): Promise<void> {
-  const [first] = await tx<{ position: string; fields: string[] | null }[]>`select position, fields from pg_temp.ingest_input order by position limit 1`
+  const [first] = await tx<
+    { position: string; fields: string[] | null }[]
+  >`select position, fields from pg_temp.ingest_input order by position limit 1`
   if (!first) return
   if (header) {
     await tx`delete from pg_temp.ingest_input where position = ${first.position}`
@@ -240,8 +292,10 @@ async function firstRecord(tx: Tx, table: string, file: string, header: boolean)
 async function refuseHeader(sql: Queryable, table: string, file: string, line: number | string, fields: string[]): Promise<void> {
   const [{ header }] = await sql<{ header: boolean | null }[]>`select runner.looks_like_header(${table}, ${fields}) as header`
   if (header) {
-    throw new Error(`${file}, line ${line}: refused: it looks like a header (${fields.join(',')}), and the files have none: ` +
-      'pass --header to skip the first line of each file, or remove it')
+    throw new Error(
+      `${file}, line ${line}: refused: it looks like a header (${fields.join(',')}), and the files have none: ` +
+        'pass --header to skip the first line of each file, or remove it',
+    )
   }
 }
 
@@ -266,7 +320,11 @@ class ShareLines extends Writable {
   private first = true
   private pending: string[]
   /** keep(record, line): false skips the first record (a header). */
-  constructor(private shares: Writable[], private keyIndex: number, private keep: (record: string[], line: number) => boolean) {
+  constructor(
+    private shares: Writable[],
+    private keyIndex: number,
+    private keep: (record: string[], line: number) => boolean,
+  ) {
     super({ objectMode: true })
     this.pending = shares.map(() => '')
     for (const share of shares) share.on('error', (err) => this.destroy(err))
@@ -278,7 +336,11 @@ class ShareLines extends Writable {
     if (isBlank(record)) return done()
     if (this.first) {
       this.first = false
-      try { if (!this.keep(record, line)) return done() } catch (err) { return done(err as Error) }
+      try {
+        if (!this.keep(record, line)) return done()
+      } catch (err) {
+        return done(err as Error)
+      }
     }
     const k = shareOf(record[this.keyIndex] ?? '', this.shares.length)
     this.rows++
@@ -306,15 +368,26 @@ class ShareLines extends Writable {
  * table; `jobs` workers, each in its own transaction, stage and validate their share; one
  * statement writes all the verdicts.
  */
-async function loadParallel(sql: Sql, url: string, jobs: number, table: string, file: string, header: boolean, state: LoadState,
-  read: (...sinks: NodeJS.WritableStream[]) => Promise<void>): Promise<{ batch: IngestBatch; reasons: { reason: string; rows: number }[] }> {
+async function loadParallel(
+  sql: Sql,
+  url: string,
+  jobs: number,
+  table: string,
+  file: string,
+  header: boolean,
+  state: LoadState,
+  read: (...sinks: NodeJS.WritableStream[]) => Promise<void>,
+): Promise<{ batch: IngestBatch; reasons: { reason: string; rows: number }[] }> {
   const coordinator = await sql.reserve()
   const pool = connect(url, { max: jobs })
   let load: number | undefined
   // The workers wait here after staging: validated only once the whole file was read as it is.
   let release!: () => void
   let abandon!: (err: Error) => void
-  const readAll = new Promise<void>((resolve, reject) => { release = resolve; abandon = reject })
+  const readAll = new Promise<void>((resolve, reject) => {
+    release = resolve
+    abandon = reject
+  })
   readAll.catch(() => {})
   const workers: Promise<unknown>[] = []
   try {
@@ -322,23 +395,38 @@ async function loadParallel(sql: Sql, url: string, jobs: number, table: string, 
     const fields = await coordinator<{ field: string; key: boolean }[]>`
       select f.field, f.field = t.key_field as key from data.dictionary_fields f join data.dictionary_tables t using (table_name)
        where f.table_name = ${table} order by f.ordinal`
-    const shares = Array.from({ length: jobs }, (_, worker) => new Promise<Writable>((give, fail) => {
-      workers.push(pool.begin(async (tx) => {
-        await tx`select api.open_ingest_input()`
-        const copy = await copyWritable(tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`)
-        give(copy)
-        readAll.catch((err) => copy.destroy(err)) // a failed read ends the COPY, and the transaction rolls back
-        await finished(copy)
-        await readAll
-        await tx`select runner.stage_share(${load!}, ${table}, ${worker})`
-      }).catch((err) => { fail(err); throw err }))
-    }))
+    const shares = Array.from(
+      { length: jobs },
+      (_, worker) =>
+        new Promise<Writable>((give, fail) => {
+          workers.push(
+            pool
+              .begin(async (tx) => {
+                await tx`select api.open_ingest_input()`
+                const copy = await copyWritable(tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`)
+                give(copy)
+                readAll.catch((err) => copy.destroy(err)) // a failed read ends the COPY, and the transaction rolls back
+                await finished(copy)
+                await readAll
+                await tx`select runner.stage_share(${load!}, ${table}, ${worker})`
+              })
+              .catch((err) => {
+                fail(err)
+                throw err
+              }),
+          )
+        }),
+    )
     let first: { record: string[]; line: number } | undefined
-    const lines = new ShareLines(await Promise.all(shares), fields.findIndex((f) => f.key), (record, line) => {
-      if (header) return false
-      first = { record, line }
-      return true
-    })
+    const lines = new ShareLines(
+      await Promise.all(shares),
+      fields.findIndex((f) => f.key),
+      (record, line) => {
+        if (header) return false
+        first = { record, line }
+        return true
+      },
+    )
     state.rows = () => lines.rows
     await read(lines)
     // Before the workers judge anything: a refused file is rolled back in every worker.
@@ -367,13 +455,24 @@ async function loadParallel(sql: Sql, url: string, jobs: number, table: string, 
 export async function loadDirectory(sql: Queryable, dir: string, progressOrOptions: Progress | LoadOptions = {}): Promise<LoadResult[]> {
   const tables = await tablesInLoadOrder(sql)
   // lstat: a symbolic link counts as there (and is then refused, not silently skipped).
-  const present = await Promise.all(tables.map((table) => lstat(resolve(join(dir, `${table}.csv`))).then(() => true, () => false)))
+  const present = await Promise.all(
+    tables.map((table) =>
+      lstat(resolve(join(dir, `${table}.csv`))).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  )
   const files = tables.map((table) => ({ table, file: resolve(join(dir, `${table}.csv`)) })).filter((_, i) => present[i])
   if (files.length === 0) throw new Error(`no CSV files to load in ${resolve(dir)}: expected ${tables.map((t) => `${t}.csv`).join(', ')}`)
   const results: LoadResult[] = []
   for (const { table, file } of files) {
     // A failure carries the files committed before it (`committed`), for the report.
-    results.push(await loadFile(sql, table, file, progressOrOptions).catch((err) => { throw Object.assign(err, { committed: [...results] }) }))
+    results.push(
+      await loadFile(sql, table, file, progressOrOptions).catch((err) => {
+        throw Object.assign(err, { committed: [...results] })
+      }),
+    )
   }
   return results
 }
@@ -381,7 +480,8 @@ export async function loadDirectory(sql: Queryable, dir: string, progressOrOptio
 export function formatResult(r: LoadResult): string {
   const b = r.batch
   const rate = Math.round(b.received / Math.max(r.seconds, 0.001))
-  const head = `${r.table}: ${b.received} rows read, ${b.inserted} inserted, ${b.unchanged} unchanged, ${b.rejected} rejected` +
+  const head =
+    `${r.table}: ${b.received} rows read, ${b.inserted} inserted, ${b.unchanged} unchanged, ${b.rejected} rejected` +
     ` (batch ${b.batch_id}, ${r.seconds.toFixed(2)} s, ${rate} rows/s)`
   const reasons = r.reasons.map((x) => `    ${x.reason}: ${x.rows}`)
   return [head, ...reasons].join('\n')

@@ -15,7 +15,10 @@ import { projectRoot } from './paths.ts'
 const require = createRequire(import.meta.url)
 const { load, MigrationError } = require('ley/lib/util')
 
-export interface MigrateResult { migrations: string[]; definitions: string[] }
+export interface MigrateResult {
+  migrations: string[]
+  definitions: string[]
+}
 
 export interface MigrateOptions {
   /** The folder holding sql/migrations, sql/procedures and sql/views (the checkout's by default). */
@@ -49,17 +52,20 @@ export async function migrate(url: string, { root = projectRoot }: MigrateOption
         await checkApplied(sql, sums)
         return sql`select name from public.migrations order by id asc`
       },
-      loop: (_: Sql, pending: { name: string; abs: string }[]) => sql.begin(async (tx) => {
-        // Migrations have always run with search_path = public; the definitions with the database's own.
-        await tx`set local search_path = public`
-        for (const file of pending) {
-          const migration = await load(file.abs)
-          await Promise.resolve(migration.up(tx)).catch((err: Error) => { throw new MigrationError(err, file) })
-          await tx`insert into public.migrations (name, created_at, checksums) values (${file.name}, now(), ${sql.json(filesOf(file.name, sums))})`
-        }
-        await tx`reset search_path`
-        definitions = await applyDefinitionsIn(tx, root)
-      }),
+      loop: (_: Sql, pending: { name: string; abs: string }[]) =>
+        sql.begin(async (tx) => {
+          // Migrations have always run with search_path = public; the definitions with the database's own.
+          await tx`set local search_path = public`
+          for (const file of pending) {
+            const migration = await load(file.abs)
+            await Promise.resolve(migration.up(tx)).catch((err: Error) => {
+              throw new MigrationError(err, file)
+            })
+            await tx`insert into public.migrations (name, created_at, checksums) values (${file.name}, now(), ${sql.json(filesOf(file.name, sums))})`
+          }
+          await tx`reset search_path`
+          definitions = await applyDefinitionsIn(tx, root)
+        }),
       end: async () => {},
     }
     const migrations: string[] = await ley.up({ cwd: root, dir: 'sql/migrations', driver: driver as never })
@@ -76,7 +82,9 @@ export async function migrate(url: string, { root = projectRoot }: MigrateOption
  * exists in the toolkit's schemas, and public.migrations, if there, is ley's table of ours.
  */
 export async function preflight(sql: Sql, files: string[]): Promise<void> {
-  const [s] = await sql<{ me: string; superuser: boolean; db: string; owner: string; owns: boolean; can_create: boolean; public_create: boolean }[]>`
+  const [s] = await sql<
+    { me: string; superuser: boolean; db: string; owner: string; owns: boolean; can_create: boolean; public_create: boolean }[]
+  >`
     select current_user as me, r.rolsuper as superuser, d.datname as db, pg_get_userbyid(d.datdba) as owner,
            pg_has_role(current_user, d.datdba, 'USAGE') as owns,
            has_database_privilege(d.datname, 'CREATE') as can_create,
@@ -108,11 +116,15 @@ export async function preflight(sql: Sql, files: string[]): Promise<void> {
            pg_has_role(current_user, c.relowner, 'USAGE') as mine
       from pg_class c where c.oid = to_regclass('public.migrations')`
   if (!table.length) {
-    if (!s.public_create && !s.superuser) refuse(`${s.me} may not create public.migrations (the list of applied migrations): GRANT CREATE ON SCHEMA public TO ${s.me}`)
+    if (!s.public_create && !s.superuser)
+      refuse(`${s.me} may not create public.migrations (the list of applied migrations): GRANT CREATE ON SCHEMA public TO ${s.me}`)
     return
   }
-  const foreignTable = (why: string) => refuse(`public.migrations is not hirebase's list of applied migrations (${why}); ` +
-    'another tool uses that name in this database: give hirebase a database of its own')
+  const foreignTable = (why: string) =>
+    refuse(
+      `public.migrations is not hirebase's list of applied migrations (${why}); ` +
+        'another tool uses that name in this database: give hirebase a database of its own',
+    )
   // (checksums: added by the first run that locks migrations)
   if (!['id,name,created_at', 'id,name,created_at,checksums'].includes(table[0].columns.join(','))) {
     foreignTable(`its columns are ${table[0].columns.join(', ')}, not id, name, created_at, checksums`)
@@ -124,9 +136,18 @@ export async function preflight(sql: Sql, files: string[]): Promise<void> {
 
 /** The SHA-256 of every file in `dir` (sql/migrations/), by name, in name order: what sql/migrations.sum lists. */
 export async function migrationChecksums(dir: string): Promise<Map<string, string>> {
-  const names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort()
+  const names = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort()
   const sums = new Map<string, string>()
-  for (const name of names) sums.set(name, createHash('sha256').update(await readFile(join(dir, name))).digest('hex'))
+  for (const name of names)
+    sums.set(
+      name,
+      createHash('sha256')
+        .update(await readFile(join(dir, name)))
+        .digest('hex'),
+    )
   return sums
 }
 
@@ -157,14 +178,18 @@ async function checkApplied(sql: Sql, sums: Map<string, string>): Promise<void> 
       const was = m.checksums[file]
       const is = now[file]
       if (was === is) continue
-      drift.push(`sql/migrations/${file} ${!is ? 'was removed' : !was ? 'was added' : 'was edited'} after ${m.name} was applied` +
-        (was && is ? ` (SHA-256 then ${was.slice(0, 12)}…, now ${is.slice(0, 12)}…)` : ''))
+      drift.push(
+        `sql/migrations/${file} ${!is ? 'was removed' : !was ? 'was added' : 'was edited'} after ${m.name} was applied` +
+          (was && is ? ` (SHA-256 then ${was.slice(0, 12)}…, now ${is.slice(0, 12)}…)` : ''),
+      )
     }
   }
   if (drift.length) {
     const [{ db }] = await sql<{ db: string }[]>`select current_database() as db`
-    throw new Error(`refusing to migrate ${db}, no migration was applied: its applied migrations differ from the files: ${drift.join('; ')}. ` +
-      'An applied migration never changes: restore the file as it was (git checkout), and make the change in a new migration')
+    throw new Error(
+      `refusing to migrate ${db}, no migration was applied: its applied migrations differ from the files: ${drift.join('; ')}. ` +
+        'An applied migration never changes: restore the file as it was (git checkout), and make the change in a new migration',
+    )
   }
 }
 
@@ -186,7 +211,9 @@ async function applyDefinitionsIn(tx: Tx, root: string): Promise<string[]> {
   for (const file of files) {
     const text = await readFile(join(root, file), 'utf8')
     // Definitions are trusted files from this repository, run as whole scripts.
-    await tx.unsafe(text).catch((err: Error) => { throw new Error(`${file}: ${err.message}`, { cause: err }) })
+    await tx.unsafe(text).catch((err: Error) => {
+      throw new Error(`${file}: ${err.message}`, { cause: err })
+    })
   }
   return files
 }

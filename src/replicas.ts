@@ -27,12 +27,21 @@ export function replicaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Re
   const urls = listFromEnv(env.DATABASE_REPLICA_URLS)
   urls.forEach((url, i) => {
     // Refused at start, named by its place (not echoed: it may hold a password).
-    try { describeDatabase(url) } catch { throw new Error(`DATABASE_REPLICA_URLS: URL ${i + 1} is not a postgres:// URL`) }
+    try {
+      describeDatabase(url)
+    } catch {
+      throw new Error(`DATABASE_REPLICA_URLS: URL ${i + 1} is not a postgres:// URL`)
+    }
   })
   return {
     urls,
-    maxLagSeconds: settingFromEnv('REPLICA_MAX_LAG', 5, (text) => (/^[0-9]{1,9}(\.[0-9]{1,6})?$/.test(text) ? Number(text) : undefined),
-      'a number >= 0 (seconds; a fraction allowed)', env),
+    maxLagSeconds: settingFromEnv(
+      'REPLICA_MAX_LAG',
+      5,
+      (text) => (/^[0-9]{1,9}(\.[0-9]{1,6})?$/.test(text) ? Number(text) : undefined),
+      'a number >= 0 (seconds; a fraction allowed)',
+      env,
+    ),
     waitMs: wholeFromEnv('REPLICA_WAIT_MS', 50, { min: 0 }, env),
   }
 }
@@ -49,7 +58,11 @@ export function parseLsn(text: string): bigint | null {
 export const formatLsn = (lsn: bigint) => `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
 
 /** Where a request's statements run: the primary or one replica, with its own share of connections. */
-export interface Target { name: string; sql: Sql; requests: Gate }
+export interface Target {
+  name: string
+  sql: Sql
+  requests: Gate
+}
 
 type State = 'starting' | 'ok' | 'lagging' | 'down' | 'promoted'
 
@@ -92,14 +105,28 @@ export class ReplicaSet {
   private closed = false
   private turn = 0
 
-  constructor(primary: Target, private apiUrl: string, settings: ReplicaSettings, private poolOptions: postgres.Options<{}>, poolSize: number,
-    private log: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void = () => {}) {
+  constructor(
+    primary: Target,
+    private apiUrl: string,
+    settings: ReplicaSettings,
+    private poolOptions: postgres.Options<{}>,
+    poolSize: number,
+    private log: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void = () => {},
+  ) {
     this.primary = primary
     this.settings = { probeMs: 1000, ...settings }
     this.replicas = settings.urls.map((url, i) => ({
-      name: `replica-${i + 1}`, server: describeDatabase(url), probeUrl: onServer(apiUrl, url),
-      sql: connect(onServer(apiUrl, url), poolOptions), requests: gate(poolSize),
-      state: 'starting', replayLsn: null, lagSeconds: null, paused: null, failures: 0, nextProbeAt: 0,
+      name: `replica-${i + 1}`,
+      server: describeDatabase(url),
+      probeUrl: onServer(apiUrl, url),
+      sql: connect(onServer(apiUrl, url), poolOptions),
+      requests: gate(poolSize),
+      state: 'starting',
+      replayLsn: null,
+      lagSeconds: null,
+      paused: null,
+      failures: 0,
+      nextProbeAt: 0,
     }))
   }
 
@@ -113,17 +140,24 @@ export class ReplicaSet {
   private schedule(): void {
     if (this.closed) return
     this.timer = setTimeout(() => {
-      this.ticking = this.tick().catch(() => {}).finally(() => { this.ticking = undefined; this.schedule() })
+      this.ticking = this.tick()
+        .catch(() => {})
+        .finally(() => {
+          this.ticking = undefined
+          this.schedule()
+        })
     }, this.settings.probeMs)
     this.timer.unref()
   }
 
   /** One query on a probe connection of its own, answered within PROBE_QUERY_MS or dropped. */
   private async ask<T>(holder: { probe?: Sql }, url: string, query: (s: Sql) => Promise<T>): Promise<T> {
-    const probe = holder.probe ??= connect(url, {
-      max: 1, connect_timeout: 1, idle_timeout: 30,
+    const probe = (holder.probe ??= connect(url, {
+      max: 1,
+      connect_timeout: 1,
+      idle_timeout: 30,
       connection: { application_name: 'hirebase-replica-probe', statement_timeout: String(PROBE_QUERY_MS) } as Record<string, string>,
-    })
+    }))
     let timer: NodeJS.Timeout | undefined
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_QUERY_MS} ms`)), PROBE_QUERY_MS)
@@ -145,7 +179,11 @@ export class ReplicaSet {
   private async tick(): Promise<void> {
     const now = Date.now()
     try {
-      const [{ lsn }] = await this.ask(this.primaryProbe, this.apiUrl, (s) => s<{ lsn: string }[]>`select pg_current_wal_flush_lsn()::text as lsn`)
+      const [{ lsn }] = await this.ask(
+        this.primaryProbe,
+        this.apiUrl,
+        (s) => s<{ lsn: string }[]>`select pg_current_wal_flush_lsn()::text as lsn`,
+      )
       this.samples.push({ at: now, lsn: parseLsn(lsn)! })
       const keep = now - Math.max(60, 3 * this.settings.maxLagSeconds) * 1000
       while (this.samples.length > 1 && this.samples[0].at < keep) this.samples.shift()
@@ -161,9 +199,13 @@ export class ReplicaSet {
   private async probe(r: Replica, now: number): Promise<void> {
     const before = r.state
     try {
-      const [row] = await this.ask(r, r.probeUrl, (s) => s<{ standby: boolean; lsn: string | null; paused: boolean | null }[]>`
+      const [row] = await this.ask(
+        r,
+        r.probeUrl,
+        (s) => s<{ standby: boolean; lsn: string | null; paused: boolean | null }[]>`
         select pg_is_in_recovery() as standby, pg_last_wal_replay_lsn()::text as lsn,
-               case when pg_is_in_recovery() then pg_is_wal_replay_paused() end as paused`)
+               case when pg_is_in_recovery() then pg_is_wal_replay_paused() end as paused`,
+      )
       r.checkedAt = new Date()
       r.failures = 0
       r.nextProbeAt = 0
@@ -177,12 +219,16 @@ export class ReplicaSet {
         if (r.replayLsn === null || replayed > r.replayLsn) r.replayLsn = replayed
         r.lagSeconds = this.lagOf(r.replayLsn, now)
         r.state = r.lagSeconds > this.settings.maxLagSeconds ? 'lagging' : 'ok'
-        r.error = r.state === 'lagging' ? `replay is ${r.lagSeconds.toFixed(1)} s behind the primary (REPLICA_MAX_LAG is ${this.settings.maxLagSeconds})` : undefined
+        r.error =
+          r.state === 'lagging'
+            ? `replay is ${r.lagSeconds.toFixed(1)} s behind the primary (REPLICA_MAX_LAG is ${this.settings.maxLagSeconds})`
+            : undefined
       }
     } catch (err) {
       this.down(r, err)
     }
-    if (r.state !== before && !this.closed) this.log(r.state === 'ok' ? 'info' : 'warn', `${r.name} is ${r.state}`, { replica: r.name, server: r.server, error: r.error })
+    if (r.state !== before && !this.closed)
+      this.log(r.state === 'ok' ? 'info' : 'warn', `${r.name} is ${r.state}`, { replica: r.name, server: r.server, error: r.error })
   }
 
   /** How long the primary has had WAL this replica has not replayed (to within a probe interval). */
@@ -228,9 +274,13 @@ export class ReplicaSet {
   /** A replica's replay position now (on its pool), or null when it does not say within `ms`. */
   private async replayed(r: Replica, ms: number): Promise<bigint | null> {
     let timer: NodeJS.Timeout | undefined
-    const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms) })
-    const query = r.sql<{ lsn: string | null }[]>`select pg_last_wal_replay_lsn()::text as lsn`
-      .then(([row]) => (row.lsn ? parseLsn(row.lsn) : null), () => null)
+    const late = new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), ms)
+    })
+    const query = r.sql<{ lsn: string | null }[]>`select pg_last_wal_replay_lsn()::text as lsn`.then(
+      ([row]) => (row.lsn ? parseLsn(row.lsn) : null),
+      () => null,
+    )
     try {
       const lsn = await Promise.race([query, late])
       if (lsn !== null && (r.replayLsn === null || lsn > r.replayLsn)) r.replayLsn = lsn
@@ -251,9 +301,11 @@ export class ReplicaSet {
    */
   async commitLsn(): Promise<string | null> {
     try {
-      return (await this.primary.sql<{ lsn: string }[]>`
+      return (
+        await this.primary.sql<{ lsn: string }[]>`
         select (case when current_setting('synchronous_commit') = 'off' then pg_current_wal_insert_lsn()
-                     else pg_current_wal_flush_lsn() end)::text as lsn`)[0].lsn
+                     else pg_current_wal_flush_lsn() end)::text as lsn`
+      )[0].lsn
     } catch {
       return null
     }
@@ -271,10 +323,15 @@ export class ReplicaSet {
       primary_lsn: this.samples.length ? formatLsn(this.samples[this.samples.length - 1].lsn) : null,
       ...(this.primaryError ? { primary_error: this.primaryError } : {}),
       replicas: this.replicas.map((r) => ({
-        name: r.name, server: r.server, state: r.state, in_rotation: r.state === 'ok',
+        name: r.name,
+        server: r.server,
+        state: r.state,
+        in_rotation: r.state === 'ok',
         lag_seconds: r.lagSeconds === null ? null : Math.round(r.lagSeconds * 10) / 10,
-        replay_lsn: r.replayLsn === null ? null : formatLsn(r.replayLsn), replay_paused: r.paused,
-        checked_at: r.checkedAt?.toISOString() ?? null, ...(r.error ? { error: r.error } : {}),
+        replay_lsn: r.replayLsn === null ? null : formatLsn(r.replayLsn),
+        replay_paused: r.paused,
+        checked_at: r.checkedAt?.toISOString() ?? null,
+        ...(r.error ? { error: r.error } : {}),
         pool: { size: r.requests.size, in_use: r.requests.used, waiting: r.requests.waiting },
       })),
     }
@@ -288,8 +345,9 @@ export class ReplicaSet {
     this.closed = true
     clearTimeout(this.timer)
     await this.ticking
-    await Promise.all([this.primaryProbe.probe, ...this.replicas.flatMap((r) => [r.probe, r.sql])]
-      .map((s) => s?.end({ timeout: 1 }).catch(() => {})))
+    await Promise.all(
+      [this.primaryProbe.probe, ...this.replicas.flatMap((r) => [r.probe, r.sql])].map((s) => s?.end({ timeout: 1 }).catch(() => {})),
+    )
   }
 }
 

@@ -8,7 +8,12 @@ import { join } from 'node:path'
 import { connect, type Queryable } from './database.ts'
 import { projectRoot } from './paths.ts'
 
-export interface ApiRoles { database: string; owner: string; api: string; login: string }
+export interface ApiRoles {
+  database: string
+  owner: string
+  api: string
+  login: string
+}
 
 /** This database's role names (the rule is in SQL, in one place). */
 export async function apiRoles(sql: Queryable): Promise<ApiRoles> {
@@ -61,9 +66,16 @@ export async function apiConnection(ownerUrl: string, options: { apiUrl?: string
           select current_user as user, current_database() as database, pg_has_role(current_user, ${roles.api}, 'usage') as member,
                  (select rolsuper from pg_roles where rolname = current_user) as superuser,
                  pg_has_role(current_user, ${roles.owner}, 'usage') as owner`
-        if (me.database !== roles.database) throw new Error(`API_DATABASE_URL names the database ${me.database}, DATABASE_URL ${roles.database}: they must be the same`)
-        if (me.superuser || me.owner) throw new Error(`API_DATABASE_URL logs in as ${me.user}, which is (or acts as) the owner ${roles.owner}: give the API a role of its own, a member of ${roles.api} only`)
-        if (!me.member) throw new Error(`API_DATABASE_URL logs in as ${me.user}, which is not a member of ${roles.api}: GRANT ${quoteIdent(roles.api)} TO ${quoteIdent(me.user)}`)
+        if (me.database !== roles.database)
+          throw new Error(`API_DATABASE_URL names the database ${me.database}, DATABASE_URL ${roles.database}: they must be the same`)
+        if (me.superuser || me.owner)
+          throw new Error(
+            `API_DATABASE_URL logs in as ${me.user}, which is (or acts as) the owner ${roles.owner}: give the API a role of its own, a member of ${roles.api} only`,
+          )
+        if (!me.member)
+          throw new Error(
+            `API_DATABASE_URL logs in as ${me.user}, which is not a member of ${roles.api}: GRANT ${quoteIdent(roles.api)} TO ${quoteIdent(me.user)}`,
+          )
         return { url: options.apiUrl, roles, how: `as ${me.user} (API_DATABASE_URL)` }
       } finally {
         await api.end()
@@ -86,7 +98,12 @@ export async function apiConnection(ownerUrl: string, options: { apiUrl?: string
     // Set already (an earlier start, or another server on this database): nothing to change.
     const loginWorks = async () => {
       const probe = connect(url.toString(), { max: 1, connect_timeout: 5 })
-      return probe`select 1`.then(() => true, () => false).finally(() => probe.end())
+      return probe`select 1`
+        .then(
+          () => true,
+          () => false,
+        )
+        .finally(() => probe.end())
     }
     if (await loginWorks()) return { url: url.toString(), roles, how: `as ${roles.login}` }
     try {
@@ -99,7 +116,8 @@ export async function apiConnection(ownerUrl: string, options: { apiUrl?: string
       })
     } catch (err) {
       if ((err as { code?: string }).code !== '42501') throw err
-      const warning = `WARNING: the owner ${roles.owner} may not set the password of ${roles.login}, so the API logs in as the owner ` +
+      const warning =
+        `WARNING: the owner ${roles.owner} may not set the password of ${roles.login}, so the API logs in as the owner ` +
         `and only switches to ${roles.api} with SET ROLE, which RESET ROLE undoes. Set API_DATABASE_URL to a login role that is ` +
         `a member of ${roles.api} only (or grant the owner CREATEROLE).`
       return { url: ownerUrl, role: roles.api, roles, how: `as the owner ${roles.owner}, SET ROLE ${roles.api}`, warning }

@@ -3,18 +3,35 @@
 import type { Queryable } from './database.ts'
 import { wholeFromEnv } from './env.ts'
 
-export interface Job { name: string; schedule: string; command: string; what: string }
+export interface Job {
+  name: string
+  schedule: string
+  command: string
+  what: string
+}
 
 /** The jobs, with their schedules (cron syntax, minute granularity, in pg_cron's time zone). */
 export function declaredJobs(env: NodeJS.ProcessEnv = process.env): Job[] {
   const retentionDays = retentionDaysFrom(env)
   return [
-    { name: 'backup', schedule: cronFrom(env, 'SCHEDULE_BACKUP', '0 2 * * *'), command: `select api.request_backup(null, 'cron')`,
-      what: 'queue a backup of every table; the running server (scripts/serve.mjs) writes the files' },
-    { name: 'refresh_reports', schedule: cronFrom(env, 'SCHEDULE_REPORTS', '15 2 * * *'), command: 'select api.refresh_reports()',
-      what: 'check the counts the reports read against employees, and correct any drift' },
-    { name: 'housekeeping', schedule: cronFrom(env, 'SCHEDULE_HOUSEKEEPING', '30 3 * * *'), command: `select api.housekeeping(interval '${retentionDays} days')`,
-      what: `delete ingest log rows, backup requests and pg_cron run history older than ${retentionDays} days` },
+    {
+      name: 'backup',
+      schedule: cronFrom(env, 'SCHEDULE_BACKUP', '0 2 * * *'),
+      command: `select api.request_backup(null, 'cron')`,
+      what: 'queue a backup of every table; the running server (scripts/serve.mjs) writes the files',
+    },
+    {
+      name: 'refresh_reports',
+      schedule: cronFrom(env, 'SCHEDULE_REPORTS', '15 2 * * *'),
+      command: 'select api.refresh_reports()',
+      what: 'check the counts the reports read against employees, and correct any drift',
+    },
+    {
+      name: 'housekeeping',
+      schedule: cronFrom(env, 'SCHEDULE_HOUSEKEEPING', '30 3 * * *'),
+      command: `select api.housekeeping(interval '${retentionDays} days')`,
+      what: `delete ingest log rows, backup requests and pg_cron run history older than ${retentionDays} days`,
+    },
   ]
 }
 
@@ -24,20 +41,31 @@ export function retentionDaysFrom(env: NodeJS.ProcessEnv = process.env): number 
 }
 
 // The five fields of a cron schedule and their ranges (pg_cron's syntax, minute granularity).
-const CRON_FIELDS: [string, number, number][] = [['minute', 0, 59], ['hour', 0, 23], ['day of month', 1, 31], ['month', 1, 12], ['day of week', 0, 7]]
+const CRON_FIELDS: [string, number, number][] = [
+  ['minute', 0, 59],
+  ['hour', 0, 23],
+  ['day of month', 1, 31],
+  ['month', 1, 12],
+  ['day of week', 0, 7],
+]
 
 /** Checks a 5-field cron schedule (numbers, *, ranges a-b, lists a,b, steps x/n); an error names the variable and the field. */
 export function checkCron(name: string, schedule: string): string {
   const fields = schedule.trim().split(/\s+/)
-  const bad = (why: string) => new Error(`${name} must be a 5-field cron schedule (minute hour day-of-month month day-of-week, e.g. "30 3 * * *"), got "${schedule}": ${why}`)
+  const bad = (why: string) =>
+    new Error(
+      `${name} must be a 5-field cron schedule (minute hour day-of-month month day-of-week, e.g. "30 3 * * *"), got "${schedule}": ${why}`,
+    )
   if (fields.length !== 5) throw bad(`${fields.length} fields`)
   fields.forEach((field, i) => {
     const [label, min, max] = CRON_FIELDS[i]
     for (const part of field.split(',')) {
       const m = /^(\*|(\d{1,2})(?:-(\d{1,2}))?)(?:\/(\d{1,2}))?$/.exec(part)
       if (!m) throw bad(`the ${label} field "${field}" is not a number, *, range, list or step`)
-      for (const n of [m[2], m[3]]) if (n !== undefined && (Number(n) < min || Number(n) > max)) throw bad(`the ${label} ${n} is outside ${min}-${max}`)
-      if (m[2] !== undefined && m[3] !== undefined && Number(m[2]) > Number(m[3])) throw bad(`the ${label} range ${m[2]}-${m[3]} is backwards`)
+      for (const n of [m[2], m[3]])
+        if (n !== undefined && (Number(n) < min || Number(n) > max)) throw bad(`the ${label} ${n} is outside ${min}-${max}`)
+      if (m[2] !== undefined && m[3] !== undefined && Number(m[2]) > Number(m[3]))
+        throw bad(`the ${label} range ${m[2]}-${m[3]} is backwards`)
       if (m[4] !== undefined && Number(m[4]) < 1) throw bad(`the ${label} step must be at least 1`)
     }
   })
@@ -60,24 +88,43 @@ export async function checkPgCron(sql: Queryable): Promise<void> {
            (select setting from pg_settings where name = 'cron.database_name') as cron_db, current_database() as db,
            exists (select from pg_available_extensions where name = 'pg_cron') as available`
   if (s.has_cron) return
-  const how = 'Use compose.yaml (PostgreSQL 15 with pg_cron), or install your distribution\'s postgresql-NN-cron package and set ' +
+  const how =
+    "Use compose.yaml (PostgreSQL 15 with pg_cron), or install your distribution's postgresql-NN-cron package and set " +
     `shared_preload_libraries = 'pg_cron' and cron.database_name = '${s.db}' in postgresql.conf, restart, then as a superuser run ` +
     `CREATE EXTENSION pg_cron in ${s.db}. The embedded default has no pg_cron; everything else works without it.`
   if (!s.available) throw new NoPgCron(`this PostgreSQL server has no pg_cron. ${how}`)
-  if (s.preload !== null && !s.preload.split(',').map((x) => x.trim()).includes('pg_cron')) throw new NoPgCron(`pg_cron is installed but not preloaded. ${how}`)
+  if (
+    s.preload !== null &&
+    !s.preload
+      .split(',')
+      .map((x) => x.trim())
+      .includes('pg_cron')
+  )
+    throw new NoPgCron(`pg_cron is installed but not preloaded. ${how}`)
   if (s.cron_db && s.cron_db !== s.db) {
-    throw new NoPgCron(`pg_cron runs in database ${s.cron_db}, not ${s.db}: set cron.database_name = '${s.db}' and restart, or point DATABASE_URL at ${s.cron_db}.`)
+    throw new NoPgCron(
+      `pg_cron runs in database ${s.cron_db}, not ${s.db}: set cron.database_name = '${s.db}' and restart, or point DATABASE_URL at ${s.cron_db}.`,
+    )
   }
   // Preloaded for this database but not created yet: a superuser (as in compose.yaml) can do it now.
   try {
     await sql`create extension if not exists pg_cron`
   } catch {
-    throw new NoPgCron(`pg_cron is preloaded but the extension is not created in ${s.db}: as a superuser run CREATE EXTENSION pg_cron; ` +
-      'GRANT USAGE ON SCHEMA cron TO <this user>;')
+    throw new NoPgCron(
+      `pg_cron is preloaded but the extension is not created in ${s.db}: as a superuser run CREATE EXTENSION pg_cron; ` +
+        'GRANT USAGE ON SCHEMA cron TO <this user>;',
+    )
   }
 }
 
-export interface InstalledJob { job: string; schedule: string; command: string; active: boolean; last_status: string | null; last_run: string | null }
+export interface InstalledJob {
+  job: string
+  schedule: string
+  command: string
+  active: boolean
+  last_status: string | null
+  last_run: string | null
+}
 
 /**
  * Installs or updates the declared jobs for `database`, run from the pg_cron database
@@ -111,9 +158,22 @@ export async function listJobs(sql: Queryable): Promise<{ timeZone: string; jobs
   const [{ s }] = await sql<{ s: { time_zone: string; jobs: ScheduledJob[] } }[]>`select api.schedule_status() as s`
   return {
     timeZone: s.time_zone,
-    jobs: s.jobs.map((j) => ({ job: j.job, schedule: j.schedule, command: j.command, active: j.active, last_status: j.last_run?.status ?? null, last_run: j.last_run?.started_at ?? null })),
+    jobs: s.jobs.map((j) => ({
+      job: j.job,
+      schedule: j.schedule,
+      command: j.command,
+      active: j.active,
+      last_status: j.last_run?.status ?? null,
+      last_run: j.last_run?.started_at ?? null,
+    })),
   }
 }
 
 /** A job as api.schedule_status() returns it. */
-interface ScheduledJob { job: string; schedule: string; command: string; active: boolean; last_run: { status: string; started_at: string } | null }
+interface ScheduledJob {
+  job: string
+  schedule: string
+  command: string
+  active: boolean
+  last_run: { status: string; started_at: string } | null
+}

@@ -41,7 +41,11 @@ export interface ServerOptions extends GuardOptions {
 
 /** The bounds the routes' schemas check, as the database sets them (SQL is their one home). */
 async function boundsOf(sql: Sql): Promise<Bounds> {
-  const [{ d }] = await sql<{ d: { batch: { max_rows: number }; pages: Bounds['pages']; tables: { fields: { kind: string; range: [number, number] | null }[] }[] } }[]>`
+  const [{ d }] = await sql<
+    {
+      d: { batch: { max_rows: number }; pages: Bounds['pages']; tables: { fields: { kind: string; range: [number, number] | null }[] }[] }
+    }[]
+  >`
     select api.data_dictionary() as d`
   const idRange = d.tables.flatMap((t) => t.fields).find((f) => f.kind === 'id')?.range
   if (!idRange) throw new Error('api.data_dictionary() gives no id range: is the database migrated?')
@@ -50,7 +54,7 @@ async function boundsOf(sql: Sql): Promise<Bounds> {
 
 export async function buildServer(options: ServerOptions): Promise<{ app: FastifyInstance; sql: Sql; runner: Sql; api: ApiConnection }> {
   const limits = options.limits ?? limitsFromEnv()
-  const api = options.api ?? await apiConnection(options.databaseUrl)
+  const api = options.api ?? (await apiConnection(options.databaseUrl))
   // Every request's statements run on this pool, as the API's login role (or, in the fallback,
   // after SET ROLE).
   const poolOptions = {
@@ -58,8 +62,10 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     idle_timeout: 60,
     connect_timeout: 5,
     connection: {
-      ...(api.role ? { role: api.role } : {}), application_name: 'hirebase-api',
-      statement_timeout: String(limits.statementTimeoutMs), lock_timeout: String(limits.lockTimeoutMs),
+      ...(api.role ? { role: api.role } : {}),
+      application_name: 'hirebase-api',
+      statement_timeout: String(limits.statementTimeoutMs),
+      lock_timeout: String(limits.lockTimeoutMs),
     } as Record<string, string>,
     // bigint (batch ids, counts) as JSON numbers: they stay far below 2^53.
     types: { int8: { to: 20, from: [20], serialize: (x: number) => String(x), parse: (x: string) => Number(x) } },
@@ -75,7 +81,12 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   // The runner's pool (the owner): only the fixed statements of backups and restores, which
   // need runner.*; no statement on it is built from a request. Room for the backup runner's
   // claim and backup, and the API's backups.
-  const runner = connect(options.databaseUrl, { max: limits.backupConcurrency + 2, idle_timeout: 60, connect_timeout: 5, connection: { application_name: 'hirebase-runner' } })
+  const runner = connect(options.databaseUrl, {
+    max: limits.backupConcurrency + 2,
+    idle_timeout: 60,
+    connect_timeout: 5,
+    connection: { application_name: 'hirebase-runner' },
+  })
   // The caps the database's triggers read (sql/procedures/760-internal.bounds.sql): rows of
   // internal.caps, which no session of a caller can change; those not set go back to the default.
   try {
@@ -88,8 +99,14 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
   // claim and its backup); a request that cannot get one in time is a 503, not a queue.
   const requests = gate(limits.poolSize - 2)
   // The read routes' replicas (none unless DATABASE_REPLICA_URLS is set); the same pool options, logged in as on the primary.
-  const replicas = new ReplicaSet({ name: 'primary', sql, requests }, api.url, options.replicas ?? replicaSettingsFromEnv(), poolOptions, limits.poolSize,
-    (level, msg, fields) => app.log[level](fields, msg))
+  const replicas = new ReplicaSet(
+    { name: 'primary', sql, requests },
+    api.url,
+    options.replicas ?? replicaSettingsFromEnv(),
+    poolOptions,
+    limits.poolSize,
+    (level, msg, fields) => app.log[level](fields, msg),
+  )
   const app = Fastify({
     connectionTimeout: limits.connectionTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
@@ -97,10 +114,12 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     // headers' own timeout is no longer than the request's.
     http: {
       connectionsCheckingInterval: Math.min(1000, limits.requestTimeoutMs),
-      requestTimeout: limits.requestTimeoutMs, headersTimeout: Math.min(limits.requestTimeoutMs, 60_000),
+      requestTimeout: limits.requestTimeoutMs,
+      headersTimeout: Math.min(limits.requestTimeoutMs, 60_000),
     } as never,
     logger: {
-      level: options.logLevel ?? 'info', stream: process.stderr,
+      level: options.logLevel ?? 'info',
+      stream: process.stderr,
       serializers: { req: (req: { method: string; url: string }) => ({ method: req.method, url: redactUrl(req.url) }) },
     },
     // One line per request, written by our onResponse hook (with the batch's counts).
@@ -115,14 +134,22 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
 
   // Requests per client: a flood gets 429 with Retry-After before it reaches the database.
   await app.register(rateLimit, { max: limits.rateLimitMax, timeWindow: limits.rateLimitWindowSeconds * 1000 })
-  app.addHook('onClose', async () => { await runner.end({ timeout: 5 }) })
+  app.addHook('onClose', async () => {
+    await runner.end({ timeout: 5 })
+  })
   app.addHook('onClose', () => replicas.close())
   await installGuards(app, options)
   installHooks(app, limits, replicas)
   await replicas.start()
 
   const context: ApiContext = {
-    sql: routedSql(replicas), runner, replicas, databaseUrl: options.databaseUrl, limits, bounds, requests,
+    sql: routedSql(replicas),
+    runner,
+    replicas,
+    databaseUrl: options.databaseUrl,
+    limits,
+    bounds,
+    requests,
     backups: { dir: databaseFolder(options.backupDir, api.roles.database), keep: options.backupKeep ?? 7 },
     requireToken: tokenCheck(options.token),
     security: options.token ? [{ bearer: [] }] : [],

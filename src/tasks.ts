@@ -16,7 +16,11 @@ export const SAMPLE_DIR = resolve(projectRoot, 'data/historical')
  * as `units / scale` percent (0.57% is 57/100): in binary floating point 0.57 * 10000 is
  * 5700.000000000001, and 57 rejects of 10,000 rows would count as more than 0.57%.
  */
-export interface RejectLimit { rows?: number; percent?: { units: bigint; scale: bigint }; text: string }
+export interface RejectLimit {
+  rows?: number
+  percent?: { units: bigint; scale: bigint }
+  text: string
+}
 
 export function parseRejectLimit(value: string): RejectLimit {
   const percent = /^([0-9]+)(?:\.([0-9]+))?%$/.exec(value)
@@ -65,7 +69,8 @@ function loadProgress(): { progress: Progress; clear: () => void } {
       text = `${table}: reading, ${text.slice(table.length + 2)}, ${Math.round(rows / Math.max(elapsed, 0.001)).toLocaleString('en')} rows/s`
       if (detail && detail.bytes > 0) {
         text += `, ${Math.floor((detail.bytesRead * 100) / detail.bytes)}% of ${mb(detail.bytes)}`
-        if (detail.bytesRead > 0 && elapsed >= 1) text += `, ETA ${seconds(((detail.bytes - detail.bytesRead) * elapsed) / detail.bytesRead)}`
+        if (detail.bytesRead > 0 && elapsed >= 1)
+          text += `, ETA ${seconds(((detail.bytes - detail.bytesRead) * elapsed) / detail.bytesRead)}`
       }
     } else if (phase === 'validating') {
       text = `${table}: validating and inserting ${rows.toLocaleString('en')} rows in the database (${seconds(elapsed)} so far)`
@@ -78,7 +83,12 @@ function loadProgress(): { progress: Progress; clear: () => void } {
       process.stderr.write(`${text}\n`)
     }
   }
-  return { progress, clear: () => { if (tty) process.stderr.write('\r\x1b[K') } }
+  return {
+    progress,
+    clear: () => {
+      if (tty) process.stderr.write('\r\x1b[K')
+    },
+  }
 }
 
 export interface LoadCommandOptions extends Omit<LoadOptions, 'progress' | 'url'> {
@@ -102,28 +112,44 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCo
     // transaction other connections cannot see into (load.ts).
     loadOptions.jobs ??= await defaultJobs(sql)
     const tables = await tablesInLoadOrder(sql)
-    const missing = (await Promise.all(tables.map((t) => lstat(join(dir, `${t}.csv`)).then(() => '', () => `${t}.csv`)))).filter(Boolean)
+    const missing = (
+      await Promise.all(
+        tables.map((t) =>
+          lstat(join(dir, `${t}.csv`)).then(
+            () => '',
+            () => `${t}.csv`,
+          ),
+        ),
+      )
+    ).filter(Boolean)
     if (missing.length && missing.length < tables.length) {
-      process.stderr.write(`warning: ${resolve(dir)} has no ${missing.join(', ')}: ${missing.length > 1 ? 'those tables are' : 'that table is'} not loaded\n`)
+      process.stderr.write(
+        `warning: ${resolve(dir)} has no ${missing.join(', ')}: ${missing.length > 1 ? 'those tables are' : 'that table is'} not loaded\n`,
+      )
     }
     let results: LoadResult[] = []
     if (dryRun || maxRejects) {
       // One transaction for the whole load: the verdict sees the earlier files' rows (employees
       // reference departments and jobs), and a rollback leaves nothing behind.
-      await sql.begin(async (tx) => {
-        results = await loadDirectory(tx, dir, { ...loadOptions, progress }).catch((err: Error & { committed?: LoadResult[] }) => {
-          delete err.committed
-          err.message += '\nnothing was written (the whole load is one transaction)'
-          throw err
+      await sql
+        .begin(async (tx) => {
+          results = await loadDirectory(tx, dir, { ...loadOptions, progress }).catch((err: Error & { committed?: LoadResult[] }) => {
+            delete err.committed
+            err.message += '\nnothing was written (the whole load is one transaction)'
+            throw err
+          })
+          if (dryRun || overLimit(maxRejects, ...totals(results))) throw ROLLBACK
         })
-        if (dryRun || overLimit(maxRejects, ...totals(results))) throw ROLLBACK
-      }).catch((err) => { if (err !== ROLLBACK) throw err })
+        .catch((err) => {
+          if (err !== ROLLBACK) throw err
+        })
     } else {
       results = await loadDirectory(sql, dir, { ...loadOptions, url, progress }).catch((err: Error & { committed?: LoadResult[] }) => {
         clear()
         // Each file is its own transaction: say which ones are in before the one that failed.
         for (const r of err.committed ?? []) console.log(`${formatResult(r)}\n  (committed)`)
-        if (err.committed?.length) err.message += `\n${err.committed.map((r) => `${r.table}.csv`).join(', ')} ${err.committed.length > 1 ? 'were' : 'was'} loaded and committed before this failure; the failed file changed nothing`
+        if (err.committed?.length)
+          err.message += `\n${err.committed.map((r) => `${r.table}.csv`).join(', ')} ${err.committed.length > 1 ? 'were' : 'was'} loaded and committed before this failure; the failed file changed nothing`
         throw err
       })
     }
@@ -134,7 +160,9 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCo
     const withRejects = results.filter((r) => r.batch.rejected > 0).map((r) => r.batch.batch_id)
     if (dryRun) console.log('dry run: nothing was written (rolled back)')
     else if (withRejects.length) {
-      console.log(`rejected rows and their reasons: select * from ingest_rejects where batch_id ${withRejects.length > 1 ? `in (${withRejects.join(', ')})` : `= ${withRejects[0]}`} order by batch_id, position`)
+      console.log(
+        `rejected rows and their reasons: select * from ingest_rejects where batch_id ${withRejects.length > 1 ? `in (${withRejects.join(', ')})` : `= ${withRejects[0]}`} order by batch_id, position`,
+      )
     }
     return results
   } finally {
@@ -165,8 +193,17 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   })
   if (api.warning) process.stderr.write(`\n${'!'.repeat(78)}\n${api.warning}\n${'!'.repeat(78)}\n\n`)
   const { app, sql, runner } = await buildServer({
-    databaseUrl: url, api, token, readToken, host, logLevel: process.env.LOG_LEVEL, backupDir: backupDirFromEnv(), backupKeep: keepFromEnv(),
-    limits: limitsFromEnv(), allowedHosts: listFromEnv(process.env.ALLOWED_HOSTS), allowedOrigins: listFromEnv(process.env.ALLOWED_ORIGINS),
+    databaseUrl: url,
+    api,
+    token,
+    readToken,
+    host,
+    logLevel: process.env.LOG_LEVEL,
+    backupDir: backupDirFromEnv(),
+    backupKeep: keepFromEnv(),
+    limits: limitsFromEnv(),
+    allowedHosts: listFromEnv(process.env.ALLOWED_HOSTS),
+    allowedOrigins: listFromEnv(process.env.ALLOWED_ORIGINS),
   })
   // What an interrupted backup or restore left behind (on the runner's pool: it takes the tables' locks).
   const removed = await cleanBackupFolder(runner, databaseFolder(backupDirFromEnv(), api.roles.database))
@@ -179,13 +216,17 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   })
   const { startBackupWorker } = await import('./worker.ts')
   const worker = await startBackupWorker(runner, {
-    dir: databaseFolder(backupDirFromEnv(), api.roles.database), keep: keepFromEnv(), log: (msg, fields) => app.log.info(fields, msg),
+    dir: databaseFolder(backupDirFromEnv(), api.roles.database),
+    keep: keepFromEnv(),
+    log: (msg, fields) => app.log.info(fields, msg),
   })
   const { startHousekeeping } = await import('./housekeeping.ts')
   const housekeeper = await startHousekeeping(url, (msg, fields) => app.log.info(fields, msg))
-  console.log(`API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
-    ` (OpenAPI: /openapi.json; database login ${api.how}; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'}` +
-    `${readToken ? ', reads too' : ''})`)
+  console.log(
+    `API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
+      ` (OpenAPI: /openapi.json; database login ${api.how}; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'}` +
+      `${readToken ? ', reads too' : ''})`,
+  )
   if (!shutdown.aborted) await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
   await worker.stop() // lets a backup in progress finish (the runner's pool closes with the app)
   await app.close()

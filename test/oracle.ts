@@ -20,13 +20,26 @@ export function toJson(v: Json): string {
 }
 
 export type Kind = 'id' | 'name' | 'datetime'
-export interface Field { field: string; kind: Kind; ref?: 'departments' | 'jobs' }
+export interface Field {
+  field: string
+  kind: Kind
+  ref?: 'departments' | 'jobs'
+}
 export const TABLES: Record<string, Field[]> = {
-  departments: [{ field: 'department_id', kind: 'id' }, { field: 'department_name', kind: 'name' }],
-  jobs: [{ field: 'job_id', kind: 'id' }, { field: 'job_name', kind: 'name' }],
+  departments: [
+    { field: 'department_id', kind: 'id' },
+    { field: 'department_name', kind: 'name' },
+  ],
+  jobs: [
+    { field: 'job_id', kind: 'id' },
+    { field: 'job_name', kind: 'name' },
+  ],
   employees: [
-    { field: 'employee_id', kind: 'id' }, { field: 'employee_name', kind: 'name' }, { field: 'hiring_date', kind: 'datetime' },
-    { field: 'department_id', kind: 'id', ref: 'departments' }, { field: 'job_id', kind: 'id', ref: 'jobs' },
+    { field: 'employee_id', kind: 'id' },
+    { field: 'employee_name', kind: 'name' },
+    { field: 'hiring_date', kind: 'datetime' },
+    { field: 'department_id', kind: 'id', ref: 'departments' },
+    { field: 'job_id', kind: 'id', ref: 'jobs' },
   ],
 }
 
@@ -79,13 +92,15 @@ const daysBefore = (y: number, m: number, d: number): bigint => {
   const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy
   return BigInt(era * 146097 + doe - 719468)
 }
-const daysIn = (y: number, m: number) => [31, (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
+const daysIn = (y: number, m: number) =>
+  [31, (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
 export const MIN_INSTANT = daysBefore(1, 1, 1) * 86_400_000_000n
 export const MAX_INSTANT = (daysBefore(9999, 12, 31) + 1n) * 86_400_000_000n - 1n
 
 /** Epoch microseconds of an RFC 3339 date-time the README accepts, or undefined. */
 export function instantOf(text: string): bigint | undefined {
-  const m = /^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))$/.exec(text)
+  const m =
+    /^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))$/.exec(text)
   if (!m) return undefined
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number)
   const frac = m[7] ?? ''
@@ -95,7 +110,8 @@ export function instantOf(text: string): bigint | undefined {
   const om = Number(m[10] ?? 0)
   if (oh > 23 || om > 59) return undefined
   const offset = BigInt((m[8] === '-' ? -1 : 1) * (oh * 60 + om)) * 60_000_000n
-  const micros = (daysBefore(y, mo, d) * 86400n + BigInt(h * 3600 + mi * 60 + s)) * 1_000_000n + BigInt(frac.slice(0, 6).padEnd(6, '0')) - offset
+  const micros =
+    (daysBefore(y, mo, d) * 86400n + BigInt(h * 3600 + mi * 60 + s)) * 1_000_000n + BigInt(frac.slice(0, 6).padEnd(6, '0')) - offset
   return micros < MIN_INSTANT || micros > MAX_INSTANT ? undefined : micros
 }
 

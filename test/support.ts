@@ -20,7 +20,12 @@ const serverUrl = process.env.TEST_SERVER_URL
 const template = process.env.TEST_TEMPLATE
 if (!serverUrl || !template) throw new Error('run the tests with `npm test`: it prepares the database they need')
 
-export interface TestDatabase { url: string; name: string; sql: Sql; roles: ApiRoles }
+export interface TestDatabase {
+  url: string
+  name: string
+  sql: Sql
+  roles: ApiRoles
+}
 
 /** A fresh, migrated database, dropped when the test file ends, with its own API roles (made
  *  by re-applying the definitions: a clone's roles are named after it) dropped after it. */
@@ -91,22 +96,27 @@ export const timed = async <T>(work: Promise<T>) => {
 }
 
 /** A TCP port free on loopback right now. */
-export const freePort = () => new Promise<number>((resolve) => {
-  const server = createServer().listen(0, '127.0.0.1', () => {
-    const { port } = server.address() as { port: number }
-    server.close(() => resolve(port))
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
   })
-})
 
 /** The API in this process on a random loopback port (silent, backups in a temp folder unless
  *  given); closed by close(), or when the test (or file) that started it ends. */
 export async function listenApi(options: Partial<ServerOptions> & { databaseUrl: string }) {
   // (imported here: most test files never start the API)
   const { buildServer } = await import('../src/server.ts')
-  const backupDir = options.backupDir ?? await mkdtemp(join(tmpdir(), 'hirebase-api-'))
+  const backupDir = options.backupDir ?? (await mkdtemp(join(tmpdir(), 'hirebase-api-')))
   const { app, sql } = await buildServer({ logLevel: 'silent', ...options, backupDir })
   let closing: Promise<void> | undefined
-  const close = () => (closing ??= (async () => { await app.close(); await sql.end({ timeout: 1 }) })())
+  const close = () =>
+    (closing ??= (async () => {
+      await app.close()
+      await sql.end({ timeout: 1 })
+    })())
   after(close)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const port = (app.server.address() as { port: number }).port
@@ -119,18 +129,30 @@ export async function holdTableLock(url: string, table: string) {
   const holder = connect(url, { max: 1 })
   let released = () => {}
   let taken = () => {}
-  const locked = new Promise<void>((resolve) => { taken = resolve })
+  const locked = new Promise<void>((resolve) => {
+    taken = resolve
+  })
   const holding = holder.begin(async (tx) => {
     await tx`select internal.lock_table(${table})`
     taken()
-    await new Promise<void>((resolve) => { released = resolve })
+    await new Promise<void>((resolve) => {
+      released = resolve
+    })
   })
   await Promise.race([locked, holding])
-  return { release: async () => { released(); await holding; await holder.end() } }
+  return {
+    release: async () => {
+      released()
+      await holding
+      await holder.end()
+    },
+  }
 }
 
 const serveChildren = new Set<ChildProcess>()
-after(() => { for (const child of serveChildren) child.kill('SIGTERM') })
+after(() => {
+  for (const child of serveChildren) child.kill('SIGTERM')
+})
 
 /**
  * scripts/serve.mjs in a child process, on `env` over this process's (HOST 127.0.0.1 and a free
@@ -139,22 +161,32 @@ after(() => { for (const child of serveChildren) child.kill('SIGTERM') })
  * (not the test: a later test may use it).
  */
 export async function startServeScript(env: NodeJS.ProcessEnv) {
-  const port = Number(env.PORT ?? await freePort())
+  const port = Number(env.PORT ?? (await freePort()))
   const child: ChildProcess = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], {
-    cwd: projectRoot, env: { ...process.env, HOST: '127.0.0.1', ...env, PORT: String(port) },
+    cwd: projectRoot,
+    env: { ...process.env, HOST: '127.0.0.1', ...env, PORT: String(port) },
   })
   let output = ''
-  child.stdout!.on('data', (d) => { output += d })
-  child.stderr!.on('data', (d) => { output += d })
+  child.stdout!.on('data', (d) => {
+    output += d
+  })
+  child.stderr!.on('data', (d) => {
+    output += d
+  })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
   serveChildren.add(child)
   child.on('exit', () => serveChildren.delete(child))
   for (let i = 0; i < 600 && !output.includes('API on') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100))
   if (!output.includes('API on')) {
     child.kill('SIGKILL')
-    throw new Error(`scripts/serve.mjs ${child.exitCode === null ? 'did not start within 60 s' : `exited with ${child.exitCode}`}:\n${output}`)
+    throw new Error(
+      `scripts/serve.mjs ${child.exitCode === null ? 'did not start within 60 s' : `exited with ${child.exitCode}`}:\n${output}`,
+    )
   }
-  const stop = () => { child.kill('SIGTERM'); return exited }
+  const stop = () => {
+    child.kill('SIGTERM')
+    return exited
+  }
   return { base: `http://127.0.0.1:${port}`, port, child, output: () => output, exited, stop }
 }
 
@@ -167,11 +199,21 @@ export async function ownPostgres(prefix: string) {
   const password = randomBytes(8).toString('hex')
   const EmbeddedPostgres = await importEmbeddedPostgres()
   const pg = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'), port, user: 'postgres', password, persistent: true,
-    createPostgresUser: userInfo().uid === 0, initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='], onLog: () => {}, onError: () => {},
+    databaseDir: join(dir, 'data'),
+    port,
+    user: 'postgres',
+    password,
+    persistent: true,
+    createPostgresUser: userInfo().uid === 0,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    onLog: () => {},
+    onError: () => {},
   })
-  after(async () => { await pg.stop(); await rm(dir, { recursive: true, force: true }) })
+  after(async () => {
+    await pg.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
   await pg.initialise()
   await pg.start()
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`
@@ -183,7 +225,13 @@ export async function ownPostgres(prefix: string) {
 /** Debian's chromium through playwright-core (the caller closes it); when it is not installed
  *  the test is skipped, saying so loudly (CI installs it), and this gives undefined. */
 export async function chromiumOrSkip(t: TestContext, what: string): Promise<Browser | undefined> {
-  const path = (() => { try { return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim() } catch { return '' } })()
+  const path = (() => {
+    try {
+      return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim()
+    } catch {
+      return ''
+    }
+  })()
   if (!path) {
     console.warn(`SKIPPED: chromium is not installed, so ${what} did not run (apt-get install chromium; CI installs it)`)
     t.skip('chromium is not installed')

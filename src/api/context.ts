@@ -7,9 +7,15 @@ import type { Bounds } from './schemas.ts'
 
 declare module 'fastify' {
   // wrote: a write's handler ran (its answer carries X-Hirebase-LSN).
-  interface FastifyRequest { batchLog?: Record<string, unknown>; wrote?: boolean }
+  interface FastifyRequest {
+    batchLog?: Record<string, unknown>
+    wrote?: boolean
+  }
   // pool: false — the route uses no pool connection; unbounded: no answer deadline.
-  interface FastifyContextConfig { pool?: boolean; unbounded?: boolean }
+  interface FastifyContextConfig {
+    pool?: boolean
+    unbounded?: boolean
+  }
 }
 
 /** A write's answer carries its WAL position in LSN; a read may send it back (or ?min_lsn=). SERVED_BY

@@ -16,10 +16,14 @@ export function tokenFromEnv(name: string, env: NodeJS.ProcessEnv = process.env)
 }
 
 /** A comma-separated list from the environment, trimmed, empties dropped. */
-export const listFromEnv = (value: string | undefined) => (value ?? '').split(',').map((x) => x.trim()).filter(Boolean)
+export const listFromEnv = (value: string | undefined) =>
+  (value ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)
 
 /** A URL with its query string replaced, for logs (tokens travel in query strings too). */
-export const redactUrl = (url: string) => url.includes('?') ? `${url.slice(0, url.indexOf('?'))}?[redacted]` : url
+export const redactUrl = (url: string) => (url.includes('?') ? `${url.slice(0, url.indexOf('?'))}?[redacted]` : url)
 
 /** The host name and port of a Host header ([::1]:8000 included); null when it is not one. */
 function parseHost(header: string | undefined): { name: string; port: string } | null {
@@ -86,8 +90,10 @@ export const DOCS_PREFIX = '/docs'
  * What READ_TOKEN leaves open: preflights, /health, and what holds no data (the links at /,
  * the OpenAPI document, the Swagger UI's page and files, which a browser fetches without a token).
  */
-const open = (method: string, path: string) => method === 'OPTIONS' ||
-  (['GET', 'HEAD'].includes(method) && (['/', '/health', '/openapi.json', DOCS_PREFIX].includes(path) || path.startsWith(`${DOCS_PREFIX}/`)))
+const open = (method: string, path: string) =>
+  method === 'OPTIONS' ||
+  (['GET', 'HEAD'].includes(method) &&
+    (['/', '/health', '/openapi.json', DOCS_PREFIX].includes(path) || path.startsWith(`${DOCS_PREFIX}/`)))
 
 /** The checks every request meets before anything else runs, on the root instance. */
 export async function installGuards(app: FastifyInstance, options: GuardOptions): Promise<void> {
@@ -98,25 +104,51 @@ export async function installGuards(app: FastifyInstance, options: GuardOptions)
   app.addHook('onRequest', async (request, reply) => {
     const port = (app.server.address() as { port?: number } | null)?.port ?? 0
     if (!hostAllowed(request.headers.host, listenHost, port, options.allowedHosts ?? [])) {
-      return reply.code(421).send(errorBody(answered('unknown_host', `this server does not answer for Host "${request.headers.host ?? ''}"`, 'use the address it listens on, or add the name to ALLOWED_HOSTS')))
+      return reply
+        .code(421)
+        .send(
+          errorBody(
+            answered(
+              'unknown_host',
+              `this server does not answer for Host "${request.headers.host ?? ''}"`,
+              'use the address it listens on, or add the name to ALLOWED_HOSTS',
+            ),
+          ),
+        )
     }
     const origin = request.headers.origin
     // A page of this server (the Swagger UI at /docs): its Origin is the Host just checked, over
     // plain HTTP (what this server speaks). A rebinding page never gets here (its Host is foreign).
     const own = origin === `http://${request.headers.host}`
     if (origin !== undefined && !own && !['GET', 'HEAD', 'OPTIONS'].includes(request.method) && !allowedOrigins.includes(origin)) {
-      return reply.code(403).send(errorBody(answered('forbidden_origin', `writes from pages of ${origin} are refused`, 'list the origin in ALLOWED_ORIGINS')))
+      return reply
+        .code(403)
+        .send(errorBody(answered('forbidden_origin', `writes from pages of ${origin} are refused`, 'list the origin in ALLOWED_ORIGINS')))
     }
-    if (options.readToken && !open(request.method, request.url.split('?')[0]) &&
-        !authorized(request.headers.authorization, options.readToken) && !(options.token && authorized(request.headers.authorization, options.token))) {
+    if (
+      options.readToken &&
+      !open(request.method, request.url.split('?')[0]) &&
+      !authorized(request.headers.authorization, options.readToken) &&
+      !(options.token && authorized(request.headers.authorization, options.token))
+    ) {
       reply.header('www-authenticate', 'Bearer')
-      return reply.code(401).send(errorBody(answered('unauthorized', 'this server needs Authorization: Bearer <READ_TOKEN or API_TOKEN> for every route but /, /health, /openapi.json and /docs')))
+      return reply
+        .code(401)
+        .send(
+          errorBody(
+            answered(
+              'unauthorized',
+              'this server needs Authorization: Bearer <READ_TOKEN or API_TOKEN> for every route but /, /health, /openapi.json and /docs',
+            ),
+          ),
+        )
     }
   })
   // CORS headers only for the listed origins (none by default).
   // Their pages may read a write's WAL position, and who answered (README: "Read replicas").
   await app.register(cors, {
-    origin: (origin, cb) => cb(null, origin !== undefined && allowedOrigins.includes(origin)), methods: ['GET', 'HEAD', 'POST'],
+    origin: (origin, cb) => cb(null, origin !== undefined && allowedOrigins.includes(origin)),
+    methods: ['GET', 'HEAD', 'POST'],
     exposedHeaders: [REPLICA_HEADERS.lsn, REPLICA_HEADERS.servedBy],
   })
   // Bodies are JSON (or CSV, for ingest only): no text/plain, which a page may send anywhere.

@@ -15,19 +15,27 @@ const PRIMARY_READS = new Set(['/schedule', '/tables/:table/backups'])
 
 const MIN_LSN = {
   type: 'string',
-  description: 'a write\'s X-Hirebase-LSN: only a server that has replayed this far answers (a replica, else the primary); the X-Hirebase-LSN request header does the same',
+  description:
+    "a write's X-Hirebase-LSN: only a server that has replayed this far answers (a replica, else the primary); the X-Hirebase-LSN request header does the same",
 }
 
 /** The WAL position a read must see: the later of ?min_lsn= and the X-Hirebase-LSN header; a malformed one is a 400. */
 function minLsnOf(request: FastifyRequest): bigint | undefined {
   let min: bigint | undefined
-  const given = [['min_lsn', (request.query as { min_lsn?: unknown } | undefined)?.min_lsn], [REPLICA_HEADERS.lsn, request.headers[REPLICA_HEADERS.lsn]]] as const
+  const given = [
+    ['min_lsn', (request.query as { min_lsn?: unknown } | undefined)?.min_lsn],
+    [REPLICA_HEADERS.lsn, request.headers[REPLICA_HEADERS.lsn]],
+  ] as const
   for (const [name, value] of given) {
     if (value === undefined) continue
     const lsn = typeof value === 'string' ? parseLsn(value.trim()) : null
     if (lsn === null) {
-      throw Object.assign(new Error(`${name} must be a WAL position as a write's X-Hirebase-LSN header gives it (two hexadecimal numbers, e.g. 0/16B3748), got ${JSON.stringify(value).slice(0, 40)}`),
-        { statusCode: 400, validation: [{ instancePath: `/${name}` }] })
+      throw Object.assign(
+        new Error(
+          `${name} must be a WAL position as a write's X-Hirebase-LSN header gives it (two hexadecimal numbers, e.g. 0/16B3748), got ${JSON.stringify(value).slice(0, 40)}`,
+        ),
+        { statusCode: 400, validation: [{ instancePath: `/${name}` }] },
+      )
     }
     if (min === undefined || lsn > min) min = lsn
   }
@@ -38,7 +46,9 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
   // Shutting down: answer in-flight requests with Connection: close, so keep-alive
   // clients do not hold the server open after their last response.
   let closing = false
-  app.addHook('preClose', async () => { closing = true })
+  app.addHook('preClose', async () => {
+    closing = true
+  })
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id)
     if (closing) reply.header('connection', 'close')
@@ -49,10 +59,16 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
     }
   })
   app.addHook('onResponse', async (request, reply) => {
-    request.log.info({
-      method: request.method, route: request.routeOptions.url ?? redactUrl(request.url), status: reply.statusCode,
-      ms: Math.round(reply.elapsedTime * 10) / 10, ...request.batchLog,
-    }, 'request')
+    request.log.info(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? redactUrl(request.url),
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+        ...request.batchLog,
+      },
+      'request',
+    )
   })
   app.setErrorHandler((err, request, reply) => {
     if ((err as { statusCode?: number }).statusCode === 429) {
@@ -107,7 +123,10 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
         await t.requests.enter(limits.poolTimeoutMs)
         reply.header(REPLICA_HEADERS.servedBy, t.name)
         const running = Promise.resolve().then(() => replicas.store.run(t.sql, () => handler.call(this, request, reply)))
-        running.then(() => t.requests.leave(), () => t.requests.leave())
+        running.then(
+          () => t.requests.leave(),
+          () => t.requests.leave(),
+        )
         return running
       }
       let work = attempt(target)
@@ -115,15 +134,25 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
         work = work.catch((err) => {
           if (!replicaFailed(err) || reply.raw.headersSent) throw err
           replicas.down(target, err)
-          request.log.warn({ replica: target.name, code: (err as { code?: string }).code, err: (err as Error).message }, 'a replica failed a read: the primary answers it')
+          request.log.warn(
+            { replica: target.name, code: (err as { code?: string }).code, err: (err as Error).message },
+            'a replica failed a read: the primary answers it',
+          )
           return attempt(replicas.primary)
         })
       }
       if (config.unbounded) return work
       let timer: NodeJS.Timeout | undefined
       const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(Object.assign(new Error(`the database did not answer within ${limits.statementTimeoutMs + 1000} ms`), { code: 'DATABASE_DEADLINE' })),
-          limits.statementTimeoutMs + 1000)
+        timer = setTimeout(
+          () =>
+            reject(
+              Object.assign(new Error(`the database did not answer within ${limits.statementTimeoutMs + 1000} ms`), {
+                code: 'DATABASE_DEADLINE',
+              }),
+            ),
+          limits.statementTimeoutMs + 1000,
+        )
       })
       try {
         return await Promise.race([work, deadline])
@@ -137,7 +166,13 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
     const allow = [...new Set([...methods.values()].filter((r) => r.path.test(path)).flatMap((r) => [...r.methods]))].sort().join(', ')
     if (allow) {
       reply.header('allow', allow)
-      return reply.code(405).send(errorBody(answered('method_not_allowed', `${request.method} is not allowed on ${redactUrl(path)}: use ${allow}`, undefined, { allowed: allow.split(', ') })))
+      return reply.code(405).send(
+        errorBody(
+          answered('method_not_allowed', `${request.method} is not allowed on ${redactUrl(path)}: use ${allow}`, undefined, {
+            allowed: allow.split(', '),
+          }),
+        ),
+      )
     }
     reply.code(404).send(errorBody(answered('not_found', `no route ${request.method} ${redactUrl(request.url)}`)))
   })
@@ -148,17 +183,27 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     parseJson(request, body as string, (err, value) => {
       const place = err && typeof body === 'string' ? jsonErrorPlace(body) : null
-      if (err && place) Object.assign(err, { message: `${err.message} (it breaks at position ${place.position}: line ${place.line}, column ${place.column})`, detail: place })
+      if (err && place)
+        Object.assign(err, {
+          message: `${err.message} (it breaks at position ${place.position}: line ${place.line}, column ${place.column})`,
+          detail: place,
+        })
       done(err, value)
     })
   })
 
   // ajv coerces '1e200000' to Infinity and lets it through an integer schema with a maximum.
   app.addHook('preHandler', async (request) => {
-    for (const [context, values] of [['querystring', request.query], ['params', request.params]] as const) {
+    for (const [context, values] of [
+      ['querystring', request.query],
+      ['params', request.params],
+    ] as const) {
       for (const [name, value] of Object.entries((values ?? {}) as Record<string, unknown>)) {
         if (typeof value === 'number' && !Number.isFinite(value)) {
-          throw Object.assign(new Error(`${context}/${name} must be a finite integer`), { statusCode: 400, validation: [{ instancePath: `/${name}` }] })
+          throw Object.assign(new Error(`${context}/${name} must be a finite integer`), {
+            statusCode: 400,
+            validation: [{ instancePath: `/${name}` }],
+          })
         }
       }
     }
@@ -167,5 +212,10 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
 
 /** A route's path ('/tables/:table/rows') as a pattern for request paths. */
 function pathPattern(url: string): RegExp {
-  return new RegExp(`^${url.split('/').map((part) => part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('/')}$`)
+  return new RegExp(
+    `^${url
+      .split('/')
+      .map((part) => (part.startsWith(':') ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/')}$`,
+  )
 }

@@ -7,19 +7,43 @@ const HEX4 = /[0-9A-Fa-f]{4}/y
 /** The 0-based offset of the first character that breaks the JSON grammar; null when there is none (or it nests too deep to tell). */
 export function jsonErrorAt(text: string): number | null {
   let i = 0
-  const stop = (): never => { throw new SyntaxError(String(i)) }
-  const space = () => { while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++ }
-  const expect = (c: string) => { space(); if (text[i] !== c) stop(); i++ }
+  const stop = (): never => {
+    throw new SyntaxError(String(i))
+  }
+  const space = () => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++
+  }
+  const expect = (c: string) => {
+    space()
+    if (text[i] !== c) stop()
+    i++
+  }
   const string = () => {
     i++ // the opening quote
     for (;;) {
       const c = text[i]
       if (c === undefined || c < ' ') stop()
-      if (c === '"') { i++; return }
-      if (c !== '\\') { i++; continue }
+      if (c === '"') {
+        i++
+        return
+      }
+      if (c !== '\\') {
+        i++
+        continue
+      }
       const n = text[i + 1]
-      if (n === 'u') { HEX4.lastIndex = i + 2; if (!HEX4.test(text)) { i++; stop() } i += 6 } else if (n !== undefined && '"\\/bfnrt'.includes(n)) i += 2
-      else { i++; stop() }
+      if (n === 'u') {
+        HEX4.lastIndex = i + 2
+        if (!HEX4.test(text)) {
+          i++
+          stop()
+        }
+        i += 6
+      } else if (n !== undefined && '"\\/bfnrt'.includes(n)) i += 2
+      else {
+        i++
+        stop()
+      }
     }
   }
   const value = (): void => {
@@ -27,34 +51,64 @@ export function jsonErrorAt(text: string): number | null {
     const c = text[i]
     if (c === '"') return string()
     if (c === '{') {
-      i++; space()
-      if (text[i] === '}') { i++; return }
+      i++
+      space()
+      if (text[i] === '}') {
+        i++
+        return
+      }
       for (;;) {
-        space(); if (text[i] !== '"') stop()
-        string(); expect(':'); value(); space()
-        if (text[i] === ',') { i++; continue }
-        if (text[i] === '}') { i++; return }
+        space()
+        if (text[i] !== '"') stop()
+        string()
+        expect(':')
+        value()
+        space()
+        if (text[i] === ',') {
+          i++
+          continue
+        }
+        if (text[i] === '}') {
+          i++
+          return
+        }
         stop()
       }
     }
     if (c === '[') {
-      i++; space()
-      if (text[i] === ']') { i++; return }
+      i++
+      space()
+      if (text[i] === ']') {
+        i++
+        return
+      }
       for (;;) {
-        value(); space()
-        if (text[i] === ',') { i++; continue }
-        if (text[i] === ']') { i++; return }
+        value()
+        space()
+        if (text[i] === ',') {
+          i++
+          continue
+        }
+        if (text[i] === ']') {
+          i++
+          return
+        }
         stop()
       }
     }
-    for (const word of ['true', 'false', 'null']) if (text.startsWith(word, i)) { i += word.length; return }
+    for (const word of ['true', 'false', 'null'])
+      if (text.startsWith(word, i)) {
+        i += word.length
+        return
+      }
     NUMBER.lastIndex = i
     const m = NUMBER.exec(text)
     if (!m) stop()
     i += m![0].length
   }
   try {
-    value(); space()
+    value()
+    space()
     if (i < text.length) stop()
     return null
   } catch (err) {

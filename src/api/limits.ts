@@ -54,7 +54,8 @@ export function limitsFromEnv(env: NodeJS.ProcessEnv = process.env): Limits {
     idempotency_max_keys: wholeFromEnv('IDEMPOTENCY_MAX_KEYS', 0, {}, env),
   }
   for (const [cap, value] of Object.entries(caps)) if (value) limits.caps[cap] = String(value)
-  if (limits.poolSize < 3) throw new Error(`POOL_SIZE must be at least 3 (two connections are kept for the backup runner), got ${limits.poolSize}`)
+  if (limits.poolSize < 3)
+    throw new Error(`POOL_SIZE must be at least 3 (two connections are kept for the backup runner), got ${limits.poolSize}`)
   return limits
 }
 
@@ -66,12 +67,23 @@ export function gate(size: number) {
   const waiting: (() => void)[] = []
   return {
     size,
-    get used() { return used },
-    get waiting() { return waiting.length },
+    get used() {
+      return used
+    },
+    get waiting() {
+      return waiting.length
+    },
     async enter(timeoutMs: number): Promise<void> {
-      if (used < size) { used++; return }
+      if (used < size) {
+        used++
+        return
+      }
       await new Promise<void>((resolve, reject) => {
-        const wake = () => { clearTimeout(timer); used++; resolve() }
+        const wake = () => {
+          clearTimeout(timer)
+          used++
+          resolve()
+        }
         const timer = setTimeout(() => {
           waiting.splice(waiting.indexOf(wake), 1)
           reject(Object.assign(new Error(`all ${size} database connections stayed busy for ${timeoutMs} ms`), { code: 'POOL_TIMEOUT' }))

@@ -2,7 +2,10 @@
 // The bounds (rows per batch, page sizes, the largest id) come from the database: see Bounds.
 
 /** A paged route's page size when not asked for, and its most. */
-export interface PageSize { default: number; max: number }
+export interface PageSize {
+  default: number
+  max: number
+}
 
 /** Bounds the database sets (api.data_dictionary()), read once at start. */
 export interface Bounds {
@@ -25,7 +28,11 @@ const errorSchema = {
   type: 'object',
   properties: {
     batch_id: { type: 'integer', description: 'the refused request in the ingest log' },
-    error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, hint: { type: 'string' } }, additionalProperties: true },
+    error: {
+      type: 'object',
+      properties: { code: { type: 'string' }, message: { type: 'string' }, hint: { type: 'string' } },
+      additionalProperties: true,
+    },
   },
 }
 const WHEN: Record<number, string> = {
@@ -55,14 +62,21 @@ const rejectSchema = {
 export const batchResult = {
   type: 'object',
   properties: {
-    batch_id: { type: ['integer', 'null'] }, table: { type: 'string' }, received: { type: 'integer' }, inserted: { type: 'integer' },
-    unchanged: { type: 'integer' }, rejected: { type: 'integer' }, rejects: { type: 'array', items: rejectSchema },
-    dry_run: { type: 'boolean' }, replayed: { type: 'boolean' },
+    batch_id: { type: ['integer', 'null'] },
+    table: { type: 'string' },
+    received: { type: 'integer' },
+    inserted: { type: 'integer' },
+    unchanged: { type: 'integer' },
+    rejected: { type: 'integer' },
+    rejects: { type: 'array', items: rejectSchema },
+    dry_run: { type: 'boolean' },
+    replayed: { type: 'boolean' },
   },
 }
 
 export const rowBodyDoc = (bounds: Bounds) => ({
-  description: `A JSON array of 1..${bounds.maxBatchRows} row objects, or text/csv: header-less lines in the historical files' format. ` +
+  description:
+    `A JSON array of 1..${bounds.maxBatchRows} row objects, or text/csv: header-less lines in the historical files' format. ` +
     'Validated by the database (see GET /data-dictionary), so any body is accepted here and every refusal is logged.',
   content: {
     'application/json': { schema: { type: 'array', minItems: 1, maxItems: bounds.maxBatchRows, items: anyObject } },

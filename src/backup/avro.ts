@@ -5,11 +5,14 @@ import type { Queryable } from '../database.ts'
 
 export const NAMESPACE = 'hirebase'
 
-export interface Column { name: string; type: string }
+export interface Column {
+  name: string
+  type: string
+}
 
 /** Column names and PostgreSQL types of a table, in table order (IBTAB for an unknown table). */
 export async function tableColumns(sql: Queryable, table: string): Promise<Column[]> {
-  return [...await sql<Column[]>`select name, type from runner.table_columns(${table})`]
+  return [...(await sql<Column[]>`select name, type from runner.table_columns(${table})`)]
 }
 
 const AVRO_TYPES: Record<string, avro.Schema> = {
@@ -53,9 +56,15 @@ const bigLong = avro.types.LongType.__with({
  * through as BigInt, and the logicalType attribute stays in the schema written to files.
  */
 class LongLogicalType extends avro.types.LogicalType {
-  _fromValue(value: bigint) { return value }
-  _toValue(value: bigint) { return value }
-  _resolve(type: avro.Type) { return type.typeName === this.typeName || type.typeName === 'long' ? (v: bigint) => v : undefined }
+  _fromValue(value: bigint) {
+    return value
+  }
+  _toValue(value: bigint) {
+    return value
+  }
+  _resolve(type: avro.Type) {
+    return type.typeName === this.typeName || type.typeName === 'long' ? (v: bigint) => v : undefined
+  }
 }
 
 let wrappingLong = false
@@ -82,7 +91,10 @@ export function avroType(schema: avro.Schema | string): avro.Type {
 /** How a file's field is turned into the text the staging table takes. */
 export type FieldReader = (value: unknown) => string
 
-interface AvroField { name: string; type: unknown }
+interface AvroField {
+  name: string
+  type: unknown
+}
 
 function plainType(t: unknown): { type: string; logicalType?: string } {
   if (typeof t === 'string') return { type: t }
@@ -104,11 +116,15 @@ export function readersFor(table: string, columns: Column[], writerSchema: { typ
   const extra = [...fields.keys()].filter((f) => !expected.includes(f))
   const missing = expected.filter((c) => !fields.has(c))
   if (extra.length || missing.length) {
-    throw new BackupFileError('bad_backup', `schema mismatch: the file's fields (${[...fields.keys()].join(', ')}) are not the columns of ${table} (${expected.join(', ')})`)
+    throw new BackupFileError(
+      'bad_backup',
+      `schema mismatch: the file's fields (${[...fields.keys()].join(', ')}) are not the columns of ${table} (${expected.join(', ')})`,
+    )
   }
   return columns.map((c) => {
     const f = fields.get(c.name)!
-    const wrong = () => new BackupFileError('bad_backup', `schema mismatch: ${table}.${c.name} is ${c.type} but the file has ${JSON.stringify(f)}`)
+    const wrong = () =>
+      new BackupFileError('bad_backup', `schema mismatch: ${table}.${c.name} is ${c.type} but the file has ${JSON.stringify(f)}`)
     if (c.type === 'integer') {
       if (f.type !== 'int' && f.type !== 'long') throw wrong()
       return (v) => String(v)

@@ -37,7 +37,12 @@ export const stamp = (d: Date) => d.toISOString().replace(/[-:.]/g, '')
  * digits, _ and - are %-encoded (no dots: a database named .. stays inside).
  */
 export function databaseFolder(root: string, database: string): string {
-  return join(root, database.replace(/[^A-Za-z0-9_-]/g, (c) => [...Buffer.from(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('')))
+  return join(
+    root,
+    database.replace(/[^A-Za-z0-9_-]/g, (c) =>
+      [...Buffer.from(c)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+    ),
+  )
 }
 
 /** The backup folder of the database `sql` is connected to. */
@@ -77,7 +82,11 @@ export function storageError(err: unknown, what: string, dir: string): unknown {
     return new BackupFileError('disk_full', `${what} failed: the disk holding ${dir} is full (${code}); nothing was kept`, { cause: err })
   }
   if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-    return new BackupFileError('backup_dir_not_writable', `${what} failed: cannot write in ${dir} (${code}); check BACKUP_DIR and its permissions`, { cause: err })
+    return new BackupFileError(
+      'backup_dir_not_writable',
+      `${what} failed: cannot write in ${dir} (${code}); check BACKUP_DIR and its permissions`,
+      { cause: err },
+    )
   }
   return err
 }
@@ -91,12 +100,22 @@ export async function prune(folder: string, keep: number): Promise<void> {
   }
 }
 
-export interface BackupInfo { file: string; bytes: number; rows: number | null; created_at: string | null; sha256: string | null; kind: 'backup' | 'pre-restore' }
+export interface BackupInfo {
+  file: string
+  bytes: number
+  rows: number | null
+  created_at: string | null
+  sha256: string | null
+  kind: 'backup' | 'pre-restore'
+}
 
 /** The backups of a table, newest first, then its pre-restore snapshots. */
 export async function listBackups(dir: string, table: string): Promise<BackupInfo[]> {
   const list: BackupInfo[] = []
-  for (const [sub, kind] of [['', 'backup'], [PRE_RESTORE, 'pre-restore']] as const) {
+  for (const [sub, kind] of [
+    ['', 'backup'],
+    [PRE_RESTORE, 'pre-restore'],
+  ] as const) {
     const folder = join(dir, table, sub)
     // The toolkit's own files only, newest first.
     const names = (await toolkitFiles(folder)).reverse()
@@ -125,11 +144,17 @@ export async function listBackups(dir: string, table: string): Promise<BackupInf
  * or a path), which must resolve inside the backup folder.
  */
 export async function resolveBackupFile(dir: string, table: string, file?: string): Promise<string> {
-  const root = await realpath(dir).catch(() => { throw new BackupFileError('backup_not_found', `no backups yet: ${dir} does not exist (run: npx zx scripts/backup.mjs ${table})`) })
+  const root = await realpath(dir).catch(() => {
+    throw new BackupFileError('backup_not_found', `no backups yet: ${dir} does not exist (run: npx zx scripts/backup.mjs ${table})`)
+  })
   if (!file) {
     // Only the toolkit's own timestamped backups, which sort by name; never a snapshot.
     const newest = (await listBackups(dir, table)).find((b) => b.kind === 'backup' && BACKUP_NAME.test(b.file))
-    if (!newest) throw new BackupFileError('backup_not_found', `no backup of ${table} in ${join(dir, table)} (run: npx zx scripts/backup.mjs ${table})`)
+    if (!newest)
+      throw new BackupFileError(
+        'backup_not_found',
+        `no backup of ${table} in ${join(dir, table)} (run: npx zx scripts/backup.mjs ${table})`,
+      )
     return join(root, table, newest.file)
   }
   const inside = (p: string) => p === root || p.startsWith(root + sep)
@@ -166,7 +191,8 @@ export async function cleanBackupFolder(sql: Sql, dir: string): Promise<string[]
           let orphan = name.endsWith('.tmp')
           if (!orphan && folder.endsWith(PRE_RESTORE) && name.endsWith('.avro')) {
             const xid = (await readFileMeta(path))?.['hirebase.restore_xid']?.toString()
-            if (xid && /^\d+$/.test(xid)) orphan = (await tx<{ s: string | null }[]>`select txid_status(${xid}::bigint) as s`)[0].s === 'aborted'
+            if (xid && /^\d+$/.test(xid))
+              orphan = (await tx<{ s: string | null }[]>`select txid_status(${xid}::bigint) as s`)[0].s === 'aborted'
           }
           if (!orphan) continue
           await rm(path, { force: true })

@@ -14,7 +14,14 @@ import { avroType } from './avro.ts'
 
 const inflateRaw = promisify(inflateRawCallback) as (data: Buffer, options: ZlibOptions) => Promise<Buffer>
 
-export interface FileCheck { path: string; table: string | null; rows: number; metadataRows: number | null; sha256: string; checksum: 'ok' | 'none' }
+export interface FileCheck {
+  path: string
+  table: string | null
+  rows: number
+  metadataRows: number | null
+  sha256: string
+  checksum: 'ok' | 'none'
+}
 
 /** The most bytes one Avro block may hold, compressed or not (AVRO_MAX_BLOCK_BYTES). */
 export function maxBlockBytesFromEnv(): number {
@@ -22,9 +29,13 @@ export function maxBlockBytesFromEnv(): number {
 }
 
 const HEADER = avro.Type.forSchema({
-  type: 'record', name: 'org.apache.avro.file.Header',
-  fields: [{ name: 'magic', type: { type: 'fixed', name: 'Magic', size: 4 } }, { name: 'meta', type: { type: 'map', values: 'bytes' } },
-    { name: 'sync', type: { type: 'fixed', name: 'Sync', size: 16 } }],
+  type: 'record',
+  name: 'org.apache.avro.file.Header',
+  fields: [
+    { name: 'magic', type: { type: 'fixed', name: 'Magic', size: 4 } },
+    { name: 'meta', type: { type: 'map', values: 'bytes' } },
+    { name: 'sync', type: { type: 'fixed', name: 'Sync', size: 16 } },
+  ],
 })
 const LONG = avro.Type.forSchema('long')
 const MAGIC = Buffer.from('Obj\x01', 'latin1')
@@ -46,7 +57,10 @@ class FileBytes {
   private parts: Buffer[] = []
   private length = 0
   private chunks: AsyncIterator<Buffer>
-  constructor(stream: AsyncIterable<Buffer>, private onChunk: (chunk: Buffer) => void) {
+  constructor(
+    stream: AsyncIterable<Buffer>,
+    private onChunk: (chunk: Buffer) => void,
+  ) {
     this.chunks = stream[Symbol.asyncIterator]()
   }
 
@@ -76,7 +90,9 @@ class FileBytes {
     return out
   }
 
-  get buffered(): number { return this.length }
+  get buffered(): number {
+    return this.length
+  }
 }
 
 /** Reads an Avro header from the start of `bytes`: magic, metadata, sync marker. */
@@ -84,7 +100,10 @@ async function readHeader(bytes: FileBytes, name: string): Promise<{ meta: Recor
   for (let want = 4096; ; want *= 4) {
     const complete = await bytes.fill(want)
     if (!bytes.peek(4).equals(MAGIC)) throw new BackupFileError('bad_backup', `${name} is not an Avro file (no Obj\\x01 magic)`)
-    const { value, offset } = HEADER.decode(bytes.peek(bytes.buffered)) as { value: { meta: Record<string, Buffer>; sync: Buffer }; offset: number }
+    const { value, offset } = HEADER.decode(bytes.peek(bytes.buffered)) as {
+      value: { meta: Record<string, Buffer>; sync: Buffer }
+      offset: number
+    }
     if (offset >= 0) {
       bytes.take(offset)
       return { meta: value.meta, sync: Buffer.from(value.sync) }
@@ -99,7 +118,8 @@ export async function readFileMeta(path: string): Promise<Record<string, Buffer>
   let fh
   try {
     fh = await openRegular(path)
-    return (await readHeader(new FileBytes(fh.createReadStream({ autoClose: false, highWaterMark: 64 * 1024 }), () => {}), basename(path))).meta
+    return (await readHeader(new FileBytes(fh.createReadStream({ autoClose: false, highWaterMark: 64 * 1024 }), () => {}), basename(path)))
+      .meta
   } catch {
     return null
   } finally {
@@ -115,8 +135,12 @@ export async function readFileMeta(path: string): Promise<Record<string, Buffer>
  * AVRO_MAX_BLOCK_BYTES (a deflate bomb is refused before it is inflated), the row count in
  * the metadata, the .sha256 beside it. The callbacks' own errors come out as they are.
  */
-export async function readBackupFile(path: string, onHeader: (schema: object, meta: Record<string, Buffer>) => void,
-  onRecord: (record: Record<string, unknown>) => Promise<void> | void, maxBlockBytes = maxBlockBytesFromEnv()): Promise<FileCheck> {
+export async function readBackupFile(
+  path: string,
+  onHeader: (schema: object, meta: Record<string, Buffer>) => void,
+  onRecord: (record: Record<string, unknown>) => Promise<void> | void,
+  maxBlockBytes = maxBlockBytesFromEnv(),
+): Promise<FileCheck> {
   const name = basename(path)
   const bad = (why: string) => new BackupFileError('bad_backup', `${name} ${why}`)
   const hash = createHash('sha256')
@@ -149,8 +173,10 @@ export async function readBackupFile(path: string, onHeader: (schema: object, me
       const count = await readLong('record count', block)
       const size = await readLong('size', block)
       if (size < 0 || count < 0) throw bad(`is damaged: block ${block} has a negative size or count`)
-      if (size > maxBlockBytes) throw bad(`is refused: block ${block} holds ${size} bytes, more than AVRO_MAX_BLOCK_BYTES (${maxBlockBytes})`)
-      if (!(await bytes.fill(size))) throw bad(`is truncated: block ${block} should hold ${size} bytes, the file ends after ${bytes.buffered}`)
+      if (size > maxBlockBytes)
+        throw bad(`is refused: block ${block} holds ${size} bytes, more than AVRO_MAX_BLOCK_BYTES (${maxBlockBytes})`)
+      if (!(await bytes.fill(size)))
+        throw bad(`is truncated: block ${block} should hold ${size} bytes, the file ends after ${bytes.buffered}`)
       const stored = bytes.take(size)
       if (!(await bytes.fill(16))) throw bad(`is truncated: block ${block} is not followed by its sync marker`)
       if (!bytes.take(16).equals(header.sync)) throw bad(`is damaged: the sync marker after block ${block} is wrong`)
@@ -182,10 +208,19 @@ export async function readBackupFile(path: string, onHeader: (schema: object, me
   }
   const sha256 = hash.digest('hex')
   const expected = await readSidecar(path)
-  if (expected && expected !== sha256) throw new BackupFileError('bad_backup', `${name} is damaged: its SHA-256 is ${sha256}, the .sha256 beside it says ${expected}`)
+  if (expected && expected !== sha256)
+    throw new BackupFileError('bad_backup', `${name} is damaged: its SHA-256 is ${sha256}, the .sha256 beside it says ${expected}`)
   const metaRows = meta['hirebase.rows'] ? Number(meta['hirebase.rows'].toString()) : null
-  if (metaRows !== null && metaRows !== rows) throw new BackupFileError('bad_backup', `${name} is incomplete: its metadata says ${metaRows} rows, it holds ${rows}`)
-  return { path, table: meta['hirebase.table']?.toString() ?? null, rows, metadataRows: metaRows, sha256, checksum: expected ? 'ok' : 'none' }
+  if (metaRows !== null && metaRows !== rows)
+    throw new BackupFileError('bad_backup', `${name} is incomplete: its metadata says ${metaRows} rows, it holds ${rows}`)
+  return {
+    path,
+    table: meta['hirebase.table']?.toString() ?? null,
+    rows,
+    metadataRows: metaRows,
+    sha256,
+    checksum: expected ? 'ok' : 'none',
+  }
 }
 
 /** The SHA-256 that the .sha256 file beside a backup gives, if there is one. */
@@ -193,4 +228,3 @@ export async function readSidecar(path: string): Promise<string | undefined> {
   const text = await readFile(`${path}.sha256`, 'utf8').catch(() => undefined)
   return text?.split(/\s+/)[0]
 }
-

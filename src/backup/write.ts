@@ -18,10 +18,24 @@ import { prune, stamp, storageError, type BackupOptions } from './folders.ts'
 /** Rows per cursor fetch: large enough that round trips do not matter, small enough to stay flat. */
 const PAGE_ROWS = 5000
 
-export interface BackupResult { table: string; file: string; path: string; rows: number; bytes: number; sha256: string; seconds: number }
+export interface BackupResult {
+  table: string
+  file: string
+  path: string
+  rows: number
+  bytes: number
+  sha256: string
+  seconds: number
+}
 
 /** Writes the table's current rows (as `tx` sees them) to <dir>/<table>[/<subfolder>]/<stamp>.avro. */
-export async function writeBackup(tx: Tx, table: string, options: BackupOptions, subfolder = '', meta: Record<string, string> = {}): Promise<BackupResult> {
+export async function writeBackup(
+  tx: Tx,
+  table: string,
+  options: BackupOptions,
+  subfolder = '',
+  meta: Record<string, string> = {},
+): Promise<BackupResult> {
   try {
     return await writeBackupFile(tx, table, options, subfolder, meta)
   } catch (err) {
@@ -29,7 +43,13 @@ export async function writeBackup(tx: Tx, table: string, options: BackupOptions,
   }
 }
 
-async function writeBackupFile(tx: Tx, table: string, options: BackupOptions, subfolder: string, extraMeta: Record<string, string>): Promise<BackupResult> {
+async function writeBackupFile(
+  tx: Tx,
+  table: string,
+  options: BackupOptions,
+  subfolder: string,
+  extraMeta: Record<string, string>,
+): Promise<BackupResult> {
   const started = performance.now()
   const columns = await tableColumns(tx, table)
   const type = avroType(avroSchema(table, columns))
@@ -61,7 +81,10 @@ async function writeBackupFile(tx: Tx, table: string, options: BackupOptions, su
   const hash = createHash('sha256')
   let bytes = 0
   const tap = new PassThrough()
-  tap.on('data', (chunk: Buffer) => { hash.update(chunk); bytes += chunk.length })
+  tap.on('data', (chunk: Buffer) => {
+    hash.update(chunk)
+    bytes += chunk.length
+  })
   const written = pipeline(encoder, tap, (await createExclusive(tmp)).createWriteStream())
   // A write failure (disk full, ...) must end the backup, not the process: it is awaited
   // below, and the encoding races it, so it is never left unhandled.
@@ -121,4 +144,3 @@ export async function backupTable(sql: Sql, table: string, options: BackupOption
     return writeBackup(tx, table, options)
   })
 }
-

@@ -16,10 +16,14 @@ const QUARTERS = ['Q1', 'Q2', 'Q3', 'Q4'] as const
 const TOTAL = '\u0000total'
 
 /** Names on a y axis are cut to fit the margin; the full name is the tick's tooltip. */
-const nameAxis = (totalLabel = 'Total') => Plot.axisY({
-  label: null, textOverflow: 'ellipsis-end', lineWidth: 17, tickSize: 0,
-  tickFormat: (d: string) => (d === TOTAL ? totalLabel : d),
-})
+const nameAxis = (totalLabel = 'Total') =>
+  Plot.axisY({
+    label: null,
+    textOverflow: 'ellipsis-end',
+    lineWidth: 17,
+    tickSize: 0,
+    tickFormat: (d: string) => (d === TOTAL ? totalLabel : d),
+  })
 
 function svgOf(options: Plot.PlotOptions): string {
   const { window } = new JSDOM('')
@@ -39,10 +43,18 @@ export function yearsChart(years: YearRow[], year?: number): string {
     return last === 4 ? String(d.year) : `${d.year} (to Q${last})`
   }
   return svgOf({
-    width: 80 + 64 * years.length, height: 150, marginTop: 18,
-    x: { label: null, type: 'band', domain: years.map(label) }, y: { label: 'Hires', grid: true, ticks: 3 },
+    width: 80 + 64 * years.length,
+    height: 150,
+    marginTop: 18,
+    x: { label: null, type: 'band', domain: years.map(label) },
+    y: { label: 'Hires', grid: true, ticks: 3 },
     marks: [
-      Plot.barY(years, { x: label, y: 'hires', fill: (d: YearRow) => (year === undefined || d.year === year ? BLUE : GREY), title: (d: YearRow) => `${label(d)}: ${d.hires} hires` }),
+      Plot.barY(years, {
+        x: label,
+        y: 'hires',
+        fill: (d: YearRow) => (year === undefined || d.year === year ? BLUE : GREY),
+        title: (d: YearRow) => `${label(d)}: ${d.hires} hires`,
+      }),
       Plot.text(years, { x: label, y: 'hires', text: 'hires', dy: -7 }),
       Plot.ruleY([0]),
     ],
@@ -54,24 +66,46 @@ export function aboveMeanChart(rows: DepartmentRow[], mean: number | null, meanL
   const max = Math.max(mean ?? 0, ...rows.map((r) => r.hired), 1)
   const status = (r: DepartmentRow) => (r.above_mean ? 'Above the mean' : 'At or below the mean')
   return svgOf({
-    width: 860, height: 70 + 26 * rows.length, marginLeft: 190, marginRight: 50, marginTop: 30,
+    width: 860,
+    height: 70 + 26 * rows.length,
+    marginLeft: 190,
+    marginRight: 50,
+    marginTop: 30,
     x: { label: 'Hires in the year →', grid: true, domain: [0, max * 1.08] },
     y: { label: null, domain: rows.map((r) => r.department) },
     color: { type: 'ordinal', domain: ['Above the mean', 'At or below the mean'], range: [BLUE, GREY], legend: true },
     marks: [
       nameAxis(),
-      Plot.barX(rows, { x: 'hired', y: 'department', fill: { value: status, scale: 'color' }, title: (r: DepartmentRow) => `${r.department}: ${r.hired} hires (${status(r).toLowerCase()})` }),
+      Plot.barX(rows, {
+        x: 'hired',
+        y: 'department',
+        fill: { value: status, scale: 'color' },
+        title: (r: DepartmentRow) => `${r.department}: ${r.hired} hires (${status(r).toLowerCase()})`,
+      }),
       Plot.text(rows, { x: 'hired', y: 'department', text: 'hired', dx: 4, textAnchor: 'start' }),
-      ...(mean === null ? [] : [
-        Plot.ruleX([mean], { stroke: RED, strokeWidth: 2, strokeDasharray: '5,3' }),
-        Plot.text([mean], { x: (d: number) => d, frameAnchor: 'top', dy: -6, text: () => meanLabel, fill: RED, textAnchor: 'middle', lineAnchor: 'bottom' }),
-      ]),
+      ...(mean === null
+        ? []
+        : [
+            Plot.ruleX([mean], { stroke: RED, strokeWidth: 2, strokeDasharray: '5,3' }),
+            Plot.text([mean], {
+              x: (d: number) => d,
+              frameAnchor: 'top',
+              dy: -6,
+              text: () => meanLabel,
+              fill: RED,
+              textAnchor: 'middle',
+              lineAnchor: 'bottom',
+            }),
+          ]),
       Plot.ruleX([0]),
     ],
   })
 }
 
-export interface QuarterCounts { name: string; quarters: [number, number, number, number] }
+export interface QuarterCounts {
+  name: string
+  quarters: [number, number, number, number]
+}
 
 /** Departments (or jobs) by quarter as a heatmap, with a total per row and, if asked, per quarter. */
 export function quarterHeatmap(items: QuarterCounts[], year: number, options: { columnTotals: boolean; totalLabel: string }): string {
@@ -82,22 +116,47 @@ export function quarterHeatmap(items: QuarterCounts[], year: number, options: { 
   ])
   if (options.columnTotals) {
     const columns = QUARTERS.map((_, i) => sum(items.map((it) => it.quarters[i])))
-    cells.push(...QUARTERS.map((x, i) => ({ y: TOTAL, x, hires: columns[i], total: true })), { y: TOTAL, x: 'Total', hires: sum(columns), total: true })
+    cells.push(...QUARTERS.map((x, i) => ({ y: TOTAL, x, hires: columns[i], total: true })), {
+      y: TOTAL,
+      x: 'Total',
+      hires: sum(columns),
+      total: true,
+    })
   }
   const inner = cells.filter((c) => !c.total)
   const darkFrom = Math.max(0, ...inner.map((c) => c.hires)) * 0.6 // white labels on the darker cells
   const name = (c: Cell) => (c.y === TOTAL ? options.totalLabel : c.y)
   return svgOf({
-    width: 720, height: 50 + 26 * (items.length + (options.columnTotals ? 1 : 0)), marginLeft: 190,
+    width: 720,
+    height: 50 + 26 * (items.length + (options.columnTotals ? 1 : 0)),
+    marginLeft: 190,
     x: { label: null, domain: [...QUARTERS, 'Total'], axis: 'top' },
     y: { label: null, domain: [...items.map((it) => it.name), ...(options.columnTotals ? [TOTAL] : [])] },
     color: { type: 'linear', scheme: 'blues', label: 'Hires' }, // no legend: it needs canvas, and every cell is labelled
     marks: [
       nameAxis(options.totalLabel),
-      Plot.cell(inner, { x: 'x', y: 'y', fill: { value: 'hires', scale: 'color' }, inset: 0.5, title: (c: Cell) => `${name(c)}, ${c.x} ${year}: ${c.hires} hires` }),
-      Plot.cell(cells.filter((c) => c.total), { x: 'x', y: 'y', fill: '#efefef', inset: 0.5, title: (c: Cell) => `${name(c)}, ${c.x === 'Total' ? 'all of' : c.x} ${year}: ${c.hires} hires` }),
+      Plot.cell(inner, {
+        x: 'x',
+        y: 'y',
+        fill: { value: 'hires', scale: 'color' },
+        inset: 0.5,
+        title: (c: Cell) => `${name(c)}, ${c.x} ${year}: ${c.hires} hires`,
+      }),
+      Plot.cell(
+        cells.filter((c) => c.total),
+        {
+          x: 'x',
+          y: 'y',
+          fill: '#efefef',
+          inset: 0.5,
+          title: (c: Cell) => `${name(c)}, ${c.x === 'Total' ? 'all of' : c.x} ${year}: ${c.hires} hires`,
+        },
+      ),
       Plot.text(inner, { x: 'x', y: 'y', text: 'hires', fill: (c: Cell) => (c.hires > darkFrom ? 'white' : 'black') }),
-      Plot.text(cells.filter((c) => c.total), { x: 'x', y: 'y', text: 'hires', fontWeight: 'bold' }),
+      Plot.text(
+        cells.filter((c) => c.total),
+        { x: 'x', y: 'y', text: 'hires', fontWeight: 'bold' },
+      ),
     ],
   })
 }
@@ -110,13 +169,33 @@ export function departmentMultiples(items: QuarterCounts[], columns = 4): string
   const fy = (d: { i: number }) => Math.floor(d.i / columns)
   const rows = Math.ceil(items.length / columns)
   return svgOf({
-    width: 960, height: 40 + 120 * rows, marginTop: 10, marginLeft: 40,
-    fx: { axis: null, domain: [...Array(columns).keys()], padding: 0.12 }, fy: { axis: null, domain: [...Array(rows).keys()], padding: 0.28 },
-    x: { label: null, domain: QUARTERS }, y: { label: null, grid: true, ticks: 3, insetTop: 24 },
+    width: 960,
+    height: 40 + 120 * rows,
+    marginTop: 10,
+    marginLeft: 40,
+    fx: { axis: null, domain: [...Array(columns).keys()], padding: 0.12 },
+    fy: { axis: null, domain: [...Array(rows).keys()], padding: 0.28 },
+    x: { label: null, domain: QUARTERS },
+    y: { label: null, grid: true, ticks: 3, insetTop: 24 },
     marks: [
-      Plot.barY(bars, { fx, fy, x: 'quarter', y: 'hires', fill: BLUE, title: (d: typeof bars[0]) => `${d.name}, ${d.quarter}: ${d.hires} hires` }),
+      Plot.barY(bars, {
+        fx,
+        fy,
+        x: 'quarter',
+        y: 'hires',
+        fill: BLUE,
+        title: (d: (typeof bars)[0]) => `${d.name}, ${d.quarter}: ${d.hires} hires`,
+      }),
       Plot.text(bars, { fx, fy, x: 'quarter', y: 'hires', text: 'hires', dy: -6, fontSize: 9 }),
-      Plot.text(panels, { fx, fy, frameAnchor: 'top-left', text: (d: typeof panels[0]) => `${d.name} (${d.total})`, fontWeight: 'bold', lineWidth: 19, textOverflow: 'ellipsis-end' }),
+      Plot.text(panels, {
+        fx,
+        fy,
+        frameAnchor: 'top-left',
+        text: (d: (typeof panels)[0]) => `${d.name} (${d.total})`,
+        fontWeight: 'bold',
+        lineWidth: 19,
+        textOverflow: 'ellipsis-end',
+      }),
       Plot.axisX({ anchor: 'bottom', tickSize: 0 }),
       Plot.ruleY([0]),
     ],

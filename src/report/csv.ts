@@ -10,5 +10,7 @@ export function toCsv(rows: object[], columns: string[]): string {
     const s = typeof v === 'string' && /^[=+\-@\t\r]/.test(v) ? `'${v}` : String(v ?? '')
     return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s
   }
-  return [columns.join(','), ...rows.map((r) => columns.map((c) => cell((r as Record<string, unknown>)[c])).join(','))].join('\r\n') + '\r\n'
+  return (
+    [columns.join(','), ...rows.map((r) => columns.map((c) => cell((r as Record<string, unknown>)[c])).join(','))].join('\r\n') + '\r\n'
+  )
 }

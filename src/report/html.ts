@@ -89,7 +89,11 @@ ${options.script ? `<script>${TABLE_SCRIPT}</script>\n` : ''}</body>
 `
 }
 
-export interface Card { value: string; label: string; tone?: 'up' | 'down' }
+export interface Card {
+  value: string
+  label: string
+  tone?: 'up' | 'down'
+}
 export const cards = (list: Card[]) =>
   `<div class="cards">${list.map((c) => `<div class="card"><b${c.tone ? ` class="${c.tone}"` : ''}>${escapeHtml(c.value)}</b><span>${escapeHtml(c.label)}</span></div>`).join('')}</div>`
 
@@ -102,11 +106,22 @@ export const figure = (svg: string, caption: string) => `<figure class="chart">$
 /** The rows as a table: numbers sort descending first; a long table is left out of print. */
 export function dataTable(rows: object[], columns: string[], heading: string, download: string, filterHint: string): string {
   const numeric = columns.map((c) => rows.length > 0 && rows.every((r) => typeof (r as Record<string, unknown>)[c] === 'number'))
-  const head = columns.map((c, i) => `<th scope="col" aria-sort="none"${numeric[i] ? ' class="num"' : ''}><button type="button">${escapeHtml(c)}</button></th>`).join('')
-  const body = rows.map((r) => `<tr>${columns.map((c, i) => {
-    const v = (r as Record<string, unknown>)[c]
-    return numeric[i] ? `<td class="num">${v}</td>` : `<td>${escapeHtml(String(v))}</td>`
-  }).join('')}</tr>`).join('\n')
+  const head = columns
+    .map(
+      (c, i) => `<th scope="col" aria-sort="none"${numeric[i] ? ' class="num"' : ''}><button type="button">${escapeHtml(c)}</button></th>`,
+    )
+    .join('')
+  const body = rows
+    .map(
+      (r) =>
+        `<tr>${columns
+          .map((c, i) => {
+            const v = (r as Record<string, unknown>)[c]
+            return numeric[i] ? `<td class="num">${v}</td>` : `<td>${escapeHtml(String(v))}</td>`
+          })
+          .join('')}</tr>`,
+    )
+    .join('\n')
   const long = rows.length > 40
   return `<section id="table" class="${long ? 'long-table' : ''}">
 <h2>${escapeHtml(heading)}</h2>
@@ -120,7 +135,12 @@ ${long ? `<p class="print-only">The ${count(rows.length)} rows are left out of p
 }
 
 /** Where the numbers came from: enough to reproduce them and to compare two reports. */
-export interface Provenance { year: number; generatedAt: Date; database: string; meanOver?: MeanOver }
+export interface Provenance {
+  year: number
+  generatedAt: Date
+  database: string
+  meanOver?: MeanOver
+}
 
 export function provenance(p: Provenance, metric?: Metric<object>, fingerprint?: string): string {
   return `<section id="provenance">
@@ -132,8 +152,12 @@ export function provenance(p: Provenance, metric?: Metric<object>, fingerprint?:
   <dt>Database</dt><dd>${escapeHtml(p.database)}</dd>
   ${fingerprint ? `<dt>Fingerprint</dt><dd>${escapeHtml(fingerprint)}</dd>` : ''}
 </dl>
-${metric ? `<h3>SQL</h3>
+${
+  metric
+    ? `<h3>SQL</h3>
 <pre>${escapeHtml(metric.statement)}</pre>
-<details><summary>Definition of the report functions</summary><pre>${escapeHtml(metric.definition)}</pre></details>` : ''}
+<details><summary>Definition of the report functions</summary><pre>${escapeHtml(metric.definition)}</pre></details>`
+    : ''
+}
 </section>`
 }

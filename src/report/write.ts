@@ -5,12 +5,29 @@ import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import { outputFolder, writeFileAtomically } from '../files.ts'
 import { toCsv } from './csv.ts'
-import { ABOVE_MEAN_COLUMNS, departmentHires, departmentsAboveMean, hiresByQuarter, hiringYears, QUARTER_COLUMNS, type MeanOver } from './data.ts'
+import {
+  ABOVE_MEAN_COLUMNS,
+  departmentHires,
+  departmentsAboveMean,
+  hiresByQuarter,
+  hiringYears,
+  QUARTER_COLUMNS,
+  type MeanOver,
+} from './data.ts'
 import { csvName, departmentsAboveMeanPage, hiresByQuarterPage, indexPage, noDataPage, pageName, type YearContext } from './pages.ts'
 import type { Queryable } from '../database.ts'
 
-export interface YearFiles { year: number; hires: number; quarterRows: number; aboveMeanRows: number }
-export interface ReportFiles { files: string[]; years: YearFiles[]; yearsWithData: number[] }
+export interface YearFiles {
+  year: number
+  hires: number
+  quarterRows: number
+  aboveMeanRows: number
+}
+export interface ReportFiles {
+  files: string[]
+  years: YearFiles[]
+  yearsWithData: number[]
+}
 
 const fingerprint = (csv: string, rows: number) => `${rows} rows, sha256 ${createHash('sha256').update(csv).digest('hex')} (of the CSV)`
 
@@ -18,7 +35,10 @@ const fingerprint = (csv: string, rows: number) => `${rows} rows, sha256 ${creat
  * Writes the reports into `out`: the pages of every year with hires and of `years` (a year
  * without hires gets pages that say so), then index.html.
  */
-export async function writeReports(sql: Queryable, options: { years?: number[]; out: string; meanOver?: MeanOver; database: string; force?: boolean }): Promise<ReportFiles> {
+export async function writeReports(
+  sql: Queryable,
+  options: { years?: number[]; out: string; meanOver?: MeanOver; database: string; force?: boolean },
+): Promise<ReportFiles> {
   const { out } = options
   const meanOver = options.meanOver ?? 'all'
   await outputFolder(out, { force: options.force })
@@ -46,12 +66,24 @@ export async function writeReports(sql: Queryable, options: { years?: number[]; 
     const hires = years.find((y) => y.year === year)?.hires ?? 0
     files.push([csvName('hires-by-quarter', year), qCsv], [csvName('departments-above-mean', year), mCsv])
     if (hires === 0) {
-      files.push([pageName('hires-by-quarter', year), noDataPage('hires-by-quarter', year, yearCtx)],
-        [pageName('departments-above-mean', year), noDataPage('departments-above-mean', year, yearCtx)])
+      files.push(
+        [pageName('hires-by-quarter', year), noDataPage('hires-by-quarter', year, yearCtx)],
+        [pageName('departments-above-mean', year), noDataPage('departments-above-mean', year, yearCtx)],
+      )
     } else {
       files.push(
-        [pageName('hires-by-quarter', year), hiresByQuarterPage(quarters, year, yearCtx, { mean: aboveMean.mean, departments: all.length, fingerprint: fingerprint(qCsv, quarters.rows.length) })],
-        [pageName('departments-above-mean', year), departmentsAboveMeanPage(aboveMean, all, year, yearCtx, fingerprint(mCsv, aboveMean.rows.length))],
+        [
+          pageName('hires-by-quarter', year),
+          hiresByQuarterPage(quarters, year, yearCtx, {
+            mean: aboveMean.mean,
+            departments: all.length,
+            fingerprint: fingerprint(qCsv, quarters.rows.length),
+          }),
+        ],
+        [
+          pageName('departments-above-mean', year),
+          departmentsAboveMeanPage(aboveMean, all, year, yearCtx, fingerprint(mCsv, aboveMean.rows.length)),
+        ],
       )
     }
     written.push({ year, hires, quarterRows: quarters.rows.length, aboveMeanRows: aboveMean.rows.length })

@@ -16,7 +16,10 @@ test('hostile department names: 0 network requests, long names wrap and are cut 
   if (!browser) return
   // Anything fetched from here is a leak.
   const hits: string[] = []
-  const server = createServer((req, res) => { hits.push(req.url ?? ''); res.end('') })
+  const server = createServer((req, res) => {
+    hits.push(req.url ?? '')
+    res.end('')
+  })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
   const long = `Department-${'x'.repeat(300)}-end`
@@ -34,15 +37,22 @@ test('hostile department names: 0 network requests, long names wrap and are cut 
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
     const requests: string[] = []
-    page.on('request', (r) => { if (!r.url().startsWith('file:')) requests.push(r.url()) })
+    page.on('request', (r) => {
+      if (!r.url().startsWith('file:')) requests.push(r.url())
+    })
     for (const year of [2022, 2023]) {
       for (const name of [`hires-by-quarter-${year}.html`, `departments-above-mean-${year}.html`]) {
         await page.goto(pathToFileURL(join(out, String(year), name)).href)
         await page.waitForSelector('svg')
         await page.waitForTimeout(300)
         // No attribute anywhere holds a data value that names a URL.
-        const urls = await page.evaluate(() => [...document.querySelectorAll('*')].flatMap((e) =>
-          [...e.attributes].filter((a) => /url\(|^(src|href)$/i.test(a.value) || (/^(src|href)$/i.test(a.name) && /^https?:/i.test(a.value))).map((a) => `${e.tagName} ${a.name}=${a.value}`)))
+        const urls = await page.evaluate(() =>
+          [...document.querySelectorAll('*')].flatMap((e) =>
+            [...e.attributes]
+              .filter((a) => /url\(|^(src|href)$/i.test(a.value) || (/^(src|href)$/i.test(a.name) && /^https?:/i.test(a.value)))
+              .map((a) => `${e.tagName} ${a.name}=${a.value}`),
+          ),
+        )
         assert.deepEqual(urls, [], `${name}: ${urls.join(', ')}`)
         // The page is no wider than the window: long names wrap in the table.
         const width = await page.evaluate(() => document.documentElement.scrollWidth)
@@ -51,12 +61,23 @@ test('hostile department names: 0 network requests, long names wrap and are cut 
     }
     // In the 2023 charts the long name is cut, and carries the full name as a tooltip: on the
     // y axes (heatmap, every department against the mean) and in the small multiples' labels.
-    for (const [name, selector] of [['hires-by-quarter-2023.html', '#heatmap svg g[aria-label="y-axis tick label"] text'],
-      ['hires-by-quarter-2023.html', '#multiples svg g[aria-label="text"] text'], ['departments-above-mean-2023.html', '#above-mean svg g[aria-label="y-axis tick label"] text']]) {
+    for (const [name, selector] of [
+      ['hires-by-quarter-2023.html', '#heatmap svg g[aria-label="y-axis tick label"] text'],
+      ['hires-by-quarter-2023.html', '#multiples svg g[aria-label="text"] text'],
+      ['departments-above-mean-2023.html', '#above-mean svg g[aria-label="y-axis tick label"] text'],
+    ]) {
       await page.goto(pathToFileURL(join(out, '2023', name)).href)
-      const texts = await page.evaluate((s) => [...document.querySelectorAll(s)].map((e) => ({
-        shown: [...e.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent).join(''), title: e.querySelector('title')?.textContent ?? null,
-      })), selector)
+      const texts = await page.evaluate(
+        (s) =>
+          [...document.querySelectorAll(s)].map((e) => ({
+            shown: [...e.childNodes]
+              .filter((n) => n.nodeType === 3)
+              .map((n) => n.textContent)
+              .join(''),
+            title: e.querySelector('title')?.textContent ?? null,
+          })),
+        selector,
+      )
       const cut = texts.find((text) => text.title?.startsWith('Department-'))
       assert.ok(cut, `${name} ${selector}: ${JSON.stringify(texts)}`)
       assert.ok(cut.title === long || cut.title === `${long} (30)`, cut.title!)

@@ -20,10 +20,18 @@ const open = await start()
 const closed = await start({ token: 'write-token', readToken: 'read-token' })
 
 async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}, base = open.base) {
-  const res = await fetch(base + path, { method, body, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } })
+  const res = await fetch(base + path, {
+    method,
+    body,
+    headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+  })
   const text = await res.text()
   let json: any = null
-  try { json = JSON.parse(text) } catch { /* not JSON */ }
+  try {
+    json = JSON.parse(text)
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, headers: res.headers, text, json }
 }
 
@@ -57,8 +65,12 @@ describe('methods', () => {
     const { request } = await import('node:http')
     const status = await new Promise<number>((resolve, reject) => {
       const port = new URL(open.base).port
-      request({ host: '127.0.0.1', port, method: 'PUT', path: '/tables/jobs/rows', headers: { host: 'evil.example' } }, (res) => { res.resume(); resolve(res.statusCode ?? 0) })
-        .on('error', reject).end()
+      request({ host: '127.0.0.1', port, method: 'PUT', path: '/tables/jobs/rows', headers: { host: 'evil.example' } }, (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+      })
+        .on('error', reject)
+        .end()
     })
     assert.equal(status, 421)
   })
@@ -103,9 +115,13 @@ describe('GET / and /docs', () => {
       const page = await browser.newPage()
       const problems: string[] = []
       const foreign: string[] = []
-      page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()) })
+      page.on('console', (m) => {
+        if (m.type() === 'error') problems.push(m.text())
+      })
       page.on('pageerror', (e) => problems.push(String(e)))
-      page.on('request', (r) => { if (!r.url().startsWith(open.base) && !r.url().startsWith('data:')) foreign.push(r.url()) })
+      page.on('request', (r) => {
+        if (!r.url().startsWith(open.base) && !r.url().startsWith('data:')) foreign.push(r.url())
+      })
       await page.goto(`${open.base}/docs`)
       await page.waitForSelector('.opblock', { timeout: 60_000 })
       const operations = Object.values(await spec()).flatMap((ops) => Object.keys(ops)).length
@@ -121,7 +137,10 @@ describe('GET / and /docs', () => {
 describe('/openapi.json', () => {
   test('every route has a unique operationId, and only the error responses it can give', async () => {
     const ids: string[] = []
-    for (const [app, token] of [[open.app, false], [closed.app, true]] as const) {
+    for (const [app, token] of [
+      [open.app, false],
+      [closed.app, true],
+    ] as const) {
       for (const [path, ops] of Object.entries(await spec(app))) {
         for (const [method, op] of Object.entries(ops)) {
           const where = `${method} ${path}${token ? ' (tokens)' : ''}`
@@ -150,17 +169,30 @@ describe('/openapi.json', () => {
     assert.equal(statusesOf('/tables/{table}/restore', 'post'), '200,400,403,404,409,413,415,422,500,503,507')
   })
 
-  test('the bounds in the schemas are the database\'s (api.data_dictionary)', async () => {
+  test("the bounds in the schemas are the database's (api.data_dictionary)", async () => {
     const [{ d }] = await sql`select api.data_dictionary() as d`
     const paths = await spec()
-    const parameter = (path: string, name: string) => (paths[path].get as unknown as { parameters: { name: string; schema: { maximum: number } }[] }).parameters.find((p) => p.name === name)!.schema
+    const parameter = (path: string, name: string) =>
+      (paths[path].get as unknown as { parameters: { name: string; schema: { maximum: number } }[] }).parameters.find(
+        (p) => p.name === name,
+      )!.schema
     assert.equal(parameter('/tables/{table}/rows', 'limit').maximum, d.batch.max_rows)
-    for (const [path, page] of [['/tables/{table}/rows', 'rows'], ['/ingest/batches', 'batches'], ['/ingest/batches/{batch_id}/rejects', 'rejects']]) {
-      assert.deepEqual([parameter(path, 'limit').maximum, (parameter(path, 'limit') as { default?: number }).default], [d.pages[page].max, d.pages[page].default], path)
+    for (const [path, page] of [
+      ['/tables/{table}/rows', 'rows'],
+      ['/ingest/batches', 'batches'],
+      ['/ingest/batches/{batch_id}/rejects', 'rejects'],
+    ]) {
+      assert.deepEqual(
+        [parameter(path, 'limit').maximum, (parameter(path, 'limit') as { default?: number }).default],
+        [d.pages[page].max, d.pages[page].default],
+        path,
+      )
     }
     assert.equal(parameter('/tables/{table}/rows', 'after_id').maximum, d.tables[0].fields[0].range[1])
     assert.equal(parameter('/tables/{table}/rows/{id}', 'id').maximum, d.tables[0].fields[0].range[1])
-    const body = (paths['/tables/{table}/rows'].post as unknown as { requestBody: { content: Record<string, { schema: { maxItems?: number } }> } }).requestBody
+    const body = (
+      paths['/tables/{table}/rows'].post as unknown as { requestBody: { content: Record<string, { schema: { maxItems?: number } }> } }
+    ).requestBody
     assert.equal(body.content['application/json'].schema.maxItems, d.batch.max_rows)
     const over = await call('GET', `/tables/jobs/rows?limit=${d.batch.max_rows + 1}`)
     assert.equal(over.status, 400)
@@ -187,7 +219,7 @@ describe('error messages', () => {
     assert.match(r.json.error.message, /2097152 bytes/)
   })
 
-  test('malformed_json gives the position, line and column (rows: the database\'s refusal, still logged; restore: fastify\'s)', async () => {
+  test("malformed_json gives the position, line and column (rows: the database's refusal, still logged; restore: fastify's)", async () => {
     const body = '[{"job_id": 1, "job_name": "a"},\n {"job_id": 2,}]'
     const r = await call('POST', '/tables/jobs/rows', body)
     assert.equal(r.status, 400)

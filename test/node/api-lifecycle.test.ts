@@ -3,14 +3,18 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { freshDatabase, holdTableLock, listenApi, ownPostgres, startServeScript, timed } from '../support.ts'
 
-
 test('database down: 503 quickly, no crash; back up: the server recovers by itself', { timeout: 120_000 }, async () => {
   // A server of its own, so stopping it does not disturb the other test files.
   const { pg, url } = await ownPostgres('restart')
   const { base, close } = await listenApi({ databaseUrl: url })
   try {
     const health = () => fetch(`${base}/health`).then((r) => r.status)
-    const ingest = () => fetch(`${base}/tables/jobs/rows`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"job_id": 1, "job_name": "x"}]' })
+    const ingest = () =>
+      fetch(`${base}/tables/jobs/rows`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '[{"job_id": 1, "job_name": "x"}]',
+      })
     assert.equal(await health(), 200)
 
     await pg.stop()
@@ -44,10 +48,13 @@ test('SIGTERM: in-flight batches finish, then the server exits 0', { timeout: 60
   const lock = await holdTableLock(db.url, 'jobs')
   await new Promise((r) => setTimeout(r, 100))
   const inFlight = fetch(`http://127.0.0.1:${port}/tables/jobs/rows`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: '[{"job_id": 5, "job_name": "In flight"}]',
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '[{"job_id": 5, "job_name": "In flight"}]',
   })
   for (let i = 0; i < 50; i++) {
-    const [{ n }] = await db.sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and application_name = 'hirebase-api'`
+    const [{ n }] =
+      await db.sql`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and application_name = 'hirebase-api'`
     if (n > 0) break
     await new Promise((r) => setTimeout(r, 100))
   }
@@ -58,6 +65,6 @@ test('SIGTERM: in-flight batches finish, then the server exits 0', { timeout: 60
   const res = await inFlight
   assert.equal(res.status, 200)
   assert.equal((await res.json()).inserted, 1)
-assert.equal(await exited, 0, serve.output())
+  assert.equal(await exited, 0, serve.output())
   await assert.rejects(fetch(`http://127.0.0.1:${port}/health`))
 })

@@ -18,7 +18,11 @@ const startApi = (token?: string) => listenApi({ databaseUrl: db.url, token, bac
 
 const api = await startApi()
 
-interface Answer { status: number; body: any; headers: Headers }
+interface Answer {
+  status: number
+  body: any
+  headers: Headers
+}
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, base = api.base): Promise<Answer> {
   const init: RequestInit = { method, headers: { ...headers } }
@@ -32,8 +36,11 @@ async function call(method: string, path: string, body?: unknown, headers: Recor
 }
 
 const post = (path: string, body: unknown, headers?: Record<string, string>) => call('POST', path, body, headers)
-const counts = async () => (await sql`select (select count(*) from jobs)::int as jobs, (select count(*) from employees)::int as employees,
-  (select count(*) from ingest_batches)::int as batches, (select count(*) from ingest_batches where error_code is null)::int as ingested`)[0]
+const counts = async () =>
+  (
+    await sql`select (select count(*) from jobs)::int as jobs, (select count(*) from employees)::int as employees,
+  (select count(*) from ingest_batches)::int as batches, (select count(*) from ingest_batches where error_code is null)::int as ingested`
+  )[0]
 
 before(async () => {
   await post('/tables/departments/rows', [{ department_id: 1, department_name: 'Engineering' }])
@@ -41,10 +48,13 @@ before(async () => {
 })
 
 describe('POST /tables/{table}/rows', () => {
-  test('inserts, then answers unchanged for the same row (the issue\'s example)', async () => {
+  test("inserts, then answers unchanged for the same row (the issue's example)", async () => {
     const first = await post('/tables/jobs/rows', [{ job_id: 901, job_name: 'Analytics Engineer' }])
     assert.equal(first.status, 200)
-    assert.deepEqual({ ...first.body, batch_id: 0 }, { batch_id: 0, table: 'jobs', received: 1, inserted: 1, unchanged: 0, rejected: 0, rejects: [] })
+    assert.deepEqual(
+      { ...first.body, batch_id: 0 },
+      { batch_id: 0, table: 'jobs', received: 1, inserted: 1, unchanged: 0, rejected: 0, rejects: [] },
+    )
     const again = await post('/tables/jobs/rows', [{ job_id: 901, job_name: 'Analytics Engineer' }])
     assert.equal(again.body.unchanged, 1)
   })
@@ -56,8 +66,13 @@ describe('POST /tables/{table}/rows', () => {
     ])
     assert.equal(res.status, 200)
     assert.deepEqual([res.body.inserted, res.body.rejected], [1, 1])
-    assert.deepEqual(res.body.rejects, [{ position: 2, row: { employee_id: 2, employee_name: '', hiring_date: '2021-07-27', department_id: 99, job_id: 1 },
-      reasons: ['missing:employee_name', 'bad_datetime:hiring_date', 'unknown_reference:department_id'] }])
+    assert.deepEqual(res.body.rejects, [
+      {
+        position: 2,
+        row: { employee_id: 2, employee_name: '', hiring_date: '2021-07-27', department_id: 99, job_id: 1 },
+        reasons: ['missing:employee_name', 'bad_datetime:hiring_date', 'unknown_reference:department_id'],
+      },
+    ])
   })
 
   test('1000 rows are accepted; 1001 are refused, inserting nothing, and the refusal is logged', async () => {
@@ -108,17 +123,29 @@ describe('POST /tables/{table}/rows', () => {
     const res = await call('POST', '/tables/jobs/rows', '\uFEFF930,"CSV, Job"\r\n931,\r\n932,a,b\r\n', { 'content-type': 'text/csv' })
     assert.equal(res.status, 200)
     assert.deepEqual([res.body.inserted, res.body.rejected], [1, 2])
-    assert.deepEqual(res.body.rejects.map((r: any) => [r.position, r.row, r.reasons]),
-      [[2, ['931', ''], ['missing:job_name']], [3, ['932', 'a', 'b'], ['wrong_field_count']]])
+    assert.deepEqual(
+      res.body.rejects.map((r: any) => [r.position, r.row, r.reasons]),
+      [
+        [2, ['931', ''], ['missing:job_name']],
+        [3, ['932', 'a', 'b'], ['wrong_field_count']],
+      ],
+    )
     assert.equal((await call('GET', '/tables/jobs/rows/930')).body.job_name, 'CSV, Job')
   })
 
   test('dry_run=true gives the full verdict and writes nothing', async () => {
     const before = await counts()
-    const res = await post('/tables/jobs/rows?dry_run=true', [{ job_id: 940, job_name: 'Dry' }, { job_id: 940, job_name: 'Dup' }, { job_id: 'x', job_name: 'y' }])
+    const res = await post('/tables/jobs/rows?dry_run=true', [
+      { job_id: 940, job_name: 'Dry' },
+      { job_id: 940, job_name: 'Dup' },
+      { job_id: 'x', job_name: 'y' },
+    ])
     assert.equal(res.status, 200)
     assert.deepEqual([res.body.dry_run, res.body.batch_id, res.body.inserted, res.body.rejected], [true, null, 1, 2])
-    assert.deepEqual(res.body.rejects.map((r: any) => r.reasons), [['duplicate_id'], ['not_integer:job_id']])
+    assert.deepEqual(
+      res.body.rejects.map((r: any) => r.reasons),
+      [['duplicate_id'], ['not_integer:job_id']],
+    )
     assert.deepEqual(await counts(), before)
     assert.equal((await call('GET', '/tables/jobs/rows/940')).status, 404)
   })
@@ -145,16 +172,27 @@ describe('POST /tables/{table}/rows', () => {
 
 describe('look-ups', () => {
   test('GET one row; hiring_date in UTC with Z; 404 and 400', async () => {
-    await post('/tables/employees/rows', [{ employee_id: 60, employee_name: 'Offset', hiring_date: '2021-12-31T23:30:00-05:00', department_id: 1, job_id: 1 }])
+    await post('/tables/employees/rows', [
+      { employee_id: 60, employee_name: 'Offset', hiring_date: '2021-12-31T23:30:00-05:00', department_id: 1, job_id: 1 },
+    ])
     const res = await call('GET', '/tables/employees/rows/60')
-    assert.deepEqual(res.body, { employee_id: 60, employee_name: 'Offset', hiring_date: '2022-01-01T04:30:00Z', department_id: 1, job_id: 1 })
+    assert.deepEqual(res.body, {
+      employee_id: 60,
+      employee_name: 'Offset',
+      hiring_date: '2022-01-01T04:30:00Z',
+      department_id: 1,
+      job_id: 1,
+    })
     assert.equal((await call('GET', '/tables/employees/rows/61')).status, 404)
     assert.equal((await call('GET', '/tables/employees/rows/abc')).status, 400)
     assert.equal((await call('GET', '/tables/nope/rows/1')).status, 404)
   })
 
   test('keyset paging walks every row once', async () => {
-    await post('/tables/departments/rows', Array.from({ length: 25 }, (_, i) => ({ department_id: 100 + i, department_name: `D${i}` })))
+    await post(
+      '/tables/departments/rows',
+      Array.from({ length: 25 }, (_, i) => ({ department_id: 100 + i, department_name: `D${i}` })),
+    )
     const seen: number[] = []
     let after = 0
     for (let page = 0; page < 10 && after !== null; page++) {
@@ -164,18 +202,24 @@ describe('look-ups', () => {
     }
     const [{ n }] = await sql`select count(*)::int as n from departments`
     assert.equal(seen.length, n)
-    assert.deepEqual(seen, [...seen].sort((a, b) => a - b))
+    assert.deepEqual(
+      seen,
+      [...seen].sort((a, b) => a - b),
+    )
     assert.equal((await call('GET', '/tables/departments/rows?limit=1001')).status, 400)
   })
 
-  test('the ingest log: batches by table, and a batch\'s rejects', async () => {
+  test("the ingest log: batches by table, and a batch's rejects", async () => {
     const res = await post('/tables/jobs/rows', [{ job_id: 'bad', job_name: 'x' }])
     const batches = await call('GET', '/ingest/batches?table=jobs&limit=5')
     assert.equal(batches.status, 200)
     assert.ok(batches.body.length <= 5 && batches.body.every((b: any) => b.table_name === 'jobs'))
     assert.equal(batches.body[0].batch_id, res.body.batch_id)
     const rejects = await call('GET', `/ingest/batches/${res.body.batch_id}/rejects`)
-    assert.deepEqual(rejects.body.rejects.map((r: any) => [r.position, r.reasons]), [[1, ['not_integer:job_id']]])
+    assert.deepEqual(
+      rejects.body.rejects.map((r: any) => [r.position, r.reasons]),
+      [[1, ['not_integer:job_id']]],
+    )
     assert.equal((await call('GET', '/ingest/batches/999999/rejects')).status, 404)
     assert.equal((await call('GET', '/ingest/batches?table=nope')).status, 404)
   })
@@ -184,15 +228,30 @@ describe('look-ups', () => {
     const { body } = await call('GET', '/data-dictionary')
     assert.deepEqual(body.batch, { min_rows: 1, max_rows: 1000 })
     const employees = body.tables.find((t: any) => t.table === 'employees')
-    assert.deepEqual(employees.fields.map((f: any) => [f.field, f.type]),
-      [['employee_id', 'integer'], ['employee_name', 'text'], ['hiring_date', 'timestamp with time zone'], ['department_id', 'integer'], ['job_id', 'integer']])
+    assert.deepEqual(
+      employees.fields.map((f: any) => [f.field, f.type]),
+      [
+        ['employee_id', 'integer'],
+        ['employee_name', 'text'],
+        ['hiring_date', 'timestamp with time zone'],
+        ['department_id', 'integer'],
+        ['job_id', 'integer'],
+      ],
+    )
     assert.ok(body.reason_codes.some((r: any) => r.code === 'duplicate_id'))
   })
 
   test('GET /stats counts rows and reasons', async () => {
     const { body } = await call('GET', '/stats')
     const jobs = body.tables.find((t: any) => t.table === 'jobs')
-    assert.equal(jobs.received, jobs.inserted + jobs.unchanged + jobs.rejected + (await sql`select coalesce(sum(received), 0)::int as n from ingest_batches where error_code is not null and table_name = 'jobs'`)[0].n)
+    assert.equal(
+      jobs.received,
+      jobs.inserted +
+        jobs.unchanged +
+        jobs.rejected +
+        (await sql`select coalesce(sum(received), 0)::int as n from ingest_batches where error_code is not null and table_name = 'jobs'`)[0]
+          .n,
+    )
     assert.ok(body.reasons.some((r: any) => r.code === 'not_integer:job_id' && r.rejects >= 1))
   })
 
@@ -201,8 +260,17 @@ describe('look-ups', () => {
     assert.deepEqual([health.status, health.database, health.lock_waits, health.slow], ['ok', 'ok', 0, []])
     const { body } = await call('GET', '/openapi.json')
     assert.equal(body.openapi, '3.0.3')
-    for (const path of ['/tables/{table}/rows', '/tables/{table}/rows/{id}', '/ingest/batches', '/ingest/batches/{batch_id}/rejects',
-      '/ingest/rejects/replay', '/data-dictionary', '/stats', '/health']) assert.ok(body.paths[path], path)
+    for (const path of [
+      '/tables/{table}/rows',
+      '/tables/{table}/rows/{id}',
+      '/ingest/batches',
+      '/ingest/batches/{batch_id}/rejects',
+      '/ingest/rejects/replay',
+      '/data-dictionary',
+      '/stats',
+      '/health',
+    ])
+      assert.ok(body.paths[path], path)
     assert.ok(body.paths['/tables/{table}/rows'].post.requestBody.content['text/csv'])
   })
 })
@@ -263,16 +331,20 @@ describe('security', () => {
     assert.doesNotThrow(() => checkListenAddress('::1', undefined))
   })
 
-  test('the API\'s database role can call the procedures and read, and nothing else', async () => {
+  test("the API's database role can call the procedures and read, and nothing else", async () => {
     const role = connect(db.url, { max: 1, connection: { role: db.roles.api } })
     try {
       assert.equal((await role`select current_user as u`)[0].u, db.roles.api)
       await role`select count(*) from employees`
       await role`call ingest_batch('jobs', '[{"job_id": 970, "job_name": "Via role"}]')`
       for (const statement of [
-        `insert into data.jobs values (971, 'direct')`, `update data.jobs set job_name = 'x' where job_id = 970`,
-        `delete from data.jobs where job_id = 970`, `truncate data.jobs cascade`, `insert into data.ingest_batches (table_name, source) values ('jobs', 'sql')`,
-        `select internal.ingest_statement('jobs', false)`, `create table public.sneaky (id int)`,
+        `insert into data.jobs values (971, 'direct')`,
+        `update data.jobs set job_name = 'x' where job_id = 970`,
+        `delete from data.jobs where job_id = 970`,
+        `truncate data.jobs cascade`,
+        `insert into data.ingest_batches (table_name, source) values ('jobs', 'sql')`,
+        `select internal.ingest_statement('jobs', false)`,
+        `create table public.sneaky (id int)`,
       ]) {
         await assert.rejects(role.unsafe(statement), { code: '42501' }, statement)
       }
@@ -285,18 +357,27 @@ describe('security', () => {
 describe('concurrency', () => {
   test('8 clients sending overlapping batches: no duplicates, no errors, every row accounted for', async () => {
     const batches = Array.from({ length: 16 }, (_, b) =>
-      Array.from({ length: 200 }, (_, i) => ({ job_id: 30_000 + ((b * 50 + i) % 600), job_name: `Concurrent ${(b * 50 + i) % 600}` })))
+      Array.from({ length: 200 }, (_, i) => ({ job_id: 30_000 + ((b * 50 + i) % 600), job_name: `Concurrent ${(b * 50 + i) % 600}` })),
+    )
     const results: any[] = []
-    await Promise.all(Array.from({ length: 8 }, async (_, client) => {
-      for (let b = client; b < batches.length; b += 8) results.push(await post('/tables/jobs/rows', batches[b]))
-    }))
-    assert.ok(results.every((r) => r.status === 200), JSON.stringify(results.find((r) => r.status !== 200)?.body))
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, client) => {
+        for (let b = client; b < batches.length; b += 8) results.push(await post('/tables/jobs/rows', batches[b]))
+      }),
+    )
+    assert.ok(
+      results.every((r) => r.status === 200),
+      JSON.stringify(results.find((r) => r.status !== 200)?.body),
+    )
     for (const r of results) assert.equal(r.body.inserted + r.body.unchanged + r.body.rejected, r.body.received)
     const inserted = results.reduce((n, r) => n + r.body.inserted, 0)
     const [{ n }] = await sql`select count(*)::int as n from jobs where job_id between 30000 and 30599`
     assert.equal(inserted, n)
     assert.equal(n, 600)
-    assert.equal(results.reduce((n, r) => n + r.body.rejected, 0), 0)
+    assert.equal(
+      results.reduce((n, r) => n + r.body.rejected, 0),
+      0,
+    )
   })
 })
 
@@ -305,7 +386,10 @@ test('a database error with a DETAIL string: the body is code and message, not o
   // read {"0":"K","1":"e",...}.
   const insert = () => sql`insert into data.idempotency_keys (idempotency_key, request_hash, response) values ('detail-example', 'h', '{}')`
   await insert()
-  const err = await insert().then(() => assert.fail('a second insert of the key must fail'), (e: unknown) => e)
+  const err = await insert().then(
+    () => assert.fail('a second insert of the key must fail'),
+    (e: unknown) => e,
+  )
   assert.match(String((err as { detail?: unknown }).detail), /already exists/)
   assert.deepEqual(Object.keys(errorBody(toApiError(err)).error).sort(), ['code', 'message'])
   assert.equal(toApiError(err).status, 409)

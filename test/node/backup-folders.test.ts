@@ -22,7 +22,9 @@ const folder = join(dir, 'jobs')
 const warnings: string[] = []
 const onWarning = (w: Error) => warnings.push(w.message)
 process.on('warning', onWarning)
-after(() => { process.off('warning', onWarning) })
+after(() => {
+  process.off('warning', onWarning)
+})
 
 describe('a backup folder with strangers in it', () => {
   test('symlinks, FIFOs, foreign files and future names are never listed, restored as the newest, counted or pruned', async () => {
@@ -40,14 +42,21 @@ describe('a backup folder with strangers in it', () => {
 
     const listed = (await listBackups(dir, 'jobs')).map((b) => b.file)
     assert.deepEqual(listed, [real.file.replace(/^jobs\//, '')])
-    assert.ok(warnings.some((w) => w.includes(future) && /future/.test(w)), warnings.join('\n'))
+    assert.ok(
+      warnings.some((w) => w.includes(future) && /future/.test(w)),
+      warnings.join('\n'),
+    )
     assert.equal(await resolveBackupFile(dir, 'jobs'), join(await realpath(dir), real.file))
 
     // Named explicitly, a symlink (even to a backup inside the folder) or a FIFO is refused
     // (a FIFO would hang the reading).
     await symlink(real.path, join(folder, 'inside-link.avro'))
     for (const name of ['20990101T000000000Z.avro', '20990101T000000001Z.avro', 'inside-link.avro']) {
-      await assert.rejects(restoreTables(sql, ['jobs'], { dir, files: { jobs: name } }), /not a regular file|outside the backup folder/, name)
+      await assert.rejects(
+        restoreTables(sql, ['jobs'], { dir, files: { jobs: name } }),
+        /not a regular file|outside the backup folder/,
+        name,
+      )
     }
 
     // Pruning to 2 counts and removes only the toolkit's own files.
@@ -63,14 +72,16 @@ describe('a backup folder with strangers in it', () => {
     assert.equal(restored.tables[0].file, join('jobs', ours.at(-1)!))
   })
 
-  test('two databases sharing BACKUP_DIR never see each other\'s backups', async () => {
+  test("two databases sharing BACKUP_DIR never see each other's backups", async () => {
     const other = await freshDatabase()
     await other.sql`call ingest_batch('jobs', '[{"job_id": 7100, "job_name": "Only in the other database"}]')`
     const shared = await mkdtemp(join(tmpdir(), 'hirebase-shared-'))
     const servers = await Promise.all([db, other].map(async (d) => (await listenApi({ databaseUrl: d.url, backupDir: shared })).base))
-    const post = (base: string, path: string, body?: unknown) => fetch(`${base}${path}`, {
-      method: 'POST', ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
-    })
+    const post = (base: string, path: string, body?: unknown) =>
+      fetch(`${base}${path}`, {
+        method: 'POST',
+        ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+      })
     assert.equal((await post(servers[1], '/tables/jobs/backup')).status, 201)
     assert.ok(existsSync(join(databaseFolder(shared, other.name), 'jobs')))
     // This database has no backup of its own: the other's newest is not its newest.

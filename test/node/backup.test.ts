@@ -29,9 +29,15 @@ const fingerprints = async () => ({ d: await fingerprint('departments'), j: awai
 const ingest = (table: string, rows: unknown[]) => sql`call ingest_batch(${table}, ${sql.json(rows as never)})`
 
 before(async () => {
-  await ingest('departments', [{ department_id: 1, department_name: 'Ingeniería' }, { department_id: 2, department_name: 'Sales, "EMEA"' },
-    { department_id: 3, department_name: 'Tab\\Back' }])
-  await ingest('jobs', [{ job_id: 1, job_name: 'Dévelopeur 开发' }, { job_id: 2, job_name: 'Analyst' }])
+  await ingest('departments', [
+    { department_id: 1, department_name: 'Ingeniería' },
+    { department_id: 2, department_name: 'Sales, "EMEA"' },
+    { department_id: 3, department_name: 'Tab\\Back' },
+  ])
+  await ingest('jobs', [
+    { job_id: 1, job_name: 'Dévelopeur 开发' },
+    { job_id: 2, job_name: 'Analyst' },
+  ])
   await ingest('employees', [
     { employee_id: 1, employee_name: 'Zoë', hiring_date: '2021-07-27T16:02:08.123456Z', department_id: 1, job_id: 1 },
     { employee_id: 2, employee_name: 'Ōtani', hiring_date: '1969-12-31T23:59:59.999999Z', department_id: 2, job_id: 2 },
@@ -56,7 +62,8 @@ describe('round trips', () => {
     assert.deepEqual(await fingerprints(), original)
     const employees = result.tables.find((t) => t.table === 'employees')!
     assert.deepEqual([employees.added, employees.changed, employees.removed], [1, 1, 1])
-    const [row] = await sql`select to_char(hiring_date at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') as t from employees where employee_id = 3`
+    const [row] =
+      await sql`select to_char(hiring_date at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') as t from employees where employee_id = 3`
     assert.equal(row.t, '2300-01-01 00:00:00.000001')
   })
 
@@ -116,7 +123,8 @@ describe('refusals leave the table as it was', () => {
     const before = await fingerprints()
     await assert.rejects(restoreTables(sql, [table], { ...options, files: { [table]: file } }), expected)
     assert.deepEqual(await fingerprints(), before)
-    const [{ n }] = await sql`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%' and datname = current_database()`
+    const [{ n }] =
+      await sql`select count(*)::int as n from pg_stat_activity where state like 'idle in transaction%' and datname = current_database()`
     assert.equal(n, 0)
   }
   const damagedCopy = async (table: string, name: string, damage: (path: string) => Promise<void>) => {
@@ -152,8 +160,18 @@ describe('refusals leave the table as it was', () => {
   })
   test('a file of another table', async () => refuse('departments', await newestFile('jobs'), /is a backup of jobs, not of departments/))
   test('a schema that does not fit the table', async () => {
-    await writeAvro(join(dir, 'departments', 'foreign.avro'), { type: 'record', name: 'departments', fields: [{ name: 'department_id', type: 'string' }, { name: 'department_name', type: 'string' }] },
-      [{ department_id: 'x', department_name: 'y' }])
+    await writeAvro(
+      join(dir, 'departments', 'foreign.avro'),
+      {
+        type: 'record',
+        name: 'departments',
+        fields: [
+          { name: 'department_id', type: 'string' },
+          { name: 'department_name', type: 'string' },
+        ],
+      },
+      [{ department_id: 'x', department_name: 'y' }],
+    )
     await refuse('departments', 'foreign.avro', /schema mismatch: departments\.department_id is integer/)
   })
   test('a missing file', async () => refuse('jobs', 'nope.avro', /no such backup file/))
@@ -162,34 +180,85 @@ describe('refusals leave the table as it was', () => {
     await refuse('jobs', '/etc/passwd', /outside the backup folder/)
   })
   test('values the table cannot hold fail in the database, and the connection is released', async () => {
-    await writeAvro(join(dir, 'jobs', 'too-big.avro'), { type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'long' }, { name: 'job_name', type: 'string' }] },
-      [{ job_id: 3_000_000_000, job_name: 'overflow' }])
+    await writeAvro(
+      join(dir, 'jobs', 'too-big.avro'),
+      {
+        type: 'record',
+        name: 'jobs',
+        fields: [
+          { name: 'job_id', type: 'long' },
+          { name: 'job_name', type: 'string' },
+        ],
+      },
+      [{ job_id: 3_000_000_000, job_name: 'overflow' }],
+    )
     await refuse('jobs', 'too-big.avro', /out of range/)
   })
   test('rows the ingest rules reject, from a file someone else made (blank, too long, control characters, untrimmed, id below 1)', async () => {
-    const jobsSchema: avro.Schema = { type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'int' }, { name: 'job_name', type: 'string' }] }
-    for (const [row, reason] of [[{ job_id: 901, job_name: '' }, 'missing:job_name'], [{ job_id: 902, job_name: '   ' }, 'missing:job_name'],
-      [{ job_id: 903, job_name: 'x'.repeat(5000) }, 'too_long:job_name'], [{ job_id: 904, job_name: 'bell\u0007\u202eevil' }, 'bad_text:job_name'],
-      [{ job_id: 905, job_name: '  padded  ' }, 'job_name not trimmed'], [{ job_id: -7, job_name: 'negative id' }, 'out_of_range:job_id']] as const) {
+    const jobsSchema: avro.Schema = {
+      type: 'record',
+      name: 'jobs',
+      fields: [
+        { name: 'job_id', type: 'int' },
+        { name: 'job_name', type: 'string' },
+      ],
+    }
+    for (const [row, reason] of [
+      [{ job_id: 901, job_name: '' }, 'missing:job_name'],
+      [{ job_id: 902, job_name: '   ' }, 'missing:job_name'],
+      [{ job_id: 903, job_name: 'x'.repeat(5000) }, 'too_long:job_name'],
+      [{ job_id: 904, job_name: 'bell\u0007\u202eevil' }, 'bad_text:job_name'],
+      [{ job_id: 905, job_name: '  padded  ' }, 'job_name not trimmed'],
+      [{ job_id: -7, job_name: 'negative id' }, 'out_of_range:job_id'],
+    ] as const) {
       await writeAvro(join(dir, 'jobs', 'made-up.avro'), jobsSchema, [row])
       await refuse('jobs', 'made-up.avro', new RegExp(`the backup of jobs has 1 rows the ingest rules refuse, for example ${reason}`))
     }
   })
-  const employeesSchema: avro.Schema = { type: 'record', name: 'employees', fields: [{ name: 'employee_id', type: 'int' },
-    { name: 'employee_name', type: 'string' }, { name: 'hiring_date', type: 'string' }, { name: 'department_id', type: 'int' }, { name: 'job_id', type: 'int' }] }
-  const employee = (employee_id: number, hiring_date = '2021-01-01T00:00:00Z') => ({ employee_id, employee_name: 'a', hiring_date, department_id: 1, job_id: 1 })
+  const employeesSchema: avro.Schema = {
+    type: 'record',
+    name: 'employees',
+    fields: [
+      { name: 'employee_id', type: 'int' },
+      { name: 'employee_name', type: 'string' },
+      { name: 'hiring_date', type: 'string' },
+      { name: 'department_id', type: 'int' },
+      { name: 'job_id', type: 'int' },
+    ],
+  }
+  const employee = (employee_id: number, hiring_date = '2021-01-01T00:00:00Z') => ({
+    employee_id,
+    employee_name: 'a',
+    hiring_date,
+    department_id: 1,
+    job_id: 1,
+  })
   test('an id twice in the file', async () => {
     await writeAvro(join(dir, 'employees', 'twice.avro'), employeesSchema, [employee(8), employee(7), employee(8)])
     await refuse('employees', 'twice.avro', /the backup of employees has id 8 more than once/)
   })
   test('a value COPY refuses, early in a long file: reading stops with the database error', async () => {
     const records = Array.from({ length: 5000 }, (_, i) => ({ job_id: 100 + i, job_name: i === 0 ? 'nul\u0000byte' : `job ${i}` }))
-    await writeAvro(join(dir, 'jobs', 'nul.avro'), { type: 'record', name: 'jobs', fields: [{ name: 'job_id', type: 'int' }, { name: 'job_name', type: 'string' }] }, records)
+    await writeAvro(
+      join(dir, 'jobs', 'nul.avro'),
+      {
+        type: 'record',
+        name: 'jobs',
+        fields: [
+          { name: 'job_id', type: 'int' },
+          { name: 'job_name', type: 'string' },
+        ],
+      },
+      records,
+    )
     await refuse('jobs', 'nul.avro', /0x00/)
   })
   test('a date-time that does not exist fails a dry run too', async () => {
     await writeAvro(join(dir, 'employees', 'feb-30.avro'), employeesSchema, [employee(900), employee(901, '2021-02-30T00:00:00Z')])
-    await assert.rejects(restoreTables(sql, ['employees'], { ...options, dryRun: true, files: { employees: 'feb-30.avro' } }), /"2021-02-30T00:00:00Z" in the backup is not an RFC 3339 instant/)
+    await assert.rejects(
+      restoreTables(sql, ['employees'], { ...options, dryRun: true, files: { employees: 'feb-30.avro' } }),
+      /"2021-02-30T00:00:00Z" in the backup is not an RFC 3339 instant/,
+    )
     await refuse('employees', 'feb-30.avro', /not an RFC 3339 instant/)
   })
   test('date-times a read could not write back are refused: other forms, years outside 0001-9999', async () => {
@@ -233,7 +302,9 @@ describe('crash safety', () => {
     await sql`insert into data.employees select 100000 + g, 'Bulk ' || repeat(md5(g::text), 8), '2021-01-01'::timestamptz + g * interval '1 minute', 1, 1
               from generate_series(1, 300000) g`
     const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/backup.mjs', 'employees'], {
-      cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, BACKUP_DIR: crashDir }, stdio: 'ignore',
+      cwd: projectRoot,
+      env: { ...process.env, DATABASE_URL: db.url, BACKUP_DIR: crashDir },
+      stdio: 'ignore',
     })
     const folder = join(databaseFolder(crashDir, db.name), 'employees')
     let sawTmp = false
@@ -245,10 +316,16 @@ describe('crash safety', () => {
     child.kill('SIGKILL')
     await exited
     assert.ok(sawTmp, 'the backup never started writing')
-    assert.deepEqual((await readdir(folder)).filter((n) => n.endsWith('.avro')), [])
+    assert.deepEqual(
+      (await readdir(folder)).filter((n) => n.endsWith('.avro')),
+      [],
+    )
     // The next backup clears the leftover and completes.
     const r = await backupTable(sql, 'employees', { dir: databaseFolder(crashDir, db.name) })
-    assert.deepEqual((await readdir(folder)).filter((n) => n.endsWith('.tmp')), [])
+    assert.deepEqual(
+      (await readdir(folder)).filter((n) => n.endsWith('.tmp')),
+      [],
+    )
     assert.ok(r.rows > 300000)
     await sql`delete from data.employees where employee_id > 100000`
   })
@@ -256,7 +333,14 @@ describe('crash safety', () => {
 
 describe('interop with another Avro implementation (python3-avro)', () => {
   const python = '/usr/bin/python3'
-  const hasPythonAvro = (() => { try { execFileSync(python, ['-c', 'import avro.datafile']); return true } catch { return false } })()
+  const hasPythonAvro = (() => {
+    try {
+      execFileSync(python, ['-c', 'import avro.datafile'])
+      return true
+    } catch {
+      return false
+    }
+  })()
   const skip = (t: { skip: (m: string) => void }) => {
     console.warn('SKIPPED: python3-avro is not installed, so the interop checks did not run (apt-get install python3-avro; CI installs it)')
     t.skip('python3-avro is not installed')
@@ -265,15 +349,24 @@ describe('interop with another Avro implementation (python3-avro)', () => {
   test('python reads our backup, row for row', async (t) => {
     if (!hasPythonAvro) return skip(t)
     const r = await backupTable(sql, 'employees', options)
-    const out = execFileSync(python, ['-c', `
+    const out = execFileSync(
+      python,
+      [
+        '-c',
+        `
 import avro.datafile, avro.io, json, sys
 rows = []
 with avro.datafile.DataFileReader(open(sys.argv[1], 'rb'), avro.io.DatumReader()) as reader:
     for row in reader:
         row['hiring_date'] = row['hiring_date'].strftime('%Y-%m-%dT%H:%M:%S.%fZ')
         rows.append(row)
-print(json.dumps(rows, ensure_ascii=False))`, r.path], { encoding: 'utf8' })
-    const expected = await sql`select employee_id, employee_name, to_char(hiring_date at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as hiring_date,
+print(json.dumps(rows, ensure_ascii=False))`,
+        r.path,
+      ],
+      { encoding: 'utf8' },
+    )
+    const expected =
+      await sql`select employee_id, employee_name, to_char(hiring_date at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as hiring_date,
       department_id, job_id from employees order by employee_id`
     assert.deepEqual(JSON.parse(out), [...expected])
   })
@@ -282,19 +375,27 @@ print(json.dumps(rows, ensure_ascii=False))`, r.path], { encoding: 'utf8' })
     if (!hasPythonAvro) return skip(t)
     const before = await sql`select employee_id, employee_name, hiring_date, department_id, job_id from employees order by employee_id`
     for (const [name, type, value] of [
-      ['python-millis.avro', '{"type": "long", "logicalType": "timestamp-millis"}', 'datetime.datetime(2021, 7, 27, 16, 2, 8, 123000, tzinfo=datetime.timezone.utc)'],
+      [
+        'python-millis.avro',
+        '{"type": "long", "logicalType": "timestamp-millis"}',
+        'datetime.datetime(2021, 7, 27, 16, 2, 8, 123000, tzinfo=datetime.timezone.utc)',
+      ],
       ['python-string.avro', '"string"', '"2021-07-27T18:02:08.123+02:00"'],
     ]) {
-      execFileSync(python, ['-c', `
+      execFileSync(python, [
+        '-c',
+        `
 import avro.datafile, avro.io, avro.schema, datetime, sys
 schema = avro.schema.parse('{"type": "record", "name": "Employee", "namespace": "other.tool", "fields": [' +
   '{"name": "employee_id", "type": "long"}, {"name": "employee_name", "type": "string"}, {"name": "hiring_date", "type": ${type}},' +
   '{"name": "department_id", "type": "int"}, {"name": "job_id", "type": "int"}]}')
 with avro.datafile.DataFileWriter(open(sys.argv[1], 'wb'), avro.io.DatumWriter(), schema, codec='deflate') as w:
     w.append({"employee_id": 900, "employee_name": "Written by Python", "hiring_date": ${value}, "department_id": 1, "job_id": 1})`,
-      join(dir, 'employees', name)])
+        join(dir, 'employees', name),
+      ])
       await restoreTables(sql, ['employees'], { ...options, files: { employees: name } })
-      const rows = await sql`select employee_id, employee_name, to_char(hiring_date at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as t from employees`
+      const rows =
+        await sql`select employee_id, employee_name, to_char(hiring_date at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as t from employees`
       assert.deepEqual([...rows], [{ employee_id: 900, employee_name: 'Written by Python', t: '2021-07-27T16:02:08.123000' }], name)
     }
     // Put the employees back.
@@ -317,7 +418,11 @@ describe('API routes', () => {
     assert.match(backup.sha256, /^[0-9a-f]{64}$/)
     const list = await (await fetch(`${base}/tables/jobs/backups`)).json()
     assert.equal(list[0].file, backup.file.replace(/^jobs\//, ''))
-    const restored = await fetch(`${base}/tables/jobs/restore`, { method: 'POST', headers: auth, body: JSON.stringify({ file: list[0].file }) })
+    const restored = await fetch(`${base}/tables/jobs/restore`, {
+      method: 'POST',
+      headers: auth,
+      body: JSON.stringify({ file: list[0].file }),
+    })
     assert.equal(restored.status, 200)
     const body = await restored.json()
     assert.equal(body.rows_after, backup.rows)
@@ -331,10 +436,17 @@ describe('API routes', () => {
     assert.deepEqual([missing.status, (await missing.json()).error.code], [404, 'backup_not_found'])
     assert.equal((await post('/tables/salaries/restore', { newest: true })).status, 404)
     assert.equal((await fetch(`${base}/tables/salaries/backups`)).status, 404)
-    assert.equal((await fetch(`${base}/tables/departments/backup`, { method: 'POST', headers: { authorization: 'Bearer tok' } })).status, 201)
+    assert.equal(
+      (await fetch(`${base}/tables/departments/backup`, { method: 'POST', headers: { authorization: 'Bearer tok' } })).status,
+      201,
+    )
     await ingest('departments', [{ department_id: 60, department_name: 'Fresh' }])
-    await ingest('employees', [{ employee_id: 60, employee_name: 'Orphan-to-be', hiring_date: '2021-01-01T00:00:00Z', department_id: 60, job_id: 1 }])
-    const oldest = (await listBackups(databaseFolder(dir, db.name), 'departments')).filter((b) => b.kind === 'backup' && /^\d{8}T/.test(b.file)).at(-1)!
+    await ingest('employees', [
+      { employee_id: 60, employee_name: 'Orphan-to-be', hiring_date: '2021-01-01T00:00:00Z', department_id: 60, job_id: 1 },
+    ])
+    const oldest = (await listBackups(databaseFolder(dir, db.name), 'departments'))
+      .filter((b) => b.kind === 'backup' && /^\d{8}T/.test(b.file))
+      .at(-1)!
     const orphaned = await post('/tables/departments/restore', { file: oldest.file })
     assert.deepEqual([orphaned.status, (await orphaned.json()).error.code], [409, 'would_orphan_rows'])
   })

@@ -22,10 +22,25 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   })
 }
 
-const scripts = readdirSync(join(projectRoot, 'scripts')).filter((f) => f.endsWith('.mjs') && f !== 'ts.mjs').sort()
+const scripts = readdirSync(join(projectRoot, 'scripts'))
+  .filter((f) => f.endsWith('.mjs') && f !== 'ts.mjs')
+  .sort()
 
 test('every entry point is covered here (a new script gets the same checks)', () => {
-  for (const script of ['backup.mjs', 'db.mjs', 'fuzz.mjs', 'load.mjs', 'migrate.mjs', 'replica.mjs', 'report.mjs', 'restore.mjs', 'schedule.mjs', 'serve.mjs', 'start.mjs', 'test.mjs']) {
+  for (const script of [
+    'backup.mjs',
+    'db.mjs',
+    'fuzz.mjs',
+    'load.mjs',
+    'migrate.mjs',
+    'replica.mjs',
+    'report.mjs',
+    'restore.mjs',
+    'schedule.mjs',
+    'serve.mjs',
+    'start.mjs',
+    'test.mjs',
+  ]) {
     assert.ok(scripts.includes(script), script)
   }
 })
@@ -91,7 +106,9 @@ describe('bad values and arguments exit 2 naming them', { concurrency: 4 }, () =
 
 test('npm test -- --help prints the help instead of running the suite', async () => {
   const r = await new Promise<{ code: number; stdout: string }>((resolve) => {
-    execFile('npm', ['test', '--', '--help'], { cwd: projectRoot, env, timeout: 60_000 }, (err, stdout) => resolve({ code: err ? 1 : 0, stdout }))
+    execFile('npm', ['test', '--', '--help'], { cwd: projectRoot, env, timeout: 60_000 }, (err, stdout) =>
+      resolve({ code: err ? 1 : 0, stdout }),
+    )
   })
   assert.equal(r.code, 0)
   assert.match(r.stdout, /Usage: npx zx scripts\/test\.mjs \[test files\.\.\.\]/)

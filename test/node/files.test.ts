@@ -27,7 +27,10 @@ test('reports: a new folder is 0700 and every file 0600', async () => {
   assert.equal(await mode(out), 0o700)
   assert.equal(await mode(join(out, '..')), 0o700)
   for (const file of files) assert.equal(await mode(file), 0o600, file)
-  assert.deepEqual((await readdir(out)).filter((n) => n.endsWith('.tmp')), [])
+  assert.deepEqual(
+    (await readdir(out)).filter((n) => n.endsWith('.tmp')),
+    [],
+  )
 })
 
 test('FILE_MODE=0644 relaxes files to 0644 and new folders to 0755; a bad FILE_MODE is a clear error', async () => {
@@ -38,13 +41,16 @@ test('FILE_MODE=0644 relaxes files to 0644 and new folders to 0755; a bad FILE_M
     assert.equal(await mode(out), 0o755)
     for (const file of files) assert.equal(await mode(file), 0o644)
     process.env.FILE_MODE = '0777'
-    await assert.rejects(writeReports(db.sql, { years: [2021], out, database: 'test' }), /FILE_MODE must be an octal file mode .* got "0777"/)
+    await assert.rejects(
+      writeReports(db.sql, { years: [2021], out, database: 'test' }),
+      /FILE_MODE must be an octal file mode .* got "0777"/,
+    )
   } finally {
     delete process.env.FILE_MODE
   }
 })
 
-test('a symlink planted at a report\'s name is replaced, never written through', async () => {
+test("a symlink planted at a report's name is replaced, never written through", async () => {
   const out = await mkdtemp(join(tmpdir(), 'hirebase-files-'))
   const victim = join(await mkdtemp(join(tmpdir(), 'hirebase-victim-')), 'secret')
   await writeFile(victim, 'root only', { mode: 0o600 })
@@ -61,7 +67,10 @@ test('report.mjs --out refuses a folder other users can write, unless --force', 
   await chmod(out, 0o1777)
   const env = { ...process.env, DATABASE_URL: db.url }
   const zx = join(projectRoot, 'node_modules/.bin/zx')
-  const refused = await run(zx, ['scripts/report.mjs', '--out', out], { cwd: projectRoot, env }).then(() => null, (e) => e)
+  const refused = await run(zx, ['scripts/report.mjs', '--out', out], { cwd: projectRoot, env }).then(
+    () => null,
+    (e) => e,
+  )
   assert.equal(refused?.code, 1)
   assert.match(refused.stderr, /refused: .* is writable by other users.* --force/)
   assert.deepEqual(await readdir(out), [])
@@ -96,7 +105,10 @@ test('an output folder that belongs to another user is refused unless --force', 
   const out = join(await mkdtemp(join(tmpdir(), 'hirebase-files-')), 'theirs')
   await mkdir(out, { mode: 0o755 })
   await chown(out, 54321, 54321) // any uid but ours: the folder's owner could swap what we write
-  await assert.rejects(writeReports(db.sql, { years: [2021], out, database: 'test' }), /refused: .*theirs belongs to another user \(uid 54321\)/)
+  await assert.rejects(
+    writeReports(db.sql, { years: [2021], out, database: 'test' }),
+    /refused: .*theirs belongs to another user \(uid 54321\)/,
+  )
   assert.deepEqual(await readdir(out), [])
   await writeReports(db.sql, { years: [2021], out, database: 'test', force: true })
   assert.equal(await mode(join(out, 'index.html')), 0o600)

@@ -19,7 +19,11 @@ const backupDir = await mkdtemp(join(tmpdir(), 'hirebase-http-'))
 const start = (options: { token?: string; readToken?: string; allowedHosts?: string[]; allowedOrigins?: string[] } = {}) =>
   listenApi({ databaseUrl: db.url, backupDir, ...options })
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: string }
+interface Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+}
 
 /** A raw HTTP request (fetch may not set Host). */
 function raw(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
@@ -27,7 +31,9 @@ function raw(port: number, method: string, path: string, headers: Record<string,
     const req = request({ host: '127.0.0.1', port, method, path, headers: { host: `127.0.0.1:${port}`, ...headers } }, (res) => {
       let text = ''
       res.setEncoding('utf8')
-      res.on('data', (d) => { text += d })
+      res.on('data', (d) => {
+        text += d
+      })
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }))
     })
     req.on('error', reject)
@@ -35,9 +41,12 @@ function raw(port: number, method: string, path: string, headers: Record<string,
   })
 }
 
-const counts = async () => (await sql`
+const counts = async () =>
+  (
+    await sql`
   select (select count(*)::int from data.jobs) as jobs, (select count(*)::int from data.ingest_batches) as batches,
-         (select count(*)::int from data.backup_requests) as requests`)[0]
+         (select count(*)::int from data.backup_requests) as requests`
+  )[0]
 const backupFiles = async () => (await readdir(backupDir, { recursive: true })).filter((n) => String(n).endsWith('.avro')).length
 
 const open = await start()
@@ -47,7 +56,13 @@ const row = JSON.stringify([{ job_id: 4242, job_name: 'From a page' }])
 describe('Host (DNS rebinding)', () => {
   test('a foreign Host is refused before anything runs; the listening address and loopback names are answered', async () => {
     const before = await counts()
-    for (const host of ['evil.example', `evil.example:${open.port}`, `127.0.0.1:${open.port + 1}`, 'localhost.evil.example', `127.0.0.2:${open.port}`]) {
+    for (const host of [
+      'evil.example',
+      `evil.example:${open.port}`,
+      `127.0.0.1:${open.port + 1}`,
+      'localhost.evil.example',
+      `127.0.0.2:${open.port}`,
+    ]) {
       const r = await raw(open.port, 'POST', '/tables/jobs/rows', { ...json, host }, row)
       assert.equal(r.status, 421, `Host ${host}`)
       assert.equal(JSON.parse(r.body).error.code, 'unknown_host')
@@ -73,7 +88,9 @@ describe('Host (DNS rebinding)', () => {
 describe('Origin and bodies', () => {
   const postRoutes = async () => {
     const doc = open.app.swagger() as { paths: Record<string, Record<string, unknown>> }
-    return Object.entries(doc.paths).filter(([, ops]) => 'post' in ops).map(([path]) => path.replace('{table}', 'jobs'))
+    return Object.entries(doc.paths)
+      .filter(([, ops]) => 'post' in ops)
+      .map(([path]) => path.replace('{table}', 'jobs'))
   }
 
   test('a cross-origin POST to every POST route is refused with 403, and writes nothing', async () => {
@@ -98,19 +115,33 @@ describe('Origin and bodies', () => {
 
   test('ALLOWED_ORIGINS: those pages may write and get CORS headers; others get none, reads included', async () => {
     const allowed = await start({ allowedOrigins: ['https://app.example'] })
-    const ok = await raw(allowed.port, 'POST', '/tables/jobs/rows', { ...json, origin: 'https://app.example' }, JSON.stringify([{ job_id: 4243, job_name: 'Allowed page' }]))
+    const ok = await raw(
+      allowed.port,
+      'POST',
+      '/tables/jobs/rows',
+      { ...json, origin: 'https://app.example' },
+      JSON.stringify([{ job_id: 4243, job_name: 'Allowed page' }]),
+    )
     assert.equal(ok.status, 200)
     assert.equal(ok.headers['access-control-allow-origin'], 'https://app.example')
     const read = await raw(allowed.port, 'GET', '/tables/jobs/rows', { origin: 'https://evil.example' })
     assert.equal(read.status, 200)
     assert.equal(read.headers['access-control-allow-origin'], undefined)
-    const preflight = await raw(allowed.port, 'OPTIONS', '/tables/jobs/rows', { origin: 'https://evil.example', 'access-control-request-method': 'POST' })
+    const preflight = await raw(allowed.port, 'OPTIONS', '/tables/jobs/rows', {
+      origin: 'https://evil.example',
+      'access-control-request-method': 'POST',
+    })
     assert.equal(preflight.headers['access-control-allow-origin'], undefined)
   })
 
   test('text/plain and form bodies are 415 naming the accepted types, and write nothing', async () => {
     const before = await counts()
-    for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x']) {
+    for (const type of [
+      'text/plain',
+      'text/plain; charset=utf-8',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=x',
+    ]) {
       for (const path of ['/tables/jobs/rows', '/tables/jobs/restore']) {
         const r = await raw(open.port, 'POST', path, { 'content-type': type }, path.endsWith('rows') ? row : '{"newest": true}')
         assert.equal(r.status, 415, `${type} to ${path}`)
@@ -150,7 +181,16 @@ describe('tokens', () => {
 
   test('READ_TOKEN closes reads (the write token opens them too); without it reads are open', async () => {
     const closed = await start({ token: 'write-token', readToken: 'read-token' })
-    for (const path of ['/tables/jobs/rows', '/tables/jobs/rows/1', '/ingest/batches', '/stats', '/schedule', '/data-dictionary', '/reports/hires-by-quarter', '/tables/jobs/backups']) {
+    for (const path of [
+      '/tables/jobs/rows',
+      '/tables/jobs/rows/1',
+      '/ingest/batches',
+      '/stats',
+      '/schedule',
+      '/data-dictionary',
+      '/reports/hires-by-quarter',
+      '/tables/jobs/backups',
+    ]) {
       assert.equal((await raw(closed.port, 'GET', path)).status, 401, path)
       assert.equal((await raw(closed.port, 'GET', `${path}?access_token=read-token`)).status, 401, path)
       assert.notEqual((await raw(closed.port, 'GET', path, { authorization: 'Bearer read-token' })).status, 401, path)
@@ -164,7 +204,13 @@ describe('tokens', () => {
 
   test('the token appears in no log line', { timeout: 60_000 }, async () => {
     const token = 'tok-' + 'Zq9'.repeat(8)
-    const serve = await startServeScript({ DATABASE_URL: db.url, LOG_LEVEL: 'debug', API_TOKEN: token, READ_TOKEN: '', BACKUP_DIR: backupDir })
+    const serve = await startServeScript({
+      DATABASE_URL: db.url,
+      LOG_LEVEL: 'debug',
+      API_TOKEN: token,
+      READ_TOKEN: '',
+      BACKUP_DIR: backupDir,
+    })
     const { port } = serve
     try {
       await raw(port, 'GET', `/nope?access_token=${token}`)
@@ -178,7 +224,13 @@ describe('tokens', () => {
     }
     const output = serve.output()
     assert.match(output, /"route":"\/nope\?\[redacted\]"/)
-    assert.ok(!output.includes(token), output.split('\n').filter((l) => l.includes(token)).join('\n'))
+    assert.ok(
+      !output.includes(token),
+      output
+        .split('\n')
+        .filter((l) => l.includes(token))
+        .join('\n'),
+    )
   })
 })
 
@@ -193,20 +245,36 @@ describe('formula cells in CSV', () => {
     const neutral = (text: string) => {
       for (const name of names) {
         const quotedOrNot = [`'${name}`, `"'${name.replaceAll('"', '""')}"`]
-        assert.ok(quotedOrNot.some((n) => text.includes(n)), `${JSON.stringify(name)} not neutralised in\n${text}`)
-        for (const line of text.split('\r\n')) for (const cell of line.split(',')) assert.ok(!/^"?[=+\-@\t\r]/.test(cell), JSON.stringify(line))
+        assert.ok(
+          quotedOrNot.some((n) => text.includes(n)),
+          `${JSON.stringify(name)} not neutralised in\n${text}`,
+        )
+        for (const line of text.split('\r\n'))
+          for (const cell of line.split(',')) assert.ok(!/^"?[=+\-@\t\r]/.test(cell), JSON.stringify(line))
       }
     }
     neutral((await raw(open.port, 'GET', '/reports/hires-by-quarter?format=csv')).body)
     neutral((await raw(open.port, 'GET', '/reports/hires-by-quarter', { accept: 'text/csv' })).body)
     const asJson = JSON.parse((await raw(open.port, 'GET', '/reports/hires-by-quarter')).body)
-    for (const name of names) assert.ok(asJson.some((r: { department: string }) => r.department === name), name)
+    for (const name of names)
+      assert.ok(
+        asJson.some((r: { department: string }) => r.department === name),
+        name,
+      )
     const out = await mkdtemp(join(tmpdir(), 'hirebase-csv-'))
     const written = await writeReports(sql, { years: [2021], out, database: 'test' })
     const csvs = written.files.filter((f) => f.endsWith('.csv'))
     assert.ok(csvs.length >= 2)
-    neutral(await readFile(csvs.find((f) => f.includes('quarter'))!, 'utf8'))
-    const aboveMean = (await readFile(csvs.find((f) => !f.includes('quarter'))!, 'utf8'))
+    neutral(
+      await readFile(
+        csvs.find((f) => f.includes('quarter'))!,
+        'utf8',
+      ),
+    )
+    const aboveMean = await readFile(
+      csvs.find((f) => !f.includes('quarter'))!,
+      'utf8',
+    )
     for (const line of aboveMean.split('\r\n')) for (const cell of line.split(',')) assert.ok(!/^"?[=+\-@\t\r]/.test(cell), line)
   })
 })

@@ -15,8 +15,12 @@ const zx = join(projectRoot, 'node_modules/.bin/zx')
 
 function load(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(zx, ['scripts/load.mjs', ...args], { cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, CI: '1' }, timeout: 120_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }))
+    execFile(
+      zx,
+      ['scripts/load.mjs', ...args],
+      { cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, CI: '1' }, timeout: 120_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    )
   })
 }
 
@@ -28,7 +32,8 @@ async function folder(files: Record<string, string>): Promise<string> {
 
 /** Everything a load can write: the tables and the ingest log. */
 async function state() {
-  const [row] = await db.sql`select (select count(*) from data.departments)::int as departments, (select count(*) from data.jobs)::int as jobs,
+  const [row] =
+    await db.sql`select (select count(*) from data.departments)::int as departments, (select count(*) from data.jobs)::int as jobs,
     (select count(*) from data.employees)::int as employees, (select count(*) from data.ingest_batches)::int as batches,
     (select count(*) from data.ingest_rejects)::int as rejects`
   return { ...row }
@@ -59,7 +64,12 @@ test('--max-rejects: above the limit exit 3 and nothing written; within it, load
   for (const limit of ['1', '20%']) {
     const r = await load([dir, '--max-rejects', limit])
     assert.equal(r.code, 3, r.stderr)
-    assert.match(r.stderr, new RegExp(`error: (2 rows rejected|2 of 6 rows rejected \\(33\\.33%\\)), more than --max-rejects ${limit}: the load was rolled back, nothing was written`))
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `error: (2 rows rejected|2 of 6 rows rejected \\(33\\.33%\\)), more than --max-rejects ${limit}: the load was rolled back, nothing was written`,
+      ),
+    )
     assert.deepEqual(await state(), before)
   }
   const r = await load([dir, '--max-rejects', '40%'])
@@ -67,7 +77,9 @@ test('--max-rejects: above the limit exit 3 and nothing written; within it, load
   const after = await state()
   assert.deepEqual([after.departments, after.jobs, after.employees], [before.departments + 2, before.jobs + 1, before.employees + 1])
   // The summary names the real batches (the one-transaction load commits them all).
-  const ids = (await db.sql`select batch_id::text from data.ingest_batches where rejected > 0 order by batch_id desc limit 2`).map((b) => b.batch_id).reverse()
+  const ids = (await db.sql`select batch_id::text from data.ingest_batches where rejected > 0 order by batch_id desc limit 2`)
+    .map((b) => b.batch_id)
+    .reverse()
   assert.match(r.stdout, new RegExp(`select \\* from ingest_rejects where batch_id in \\(${ids.join(', ')}\\) order by batch_id, position`))
 })
 
@@ -110,11 +122,12 @@ test('a folder without some of the files loads the others with a warning', async
 })
 
 test('what looks like a header (runner.looks_like_header)', async () => {
-  const looks = async (table: string, fields: string[]) => (await db.sql<{ h: boolean }[]>`select runner.looks_like_header(${table}, ${fields}) as h`)[0].h
+  const looks = async (table: string, fields: string[]) =>
+    (await db.sql<{ h: boolean }[]>`select runner.looks_like_header(${table}, ${fields}) as h`)[0].h
   assert.ok(await looks('employees', ['id', 'name', 'datetime', 'department_id', 'job_id']))
   assert.ok(await looks('employees', ['Employee ID', 'Name', 'Hiring Date', 'Department', 'Job']))
-  assert.ok(!await looks('employees', ['1', 'Harold', '2021-11-07T02:48:42Z', '2', '96']))
+  assert.ok(!(await looks('employees', ['1', 'Harold', '2021-11-07T02:48:42Z', '2', '96'])))
   // A bad row is a reject, not a header: its id is not a field name and it has digits.
-  assert.ok(!await looks('employees', ['x', 'Harold', '2021-11-07T02:48:42Z', '2', '96']))
-  assert.ok(!await looks('departments', ['abc', 'Supply Chain']))
+  assert.ok(!(await looks('employees', ['x', 'Harold', '2021-11-07T02:48:42Z', '2', '96'])))
+  assert.ok(!(await looks('departments', ['abc', 'Supply Chain'])))
 })

@@ -43,7 +43,10 @@ test('shareOf sends every spelling of one id value to the same worker', () => {
   for (const k of [1, 2, 3, 4]) {
     for (const n of [1, 7, 42, 2147483647]) {
       const shares = [`${n}`, ` ${n}`, `00${n}`, `\u3000${n}\t`, `0${n} `].map((f) => shareOf(f, k))
-      assert.ok(shares.every((s) => s === n % k), `${n} over ${k}: ${shares}`)
+      assert.ok(
+        shares.every((s) => s === n % k),
+        `${n} over ${k}: ${shares}`,
+      )
     }
   }
 })
@@ -59,24 +62,31 @@ describe('K = 1 and K = 3 give the same tables, rejects and counts', () => {
     let run = 0
     // Some rows in the table before (unchanged, or the same id with other content), then the file.
     const file = fc.tuple(batch('employees', 0, 12, 20), batch('employees', 0, 80, 20))
-    await fc.assert(fc.asyncProperty(file, async ([existing, rows]) => {
-      const dir = join(work, `run-${run++}`)
-      await mkdir(dir)
-      const csv = (records: unknown[]) => records.map((r) => asCsv('employees', r as never)).filter((r): r is string[] => r !== undefined)
-        .map((fields) => fields.map((f) => `"${f.replaceAll('"', '""')}"`).join(',')).join('\n')
-      await writeFile(join(dir, 'existing.csv'), csv(existing))
-      await writeFile(join(dir, 'employees.csv'), csv(rows))
-      const results = []
-      for (const jobs of [1, 3]) {
-        await reset()
-        await loadFile(sql, 'employees', join(dir, 'existing.csv'))
-        const r = await loadFile(sql, 'employees', join(dir, 'employees.csv'), { jobs, url: db.url })
-        const { received, inserted, unchanged, rejected } = r.batch
-        results.push({ counts: { received, inserted, unchanged, rejected }, reasons: r.reasons, state: await snapshot() })
-      }
-      assert.deepEqual(results[1], results[0])
-      assert.equal(await leftovers(), 0)
-    }), { seed, numRuns: 12, includeErrorInReport: true })
+    await fc.assert(
+      fc.asyncProperty(file, async ([existing, rows]) => {
+        const dir = join(work, `run-${run++}`)
+        await mkdir(dir)
+        const csv = (records: unknown[]) =>
+          records
+            .map((r) => asCsv('employees', r as never))
+            .filter((r): r is string[] => r !== undefined)
+            .map((fields) => fields.map((f) => `"${f.replaceAll('"', '""')}"`).join(','))
+            .join('\n')
+        await writeFile(join(dir, 'existing.csv'), csv(existing))
+        await writeFile(join(dir, 'employees.csv'), csv(rows))
+        const results = []
+        for (const jobs of [1, 3]) {
+          await reset()
+          await loadFile(sql, 'employees', join(dir, 'existing.csv'))
+          const r = await loadFile(sql, 'employees', join(dir, 'employees.csv'), { jobs, url: db.url })
+          const { received, inserted, unchanged, rejected } = r.batch
+          results.push({ counts: { received, inserted, unchanged, rejected }, reasons: r.reasons, state: await snapshot() })
+        }
+        assert.deepEqual(results[1], results[0])
+        assert.equal(await leftovers(), 0)
+      }),
+      { seed, numRuns: 12, includeErrorInReport: true },
+    )
     delete process.env.LOAD_PARALLEL_MIN_BYTES
   })
 })
@@ -86,9 +96,11 @@ describe('all or nothing under kill -9', () => {
   const env = { ...process.env, DATABASE_URL: db.url, CI: '1', LOAD_PARALLEL_MIN_BYTES: '1000000' }
   let data: string
 
-  const load = (dir = join(data, 'employees-only')) => spawn(zx, ['scripts/load.mjs', dir, '--jobs', '3'], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const load = (dir = join(data, 'employees-only')) =>
+    spawn(zx, ['scripts/load.mjs', dir, '--jobs', '3'], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const exitOf = (child: ReturnType<typeof load>) => new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  const sessions = async () => (await sql`select coalesce(array_agg(pid), '{}') as pids from pg_stat_activity where datname = current_database()`)[0].pids as number[]
+  const sessions = async () =>
+    (await sql`select coalesce(array_agg(pid), '{}') as pids from pg_stat_activity where datname = current_database()`)[0].pids as number[]
   let known: number[] = []
   /** No session of the database is left but those there before the load. */
   const quiet = async () => {
@@ -101,8 +113,11 @@ describe('all or nothing under kill -9', () => {
     }
     throw new Error(`the killed load's sessions never ended: ${JSON.stringify(left)}`)
   }
-  const active = async (pattern: string) => (await sql`
-    select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active' and query like ${pattern}`)[0].n as number
+  const active = async (pattern: string) =>
+    (
+      await sql`
+    select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'active' and query like ${pattern}`
+    )[0].n as number
   const batches = async () => (await sql`select count(*)::int as n from data.ingest_batches where table_name = 'employees'`)[0].n as number
 
   // Each phase as the database shows it.
@@ -132,7 +147,9 @@ describe('all or nothing under kill -9', () => {
     before = await snapshot()
     const full = load()
     let out = ''
-    full.stdout.on('data', (d) => { out += d })
+    full.stdout.on('data', (d) => {
+      out += d
+    })
     assert.equal(await exitOf(full), 0)
     assert.match(out, new RegExp(`employees: 120000 rows read, ${generated.valid} inserted, 0 unchanged, ${generated.rejected} rejected`))
     complete = await snapshot()
@@ -150,7 +167,10 @@ describe('all or nothing under kill -9', () => {
       const exited = exitOf(child)
       let caught = false
       for (let i = 0; i < 6000 && child.exitCode === null; i++) {
-        if (await reached()) { caught = true; break }
+        if (await reached()) {
+          caught = true
+          break
+        }
         await new Promise((r) => setTimeout(r, 10))
       }
       assert.ok(caught, `the load never showed ${phase} (exit ${child.exitCode})`)
@@ -159,7 +179,8 @@ describe('all or nothing under kill -9', () => {
       await quiet()
       const state = await snapshot()
       if (phase === 'right after it') assert.deepEqual(state, complete)
-      else if (phase === 'the final transaction') assert.ok([JSON.stringify(before), JSON.stringify(complete)].includes(JSON.stringify(state)), 'partial')
+      else if (phase === 'the final transaction')
+        assert.ok([JSON.stringify(before), JSON.stringify(complete)].includes(JSON.stringify(state)), 'partial')
       else assert.deepEqual(state, before)
       const killedCommitted = JSON.stringify(state) === JSON.stringify(complete)
       // The next load completes, and removes what the killed one left.

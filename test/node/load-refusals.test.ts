@@ -14,18 +14,29 @@ import { freshDatabase } from '../support.ts'
 
 const db = await freshDatabase()
 const { sql } = db
-const counts = async () => (await sql`select (select count(*) from data.jobs)::int as jobs, (select count(*) from data.departments)::int as departments,
-  (select count(*) from data.ingest_batches)::int as batches, (select count(*) from data.ingest_rejects)::int as rejects`)[0]
+const counts = async () =>
+  (
+    await sql`select (select count(*) from data.jobs)::int as jobs, (select count(*) from data.departments)::int as departments,
+  (select count(*) from data.ingest_batches)::int as batches, (select count(*) from data.ingest_rejects)::int as rejects`
+  )[0]
 // Some files here are 100 MB: every folder goes when the file ends.
 const folders: string[] = []
-after(async () => { for (const f of folders) await rm(f, { recursive: true, force: true }) })
-const folder = async () => { const f = await mkdtemp(join(tmpdir(), 'hirebase-refuse-')); folders.push(f); return f }
+after(async () => {
+  for (const f of folders) await rm(f, { recursive: true, force: true })
+})
+const folder = async () => {
+  const f = await mkdtemp(join(tmpdir(), 'hirebase-refuse-'))
+  folders.push(f)
+  return f
+}
 
 /** Runs `work`, and how long it took and how much the process's RSS grew meanwhile (sampled). */
 async function bounded<T>(work: () => Promise<T>): Promise<{ ms: number; rssMb: number; result: T | Error }> {
   const base = process.memoryUsage().rss
   let peak = base
-  const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss) }, 20)
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss)
+  }, 20)
   const started = Date.now()
   const result = await work().catch((err: Error) => err)
   clearInterval(sampler)
@@ -58,7 +69,8 @@ describe('files load.mjs does not open', () => {
     const cli = await runLoad([dir], 20_000)
     assert.equal(cli.code, 1, cli.stderr)
     assert.match(cli.stderr, /refused: it is a FIFO/)
-    const [{ open }] = await sql`select count(*)::int as open from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`
+    const [{ open }] =
+      await sql`select count(*)::int as open from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`
     assert.equal(open, 0)
   })
 
@@ -91,7 +103,10 @@ describe('records too large', () => {
 
   test('10M fields in one record are refused at the field limit, in bounded time and memory', { timeout: 60_000 }, async () => {
     const file = join(await folder(), 'jobs.csv')
-    await writeFile(file, Buffer.concat([Buffer.from('9301,fine\n"quoted, comma",x\n9303'), Buffer.alloc(10_000_000, ','), Buffer.from('\n')]))
+    await writeFile(
+      file,
+      Buffer.concat([Buffer.from('9301,fine\n"quoted, comma",x\n9303'), Buffer.alloc(10_000_000, ','), Buffer.from('\n')]),
+    )
     const before = await counts()
     const { ms, rssMb, result } = await bounded(() => loadFile(sql, 'jobs', file))
     assert.match(String(result), /jobs\.csv, line 3: refused: more than 100 fields in one record \(LOAD_MAX_FIELDS\)/)
@@ -138,7 +153,12 @@ test('a file truncated while it is read is refused and nothing of it is kept', {
   const before = await counts()
   let cut = false
   const result = await loadFile(sql, 'jobs', file, {
-    progress: (_t, read) => { if (!cut && read > 0) { cut = true; void truncate(file, 1000) } },
+    progress: (_t, read) => {
+      if (!cut && read > 0) {
+        cut = true
+        void truncate(file, 1000)
+      }
+    },
   }).catch((err: Error) => err)
   assert.ok(cut, 'the file was read too fast to cut')
   assert.match(String(result), /jobs\.csv changed while it was read .*nothing loaded/)
@@ -155,9 +175,14 @@ test('SIGTERM during a load: the process exits within seconds and the load is ro
   }
   await new Promise<void>((r) => out.end(() => r()))
   const before = await counts()
-  const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/load.mjs', dir], { cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url } })
+  const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/load.mjs', dir], {
+    cwd: projectRoot,
+    env: { ...process.env, DATABASE_URL: db.url },
+  })
   let stdout = ''
-  child.stdout.on('data', (d) => { stdout += d })
+  child.stdout.on('data', (d) => {
+    stdout += d
+  })
   while (!stdout.includes('loading')) await new Promise((r) => setTimeout(r, 50))
   await new Promise((r) => setTimeout(r, 300))
   const signalled = Date.now()
@@ -172,10 +197,21 @@ test('SIGTERM during a load: the process exits within seconds and the load is ro
 
 function runLoad(args: string[], timeoutMs: number): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/load.mjs', ...args], { cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url } })
+    const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/load.mjs', ...args], {
+      cwd: projectRoot,
+      env: { ...process.env, DATABASE_URL: db.url },
+    })
     let stderr = ''
-    child.stderr.on('data', (d) => { stderr += d })
-    const timer = setTimeout(() => { child.kill('SIGKILL'); stderr += '\n(killed: no exit within the time limit)' }, timeoutMs)
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stderr }) })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      stderr += '\n(killed: no exit within the time limit)'
+    }, timeoutMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stderr })
+    })
   })
 }

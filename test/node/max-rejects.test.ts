@@ -16,11 +16,15 @@ function oracle(percent: string, rejected: number, received: number): boolean {
   return BigInt(rejected) * 100_000_000n > millionths * BigInt(received)
 }
 
-const counts = fc.integer({ min: 1, max: 10_000_000 }).chain((received) => fc.tuple(fc.integer({ min: 0, max: received }), fc.constant(received)))
-const decimalText = fc.tuple(fc.integer({ min: 0, max: 100 }), fc.option(fc.stringMatching(/^[0-9]{1,4}$/)))
+const counts = fc
+  .integer({ min: 1, max: 10_000_000 })
+  .chain((received) => fc.tuple(fc.integer({ min: 0, max: received }), fc.constant(received)))
+const decimalText = fc
+  .tuple(fc.integer({ min: 0, max: 100 }), fc.option(fc.stringMatching(/^[0-9]{1,4}$/)))
   .map(([whole, fraction]) => (fraction === null || whole === 100 ? String(whole) : `${whole}.${fraction}`))
 /** P% with two decimals, and counts at P% exactly, or one reject either side. */
-const boundary = fc.tuple(fc.integer({ min: 0, max: 10_000 }), fc.integer({ min: 1, max: 1_000 }), fc.integer({ min: -1, max: 1 }))
+const boundary = fc
+  .tuple(fc.integer({ min: 0, max: 10_000 }), fc.integer({ min: 1, max: 1_000 }), fc.integer({ min: -1, max: 1 }))
   .map(([hundredths, k, shift]) => {
     const received = 10_000 * k
     const rejected = Math.min(received, Math.max(0, hundredths * k + shift))
@@ -29,16 +33,22 @@ const boundary = fc.tuple(fc.integer({ min: 0, max: 10_000 }), fc.integer({ min:
 const random = fc.tuple(counts, decimalText).map(([[rejected, received], percent]) => ({ rejected, received, percent }))
 
 test('P%: more than P percent of the rows read, exactly (boundaries included)', () => {
-  fc.assert(fc.property(fc.oneof(boundary, random), ({ rejected, received, percent }) => {
-    const over = overLimit(parseRejectLimit(`${percent}%`), rejected, received)
-    assert.equal(over !== undefined, oracle(percent, rejected, received), `${rejected} of ${received} against ${percent}%`)
-  }), { seed, numRuns: Math.ceil(20_000 * scale) })
+  fc.assert(
+    fc.property(fc.oneof(boundary, random), ({ rejected, received, percent }) => {
+      const over = overLimit(parseRejectLimit(`${percent}%`), rejected, received)
+      assert.equal(over !== undefined, oracle(percent, rejected, received), `${rejected} of ${received} against ${percent}%`)
+    }),
+    { seed, numRuns: Math.ceil(20_000 * scale) },
+  )
 })
 
 test('N: more than N rejected rows', () => {
-  fc.assert(fc.property(counts, fc.nat(10_000_000), ([rejected, received], rows) => {
-    assert.equal(overLimit(parseRejectLimit(String(rows)), rejected, received) !== undefined, rejected > rows)
-  }), { seed, numRuns: Math.ceil(5_000 * scale) })
+  fc.assert(
+    fc.property(counts, fc.nat(10_000_000), ([rejected, received], rows) => {
+      assert.equal(overLimit(parseRejectLimit(String(rows)), rejected, received) !== undefined, rejected > rows)
+    }),
+    { seed, numRuns: Math.ceil(5_000 * scale) },
+  )
 })
 
 test('57 rejects of 10,000 rows are not more than 0.57% (found by the property: 0.57 * 10000 is not 5700 in floating point)', () => {
@@ -48,5 +58,6 @@ test('57 rejects of 10,000 rows are not more than 0.57% (found by the property: 
 
 test('the limit text: whole numbers, or percentages up to 100%', () => {
   for (const good of ['0', '12', '0%', '0.5%', '100%', '100.000%', '007%']) assert.doesNotThrow(() => parseRejectLimit(good), good)
-  for (const bad of ['', '-1', '1.5', '100.01%', '101%', '%', '.5%', '5 %', '1e3', '0x10', '5%%']) assert.throws(() => parseRejectLimit(bad), /expected a number of rows/, bad)
+  for (const bad of ['', '-1', '1.5', '100.01%', '101%', '%', '.5%', '5 %', '1e3', '0x10', '5%%'])
+    assert.throws(() => parseRejectLimit(bad), /expected a number of rows/, bad)
 })

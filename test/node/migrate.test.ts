@@ -35,10 +35,17 @@ const asRole = (url: string, role: string, password: string) => url.replace(/^(p
 
 function migrateRun(url: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/migrate.mjs'], { cwd: projectRoot, env: { ...process.env, DATABASE_URL: url } })
+    const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/migrate.mjs'], {
+      cwd: projectRoot,
+      env: { ...process.env, DATABASE_URL: url },
+    })
     let out = ''
-    child.stdout.on('data', (d) => { out += d })
-    child.stderr.on('data', (d) => { out += d })
+    child.stdout.on('data', (d) => {
+      out += d
+    })
+    child.stderr.on('data', (d) => {
+      out += d
+    })
     child.on('exit', (code) => resolve({ code, out }))
   })
 }
@@ -63,7 +70,8 @@ test('four concurrent migrate.mjs runs on a new database: all succeed, each migr
   try {
     const names = await sql`select name, count(*)::int as n from public.migrations group by name order by name`
     assert.ok(names.length >= 4 && names.every((r) => r.n === 1), JSON.stringify(names))
-    const [{ procs }] = await sql`select count(*)::int as procs from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'api'`
+    const [{ procs }] =
+      await sql`select count(*)::int as procs from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'api'`
     assert.ok(procs > 10)
   } finally {
     await sql.end()

@@ -18,7 +18,13 @@ import { batch, PARENTS } from '../generators.ts'
 import { toJson } from '../oracle.ts'
 import { freshDatabase, type TestDatabase } from '../support.ts'
 
-interface Instance { name: string; base: string; child: ChildProcess; output: () => string; exited: Promise<number | null> }
+interface Instance {
+  name: string
+  base: string
+  child: ChildProcess
+  output: () => string
+  exited: Promise<number | null>
+}
 
 // (At the top level: freshDatabase drops the database when the file ends.)
 const db: TestDatabase = await freshDatabase()
@@ -31,19 +37,30 @@ async function startInstance(name: string): Promise<Instance> {
   const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], {
     cwd: projectRoot,
     env: {
-      ...process.env, DATABASE_URL: db.url, HOST: '127.0.0.1', PORT: '0', BACKUP_DIR: backupDir,
+      ...process.env,
+      DATABASE_URL: db.url,
+      HOST: '127.0.0.1',
+      PORT: '0',
+      BACKUP_DIR: backupDir,
       // info: the backup runner's "backup request done" lines tell which instance took a request.
       LOG_LEVEL: 'info',
       // Batches queue behind a lock this test holds, and for the pool; on a loaded machine
       // the defaults' few seconds could end them.
-      LOCK_TIMEOUT_MS: '60000', STATEMENT_TIMEOUT_MS: '60000', POOL_TIMEOUT_MS: '60000',
+      LOCK_TIMEOUT_MS: '60000',
+      STATEMENT_TIMEOUT_MS: '60000',
+      POOL_TIMEOUT_MS: '60000',
     },
   })
   let output = ''
-  child.stdout!.on('data', (d) => { output += d })
-  child.stderr!.on('data', (d) => { output += d })
+  child.stdout!.on('data', (d) => {
+    output += d
+  })
+  child.stderr!.on('data', (d) => {
+    output += d
+  })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  for (let i = 0; i < 1200 && !/API on http:\/\/127\.0\.0\.1:\d+/.test(output) && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100))
+  for (let i = 0; i < 1200 && !/API on http:\/\/127\.0\.0\.1:\d+/.test(output) && child.exitCode === null; i++)
+    await new Promise((r) => setTimeout(r, 100))
   const port = /API on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]
   assert.ok(port, `instance ${name} did not start:\n${output}`)
   return { name, base: `http://127.0.0.1:${port}`, child, output: () => output, exited }
@@ -53,9 +70,11 @@ type Answer = { status: number; body: Record<string, unknown> }
 
 async function post(instance: Instance, table: string, body: string, key?: string): Promise<Answer> {
   const res = await fetch(`${instance.base}/tables/${table}/rows`, {
-    method: 'POST', body, headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
   })
-  return { status: res.status, body: await res.json() as Record<string, unknown> }
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> }
 }
 
 /** The employees batches: half valid, half broken rows, ids from a pool small enough to collide across batches. */
@@ -107,14 +126,21 @@ function assertOneAnswer(key: string, answers: Answer[]) {
   assert.equal(inserted + unchanged + rejected, received, `${key}: every row has one verdict`)
 }
 
-const logLines = (instance: Instance, msg: string) => instance.output().split('\n').filter((l) => l.includes(`"msg":"${msg}"`))
+const logLines = (instance: Instance, msg: string) =>
+  instance
+    .output()
+    .split('\n')
+    .filter((l) => l.includes(`"msg":"${msg}"`))
 
 before(async () => {
   // Started together, as a deployment starts them (the last test is the example of what that found).
   ;[a, b] = await Promise.all([startInstance('A'), startInstance('B')])
   // The parents every generated employee may reference.
   const ids = Array.from({ length: PARENTS }, (_, i) => i + 1)
-  assert.equal((await post(a, 'departments', JSON.stringify(ids.map((id) => ({ department_id: id, department_name: `D${id}` }))))).body.inserted, PARENTS)
+  assert.equal(
+    (await post(a, 'departments', JSON.stringify(ids.map((id) => ({ department_id: id, department_name: `D${id}` }))))).body.inserted,
+    PARENTS,
+  )
   assert.equal((await post(b, 'jobs', JSON.stringify(ids.map((id) => ({ job_id: id, job_name: `J${id}` }))))).body.inserted, PARENTS)
 })
 
@@ -124,56 +150,72 @@ after(async () => {
   await rm(backupDir, { recursive: true, force: true })
 })
 
-test('concurrent batches with shared Idempotency-Key values, a queued backup and a direct one: rows counted once, each backup written once', { timeout: 180_000 }, async () => {
-  const bodies = batches(19, 24)
-  // Each key goes twice to each instance, all at once; in the middle a backup is queued (as
-  // pg_cron does) and another asked of B directly (POST .../backup, written by B itself).
-  const sends = bodies.flatMap((body, i) => [a, b, a, b].map((instance) => () => post(instance, 'employees', body, `mi-${i}`)))
-  const answers = new Map<string, Answer[]>()
-  let queued: number[] = []
-  let posted: Promise<Response> | undefined
-  await Promise.all(sends.map(async (send, n) => {
-    if (n === Math.floor(sends.length / 2)) {
-      posted = fetch(`${b.base}/tables/employees/backup`, { method: 'POST' })
-      ;[{ ids: queued }] = await db.sql<{ ids: number[] }[]>`select api.request_backup('employees') as ids`
-    }
-    const answer = await send()
-    const key = `mi-${Math.floor(n / 4)}`
-    answers.set(key, [...answers.get(key) ?? [], answer])
-  }))
-  for (const [key, list] of answers) assertOneAnswer(key, list)
-  await assertCountedOnce(bodies.length)
+test(
+  'concurrent batches with shared Idempotency-Key values, a queued backup and a direct one: rows counted once, each backup written once',
+  { timeout: 180_000 },
+  async () => {
+    const bodies = batches(19, 24)
+    // Each key goes twice to each instance, all at once; in the middle a backup is queued (as
+    // pg_cron does) and another asked of B directly (POST .../backup, written by B itself).
+    const sends = bodies.flatMap((body, i) => [a, b, a, b].map((instance) => () => post(instance, 'employees', body, `mi-${i}`)))
+    const answers = new Map<string, Answer[]>()
+    let queued: number[] = []
+    let posted: Promise<Response> | undefined
+    await Promise.all(
+      sends.map(async (send, n) => {
+        if (n === Math.floor(sends.length / 2)) {
+          posted = fetch(`${b.base}/tables/employees/backup`, { method: 'POST' })
+          ;[{ ids: queued }] = await db.sql<{ ids: number[] }[]>`select api.request_backup('employees') as ids`
+        }
+        const answer = await send()
+        const key = `mi-${Math.floor(n / 4)}`
+        answers.set(key, [...(answers.get(key) ?? []), answer])
+      }),
+    )
+    for (const [key, list] of answers) assertOneAnswer(key, list)
+    await assertCountedOnce(bodies.length)
 
-  // Both runners were woken by the request's NOTIFY; one takes it.
-  assert.equal(queued.length, 1)
-  let request: { finished_at: Date | null; file: string | null; error: string | null; worker: string | null } | undefined
-  for (let i = 0; i < 600 && !request?.finished_at; i++) {
-    ;[request] = await db.sql<NonNullable<typeof request>[]>`select finished_at, file, error, worker from data.backup_requests where request_id = ${queued[0]}`
-    if (!request?.finished_at) await new Promise((r) => setTimeout(r, 100))
-  }
-  assert.ok(request?.finished_at, 'the queued backup was not finished within 60 s')
-  assert.equal(request.error, null)
-  const direct = await posted!
-  assert.equal(direct.status, 201)
-  const { file: directFile } = await direct.json() as { file: string }
-  // One file per backup asked for: the request's and the direct one's, under distinct names.
-  const files = (await readdir(backupDir, { recursive: true })).filter((f) => f.endsWith('.avro')).sort()
-  assert.equal(files.length, 2, `backup files: ${files.join(', ')}`)
-  assert.notEqual(request.file, directFile)
-  for (const file of [request.file!, directFile]) assert.ok(files.some((f) => f.endsWith(file)), `${file} is not among ${files.join(', ')}`)
-  // Written and finished by one runner: one "done" line across both instances' logs.
-  const done = [a, b].flatMap((instance) => logLines(instance, 'backup request done').map(() => instance.name))
-  assert.equal(done.length, 1, `"backup request done" logged by ${done.join(', ') || 'no instance'}`)
-  assert.equal([a, b].flatMap((instance) => logLines(instance, 'backup request failed')).length, 0)
-})
+    // Both runners were woken by the request's NOTIFY; one takes it.
+    assert.equal(queued.length, 1)
+    let request: { finished_at: Date | null; file: string | null; error: string | null; worker: string | null } | undefined
+    for (let i = 0; i < 600 && !request?.finished_at; i++) {
+      ;[request] = await db.sql<
+        NonNullable<typeof request>[]
+      >`select finished_at, file, error, worker from data.backup_requests where request_id = ${queued[0]}`
+      if (!request?.finished_at) await new Promise((r) => setTimeout(r, 100))
+    }
+    assert.ok(request?.finished_at, 'the queued backup was not finished within 60 s')
+    assert.equal(request.error, null)
+    const direct = await posted!
+    assert.equal(direct.status, 201)
+    const { file: directFile } = (await direct.json()) as { file: string }
+    // One file per backup asked for: the request's and the direct one's, under distinct names.
+    const files = (await readdir(backupDir, { recursive: true })).filter((f) => f.endsWith('.avro')).sort()
+    assert.equal(files.length, 2, `backup files: ${files.join(', ')}`)
+    assert.notEqual(request.file, directFile)
+    for (const file of [request.file!, directFile])
+      assert.ok(
+        files.some((f) => f.endsWith(file)),
+        `${file} is not among ${files.join(', ')}`,
+      )
+    // Written and finished by one runner: one "done" line across both instances' logs.
+    const done = [a, b].flatMap((instance) => logLines(instance, 'backup request done').map(() => instance.name))
+    assert.equal(done.length, 1, `"backup request done" logged by ${done.join(', ') || 'no instance'}`)
+    assert.equal([a, b].flatMap((instance) => logLines(instance, 'backup request failed')).length, 0)
+  },
+)
 
 test('SIGTERM one instance mid-load: its in-flight batches finish, the other keeps serving', { timeout: 180_000 }, async () => {
-  const [{ n: keysBefore }] = await db.sql<{ n: number }[]>`select count(*)::int as n from data.idempotency_keys where idempotency_key like 'mi-%'`
+  const [{ n: keysBefore }] = await db.sql<
+    { n: number }[]
+  >`select count(*)::int as n from data.idempotency_keys where idempotency_key like 'mi-%'`
   const bodies = batches(1919, 9)
   // Hold the employees table's lock, so the batches stay in flight until we let go.
   const holder = connect(db.url, { max: 1 })
   let release = () => {}
-  const released = new Promise<void>((resolve) => { release = resolve })
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
   const holding = holder.begin(async (tx) => {
     await tx`select internal.lock_table('employees')`
     await released
@@ -194,7 +236,8 @@ test('SIGTERM one instance mid-load: its in-flight batches finish, the other kee
 
     const answersA = await Promise.all(inFlightA)
     const answersB = await Promise.all(inFlightB)
-    for (const [i, answer] of answersA.entries()) assert.equal(answer.status, 200, `A's in-flight batch mi-s${i}: ${JSON.stringify(answer.body)}`)
+    for (const [i, answer] of answersA.entries())
+      assert.equal(answer.status, 200, `A's in-flight batch mi-s${i}: ${JSON.stringify(answer.body)}`)
     assert.equal(await a.exited, 0, a.output())
     await assert.rejects(fetch(`${a.base}/health`), 'A no longer listens')
     assertOneAnswer('mi-s4', [answersA[4], answersB[0]])
@@ -214,17 +257,21 @@ test('SIGTERM one instance mid-load: its in-flight batches finish, the other kee
   }
 })
 
-test('two servers starting together on a new database both log in: the API login\'s password is set once', { timeout: 120_000 }, async () => {
-  // Found by this file's start of A and B at once: both found the password unset and the
-  // second ALTER ROLE failed with "tuple concurrently updated" (XX000), ending that server
-  // (1 start in 5 here). The roles are the database's, so unsetting it again is a new database's state.
-  const failures: string[] = []
-  for (let i = 0; i < 10; i++) {
-    await db.sql.unsafe(`alter role "${db.roles.login}" password null`)
-    for (const r of await Promise.allSettled([apiConnection(db.url), apiConnection(db.url)])) {
-      if (r.status === 'rejected') failures.push(`round ${i}: ${(r.reason as Error).message}`)
+test(
+  "two servers starting together on a new database both log in: the API login's password is set once",
+  { timeout: 120_000 },
+  async () => {
+    // Found by this file's start of A and B at once: both found the password unset and the
+    // second ALTER ROLE failed with "tuple concurrently updated" (XX000), ending that server
+    // (1 start in 5 here). The roles are the database's, so unsetting it again is a new database's state.
+    const failures: string[] = []
+    for (let i = 0; i < 10; i++) {
+      await db.sql.unsafe(`alter role "${db.roles.login}" password null`)
+      for (const r of await Promise.allSettled([apiConnection(db.url), apiConnection(db.url)])) {
+        if (r.status === 'rejected') failures.push(`round ${i}: ${(r.reason as Error).message}`)
+      }
     }
-  }
-  assert.deepEqual(failures, [])
-  assert.equal((await post(b, 'jobs', '[{"job_id": 77, "job_name": "After the roles test"}]')).status, 200, 'B still logs in')
-})
+    assert.deepEqual(failures, [])
+    assert.equal((await post(b, 'jobs', '[{"job_id": 77, "job_name": "After the roles test"}]')).status, 200, 'B still logs in')
+  },
+)

@@ -13,7 +13,10 @@ async function layout(): Promise<{ paths: string[]; src: string }> {
   const section = /\n## Layout\n([\s\S]*?)\n## /.exec(text)?.[1]
   assert.ok(section, 'the README has no "## Layout" section')
   const listing = /```\n([\s\S]*?)```/.exec(section)?.[1] ?? ''
-  const paths = listing.split('\n').filter((l) => /^\S/.test(l)).map((l) => l.split(/\s+/)[0])
+  const paths = listing
+    .split('\n')
+    .filter((l) => /^\S/.test(l))
+    .map((l) => l.split(/\s+/)[0])
   const src = /\nIn `src\/`:([\s\S]*?)(\n\n|$)/.exec(section)?.[1] ?? ''
   assert.ok(paths.length > 5 && src, 'the Layout section has no listing, or no paragraph on src/')
   return { paths, src }
@@ -25,7 +28,10 @@ test('the README layout names paths that exist, every folder of the checkout, an
   for (const entry of await readdir(projectRoot, { withFileTypes: true })) {
     // (not the checkout's: dependencies, and what runs create, git-ignored)
     if (!entry.isDirectory() || ['.git', '.pgdata', 'node_modules', 'backups'].includes(entry.name)) continue
-    assert.ok(paths.some((p) => p === entry.name || p.startsWith(`${entry.name}/`)), `the folder ${entry.name}/ is not in the README's layout`)
+    assert.ok(
+      paths.some((p) => p === entry.name || p.startsWith(`${entry.name}/`)),
+      `the folder ${entry.name}/ is not in the README's layout`,
+    )
   }
   for (const entry of await readdir(join(projectRoot, 'src'), { withFileTypes: true })) {
     const name = entry.isDirectory() ? `${entry.name}/` : entry.name

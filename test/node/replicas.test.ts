@@ -13,21 +13,33 @@ import { formatLsn, parseLsn, replicaSettingsFromEnv } from '../../src/replicas.
 import { pg, pgBin, primaryWithStandby, startCluster, stopCluster } from '../../src/standby.ts'
 
 test('WAL positions are read strictly and written as PostgreSQL writes them; settings are checked at start', () => {
-  assert.equal(parseLsn('0/16B3748'), 0x16B3748n)
+  assert.equal(parseLsn('0/16B3748'), 0x16b3748n)
   assert.equal(formatLsn(parseLsn('FFFFFFFF/ffffffff')!), 'FFFFFFFF/FFFFFFFF')
   for (const bad of ['', '16B3748', '0/', '/1', '0/123456789', '0x0/1', ' 0/1', '0/1/2', '-1/0']) assert.equal(parseLsn(bad), null, bad)
   assert.deepEqual(replicaSettingsFromEnv({}), { urls: [], maxLagSeconds: 5, waitMs: 50 })
-  assert.deepEqual(replicaSettingsFromEnv({ DATABASE_REPLICA_URLS: ' postgres://h1:5433/db, postgres://h2/db ', REPLICA_MAX_LAG: '0.5', REPLICA_WAIT_MS: '0' }),
-    { urls: ['postgres://h1:5433/db', 'postgres://h2/db'], maxLagSeconds: 0.5, waitMs: 0 })
+  assert.deepEqual(
+    replicaSettingsFromEnv({
+      DATABASE_REPLICA_URLS: ' postgres://h1:5433/db, postgres://h2/db ',
+      REPLICA_MAX_LAG: '0.5',
+      REPLICA_WAIT_MS: '0',
+    }),
+    { urls: ['postgres://h1:5433/db', 'postgres://h2/db'], maxLagSeconds: 0.5, waitMs: 0 },
+  )
   assert.throws(() => replicaSettingsFromEnv({ REPLICA_MAX_LAG: '-1' }), /REPLICA_MAX_LAG must be a number >= 0/)
   assert.throws(() => replicaSettingsFromEnv({ REPLICA_WAIT_MS: '1.5' }), /REPLICA_WAIT_MS must be a whole number >= 0/)
-  assert.throws(() => replicaSettingsFromEnv({ DATABASE_REPLICA_URLS: 'postgres://h1/db,u:secret@h2' }), /^Error: DATABASE_REPLICA_URLS: URL 2 is not a postgres:\/\/ URL$/)
+  assert.throws(
+    () => replicaSettingsFromEnv({ DATABASE_REPLICA_URLS: 'postgres://h1/db,u:secret@h2' }),
+    /^Error: DATABASE_REPLICA_URLS: URL 2 is not a postgres:\/\/ URL$/,
+  )
 })
 
 // porsager/postgres#1193: a server address that accepts and closes at once (a proxy with nothing
 // behind it) made the driver reconnect in a tight loop; src/database.ts's sockets wait between tries.
 test('a pending query behind a proxy with no server reconnects slowly, not in a loop', async () => {
-  const proxy = createServer((client) => { client.on('error', () => {}); client.destroy() })
+  const proxy = createServer((client) => {
+    client.on('error', () => {})
+    client.destroy()
+  })
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
   let accepted = 0
   proxy.on('connection', () => accepted++)
@@ -41,7 +53,8 @@ test('a pending query behind a proxy with no server reconnects slowly, not in a 
 
 const bin = pgBin(15)
 if (!bin) {
-  const why = 'SKIPPED LOUDLY: PostgreSQL 15 server programs (/usr/lib/postgresql/15/bin: initdb, pg_ctl, pg_basebackup) are missing; CI has them'
+  const why =
+    'SKIPPED LOUDLY: PostgreSQL 15 server programs (/usr/lib/postgresql/15/bin: initdb, pg_ctl, pg_basebackup) are missing; CI has them'
   process.stderr.write(`\n${'!'.repeat(78)}\n${why}\n${'!'.repeat(78)}\n`)
   test.skip(why, () => {})
 } else {
@@ -59,7 +72,11 @@ async function suite(bin: string) {
     for (const s of [client, upstream]) {
       sockets.add(s)
       s.on('error', () => {})
-      s.on('close', () => { sockets.delete(s); client.destroy(); upstream.destroy() })
+      s.on('close', () => {
+        sockets.delete(s)
+        client.destroy()
+        upstream.destroy()
+      })
     }
     client.pipe(upstream).pipe(client)
   })
@@ -80,29 +97,47 @@ async function suite(bin: string) {
   before(async () => {
     standbySql = connect(urlOf(standby.port), { max: 1 })
     app = await buildServer({
-      databaseUrl: urlOf(proxyPort), logLevel: 'silent', allowedOrigins: ['http://app.example'], backupDir: join(cluster.root, 'backups'), limits: { ...limitsFromEnv({}), statementTimeoutMs: 3000 },
+      databaseUrl: urlOf(proxyPort),
+      logLevel: 'silent',
+      allowedOrigins: ['http://app.example'],
+      backupDir: join(cluster.root, 'backups'),
+      limits: { ...limitsFromEnv({}), statementTimeoutMs: 3000 },
       replicas: { urls: [urlOf(standby.port)], maxLagSeconds: 2, waitMs: 50, probeMs: 200 },
     })
     await app.app.listen({ host: '127.0.0.1', port: 0 })
     await call('POST', '/tables/departments/rows', [{ department_id: 1, department_name: 'Engineering' }])
   })
 
-  interface Answer { status: number; body: any; headers: Headers; by: string | null; ms: number }
+  interface Answer {
+    status: number
+    body: any
+    headers: Headers
+    by: string | null
+    ms: number
+  }
   async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Answer> {
     const started = performance.now()
     const res = await fetch(`http://127.0.0.1:${(app!.app.server.address() as { port: number }).port}${path}`, {
-      method, headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      method,
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
       body: body === undefined ? undefined : JSON.stringify(body),
     })
     const text = await res.text()
-    return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers, by: res.headers.get('x-hirebase-served-by'), ms: performance.now() - started }
+    return {
+      status: res.status,
+      body: text ? JSON.parse(text) : null,
+      headers: res.headers,
+      by: res.headers.get('x-hirebase-served-by'),
+      ms: performance.now() - started,
+    }
   }
   const health = async () => (await call('GET', '/health')).body
   const replicaState = async () => (await health()).replication.replicas[0].state as string
   async function until(what: string, check: () => Promise<boolean>, ms = 10_000): Promise<void> {
     const end = Date.now() + ms
     while (!(await check())) {
-      if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms; /health: ${JSON.stringify(await health().catch((e) => String(e)))}`)
+      if (Date.now() > end)
+        throw new Error(`${what}: not within ${ms} ms; /health: ${JSON.stringify(await health().catch((e) => String(e)))}`)
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   }
@@ -116,17 +151,31 @@ async function suite(bin: string) {
       assert.match(write.headers.get('x-hirebase-lsn') ?? '', /^[0-9A-F]+\/[0-9A-F]+$/)
       const lsn = write.headers.get('x-hirebase-lsn')!
       // (the replica's first connection may take longer than REPLICA_WAIT_MS)
-      await until('the replica serves the new row', async () => (await call('GET', `/tables/jobs/rows/1?min_lsn=${lsn}`)).by === 'replica-1')
+      await until(
+        'the replica serves the new row',
+        async () => (await call('GET', `/tables/jobs/rows/1?min_lsn=${lsn}`)).by === 'replica-1',
+      )
       const row = await call('GET', `/tables/jobs/rows/1?min_lsn=${lsn}`)
       assert.deepEqual([row.status, row.by, row.body.job_name], [200, 'replica-1', 'Job 1'])
-      for (const path of ['/tables/jobs/rows/1', '/tables/jobs/rows', '/ingest/batches', '/stats', '/data-dictionary', '/reports/hires-by-quarter', '/reports/departments-above-mean']) {
+      for (const path of [
+        '/tables/jobs/rows/1',
+        '/tables/jobs/rows',
+        '/ingest/batches',
+        '/stats',
+        '/data-dictionary',
+        '/reports/hires-by-quarter',
+        '/reports/departments-above-mean',
+      ]) {
         const res = await call('GET', path)
         assert.deepEqual([path, res.status, res.by], [path, 200, 'replica-1'])
       }
       assert.equal((await call('GET', '/schedule')).by, 'primary')
       const h = await call('GET', '/health')
       assert.equal(h.status, 200)
-      assert.deepEqual([h.body.replication.replicas[0].name, h.body.replication.replicas[0].state, h.body.replication.replicas[0].in_rotation], ['replica-1', 'ok', true])
+      assert.deepEqual(
+        [h.body.replication.replicas[0].name, h.body.replication.replicas[0].state, h.body.replication.replicas[0].in_rotation],
+        ['replica-1', 'ok', true],
+      )
       assert.equal(typeof h.body.replication.replicas[0].lag_seconds, 'number')
       assert.ok(!JSON.stringify(h.body).includes(password), 'no password in /health')
       assert.ok(!JSON.stringify(h.body).includes('hirebase_login'), 'no user name in /health')
@@ -135,14 +184,19 @@ async function suite(bin: string) {
       assert.match(cors.headers.get('access-control-expose-headers') ?? '', /x-hirebase-lsn.*x-hirebase-served-by/i)
       const spec = (await call('GET', '/openapi.json')).body
       for (const path of ['/stats', '/tables/{table}/rows/{id}', '/reports/hires-by-quarter']) {
-        assert.ok(spec.paths[path].get.parameters.some((p: { name: string }) => p.name === 'min_lsn'), `${path} documents min_lsn`)
+        assert.ok(
+          spec.paths[path].get.parameters.some((p: { name: string }) => p.name === 'min_lsn'),
+          `${path} documents min_lsn`,
+        )
       }
       assert.ok(!(spec.paths['/tables/{table}/rows'].post.parameters ?? []).some((p: { name: string }) => p.name === 'min_lsn'))
     })
 
     test('a malformed WAL position is a 400 bad_parameter naming it', async () => {
       for (const [path, headers, name] of [
-        ['/tables/jobs/rows/1?min_lsn=0/XYZ', {}, 'min_lsn'], ['/stats?min_lsn=', {}, 'min_lsn'], ['/stats?min_lsn=123456789/0', {}, 'min_lsn'],
+        ['/tables/jobs/rows/1?min_lsn=0/XYZ', {}, 'min_lsn'],
+        ['/stats?min_lsn=', {}, 'min_lsn'],
+        ['/stats?min_lsn=123456789/0', {}, 'min_lsn'],
         ['/stats', { 'x-hirebase-lsn': '16B3748' }, 'x-hirebase-lsn'],
       ] as const) {
         const res = await call('GET', path, undefined, headers)
@@ -200,8 +254,10 @@ async function suite(bin: string) {
 
     test('primary down: writes answer 503 promptly, reads go on from the replica; promoted and pointed at, the server recovers', async () => {
       const last = await call('POST', '/tables/jobs/rows', job(3))
-      await until('the replica has replayed the last write', async () =>
-        (await call('GET', `/tables/jobs/rows/3?min_lsn=${last.headers.get('x-hirebase-lsn')}`)).by === 'replica-1')
+      await until(
+        'the replica has replayed the last write',
+        async () => (await call('GET', `/tables/jobs/rows/3?min_lsn=${last.headers.get('x-hirebase-lsn')}`)).by === 'replica-1',
+      )
       await stopCluster(primary, 'immediate')
       // Through a proxy a connect may hang (postgres.js retries a socket closed during start-up)
       // until the primary has failed two probes; from then on, writes are refused at once.

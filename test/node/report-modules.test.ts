@@ -21,7 +21,12 @@ function reach(entry: string): { packages: Set<string>; files: Set<string> } {
         assert.ok(existsSync(target), `${file} imports ${fileName}, which is not a file`)
         visit(target)
       } else if (!fileName.startsWith('node:')) {
-        packages.add(fileName.split('/').slice(0, fileName.startsWith('@') ? 2 : 1).join('/'))
+        packages.add(
+          fileName
+            .split('/')
+            .slice(0, fileName.startsWith('@') ? 2 : 1)
+            .join('/'),
+        )
       }
     }
   }

@@ -20,8 +20,18 @@ describe('report API', () => {
   test('departments above the mean: JSON by default, the mean in headers', async () => {
     const res = await fetch(`${base}/reports/departments-above-mean?year=2021`)
     assert.equal(res.status, 200)
-    assert.deepEqual((await res.json()).map((r: any) => [r.department, r.hired]), [['Support', 216], ['Engineering', 205],
-      ['Human Resources', 201], ['Services', 200], ['Business Development', 185], ['Research and Development', 148], ['Marketing', 142]])
+    assert.deepEqual(
+      (await res.json()).map((r: any) => [r.department, r.hired]),
+      [
+        ['Support', 216],
+        ['Engineering', 205],
+        ['Human Resources', 201],
+        ['Services', 200],
+        ['Business Development', 185],
+        ['Research and Development', 148],
+        ['Marketing', 142],
+      ],
+    )
     assert.equal(res.headers.get('x-mean-over'), 'all')
     assert.equal(Number(res.headers.get('x-mean')).toFixed(1), '136.9')
     const hiring = await fetch(`${base}/reports/departments-above-mean?mean_over=hiring`)
@@ -56,13 +66,20 @@ describe('static HTML reports', async () => {
   const parse = async (name: string) => new JSDOM(await html(name)).window.document
 
   test('writes both reports and their CSVs for every year with hires, and an index linking them all', async () => {
-    const pages = (y: number) => [`departments-above-mean-${y}.csv`, `departments-above-mean-${y}.html`, `hires-by-quarter-${y}.csv`, `hires-by-quarter-${y}.html`]
+    const pages = (y: number) => [
+      `departments-above-mean-${y}.csv`,
+      `departments-above-mean-${y}.html`,
+      `hires-by-quarter-${y}.csv`,
+      `hires-by-quarter-${y}.html`,
+    ]
     assert.deepEqual((await readdir(out)).sort(), [...pages(2021), ...pages(2022), 'index.html'].sort())
     assert.deepEqual(written.yearsWithData, [2021, 2022])
     assert.equal(written.years.find((y) => y.year === 2021)?.quarterRows, 933)
     const index = await parse('index.html')
-    assert.deepEqual([...index.querySelectorAll('a')].map((a) => a.getAttribute('href')).filter((h) => h!.endsWith('.html')),
-      ['hires-by-quarter-2021.html', 'departments-above-mean-2021.html', 'hires-by-quarter-2022.html', 'departments-above-mean-2022.html'])
+    assert.deepEqual(
+      [...index.querySelectorAll('a')].map((a) => a.getAttribute('href')).filter((h) => h!.endsWith('.html')),
+      ['hires-by-quarter-2021.html', 'departments-above-mean-2021.html', 'hires-by-quarter-2022.html', 'departments-above-mean-2022.html'],
+    )
   })
 
   test('hires by quarter: heatmap with row and column totals, the top jobs, one small chart per department, the full table', async () => {
@@ -77,7 +94,10 @@ describe('static HTML reports', async () => {
     assert.equal(doc.querySelectorAll('#multiples svg g[aria-label="bar"] rect').length, 12 * 4)
     assert.equal(doc.querySelectorAll('#stacked').length, 0, 'the one-segment-per-job bars are gone')
     assert.equal(doc.querySelectorAll('#data tbody tr').length, 933)
-    assert.deepEqual([...doc.querySelectorAll('#data th')].map((th) => th.textContent), ['department', 'job', 'q1', 'q2', 'q3', 'q4', 'total'])
+    assert.deepEqual(
+      [...doc.querySelectorAll('#data th')].map((th) => th.textContent),
+      ['department', 'job', 'q1', 'q2', 'q3', 'q4', 'total'],
+    )
     assert.equal(doc.querySelector('svg')?.getAttribute('xmlns'), 'http://www.w3.org/2000/svg')
     assert.equal(doc.querySelectorAll('script[src], link[rel="stylesheet"], img[src^="http"]').length, 0, 'self-contained')
   })
@@ -85,13 +105,25 @@ describe('static HTML reports', async () => {
   test('headline numbers: hires, departments and jobs hiring, the mean, the change against the year before', async () => {
     const cards = async (name: string) => [...(await parse(name)).querySelectorAll('#headline .card')].map((c) => c.textContent)
     for (const name of ['hires-by-quarter-2021.html', 'departments-above-mean-2021.html']) {
-      assert.deepEqual(await cards(name), ['1,643hires in 2021', '12departments hiring (of 12)', '171jobs hiring',
-        '136.9mean hires per department (over all of them)', '—no hires in 2020 to compare with'])
+      assert.deepEqual(await cards(name), [
+        '1,643hires in 2021',
+        '12departments hiring (of 12)',
+        '171jobs hiring',
+        '136.9mean hires per department (over all of them)',
+        '—no hires in 2020 to compare with',
+      ])
     }
     // The samples' 2022 stops in February: it is compared with the first quarter of 2021 (249 hires), not the whole year.
-    assert.deepEqual((await cards('hires-by-quarter-2022.html')).slice(0, 3), ['286hires in 2022 (none after Q1)', '12departments hiring (of 12)', '117jobs hiring'])
+    assert.deepEqual((await cards('hires-by-quarter-2022.html')).slice(0, 3), [
+      '286hires in 2022 (none after Q1)',
+      '12departments hiring (of 12)',
+      '117jobs hiring',
+    ])
     assert.equal((await cards('hires-by-quarter-2022.html'))[4], '+14.9%vs Q1 2021 (249 hires)') // (286 - 249) / 249
-    assert.match((await parse('hires-by-quarter-2022.html')).querySelector('#heatmap figcaption')!.textContent!, /no hires after Q1 2022\.$/)
+    assert.match(
+      (await parse('hires-by-quarter-2022.html')).querySelector('#heatmap figcaption')!.textContent!,
+      /no hires after Q1 2022\.$/,
+    )
     assert.doesNotMatch((await parse('hires-by-quarter-2021.html')).querySelector('#heatmap figcaption')!.textContent!, /no hires after/)
   })
 
@@ -101,7 +133,10 @@ describe('static HTML reports', async () => {
     assert.equal(bars.length, 12)
     const fills = bars.map((b) => b.getAttribute('fill'))
     assert.equal(new Set(fills.slice(0, 7)).size, 1)
-    assert.ok(fills.slice(7).every((f) => f !== fills[0]), 'the 5 below the mean are in another colour')
+    assert.ok(
+      fills.slice(7).every((f) => f !== fills[0]),
+      'the 5 below the mean are in another colour',
+    )
     assert.match(bars[7].querySelector('title')!.textContent!, /^Training: 111 hires \(at or below the mean\)$/)
     assert.ok(doc.querySelector('#above-mean svg g[aria-label="rule"]'))
     assert.match([...doc.querySelectorAll('#above-mean svg')].at(-1)!.textContent!, /mean 136\.9 \(over all departments\)/)
@@ -115,8 +150,11 @@ describe('static HTML reports', async () => {
     assert.match(text, new RegExp(describeDatabase(db.url).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
     assert.doesNotMatch(await html('departments-above-mean-2021.html'), /postgres:\/\/|password/i)
     const csv = await readFile(join(out, 'departments-above-mean-2021.csv'), 'utf8')
-    assert.equal(csv, 'id,department,hired\r\n8,Support,216\r\n5,Engineering,205\r\n6,Human Resources,201\r\n7,Services,200\r\n' +
-      '4,Business Development,185\r\n3,Research and Development,148\r\n9,Marketing,142\r\n')
+    assert.equal(
+      csv,
+      'id,department,hired\r\n8,Support,216\r\n5,Engineering,205\r\n6,Human Resources,201\r\n7,Services,200\r\n' +
+        '4,Business Development,185\r\n3,Research and Development,148\r\n9,Marketing,142\r\n',
+    )
   })
 
   test('the Content Security Policy lets nothing load and allows only the table script, by its hash', async () => {
@@ -126,18 +164,32 @@ describe('static HTML reports', async () => {
       assert.match(csp, /default-src 'none'/, name)
       const scripts = [...doc.querySelectorAll('script')].map((s) => s.textContent!)
       const hashes = [...csp.matchAll(/'sha256-([^']+)'/g)].map((m) => m[1])
-      assert.deepEqual(hashes, scripts.map((s) => createHash('sha256').update(s).digest('base64')), name)
+      assert.deepEqual(
+        hashes,
+        scripts.map((s) => createHash('sha256').update(s).digest('base64')),
+        name,
+      )
     }
   })
 
   test('a year without hires: pages that say so and link the years with data', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'hirebase-reports-'))
     const r = await writeReports(db.sql, { years: [2020], out: empty, database: 'x' })
-    assert.deepEqual(r.years.map((y) => [y.year, y.hires]), [[2020, 0], [2021, 1643], [2022, 286]])
+    assert.deepEqual(
+      r.years.map((y) => [y.year, y.hires]),
+      [
+        [2020, 0],
+        [2021, 1643],
+        [2022, 286],
+      ],
+    )
     for (const name of ['hires-by-quarter-2020.html', 'departments-above-mean-2020.html']) {
       const doc = new JSDOM(await readFile(join(empty, name), 'utf8')).window.document
       assert.match(doc.querySelector('#no-data')!.textContent!, /No hires in 2020/)
-      assert.deepEqual([...doc.querySelectorAll('#no-data a')].map((a) => a.textContent), ['2021', '2022'])
+      assert.deepEqual(
+        [...doc.querySelectorAll('#no-data a')].map((a) => a.textContent),
+        ['2021', '2022'],
+      )
       assert.equal(doc.querySelectorAll('svg').length, 0)
     }
     assert.equal(await readFile(join(empty, 'hires-by-quarter-2020.csv'), 'utf8'), 'department,job,q1,q2,q3,q4\r\n')
@@ -148,7 +200,8 @@ describe('static HTML reports', async () => {
   test('the same data gives the same fingerprint', async () => {
     const again = await mkdtemp(join(tmpdir(), 'hirebase-reports-'))
     await writeReports(db.sql, { years: [2021], out: again, database: 'x' })
-    const print = async (dir: string) => (await readFile(join(dir, 'hires-by-quarter-2021.html'), 'utf8')).match(/933 rows, sha256 [0-9a-f]{64}/)?.[0]
+    const print = async (dir: string) =>
+      (await readFile(join(dir, 'hires-by-quarter-2021.html'), 'utf8')).match(/933 rows, sha256 [0-9a-f]{64}/)?.[0]
     assert.ok(await print(out))
     assert.equal(await print(again), await print(out))
   })

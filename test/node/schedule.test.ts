@@ -46,7 +46,10 @@ describe('the backup runner', () => {
         assert.ok(existsSync(join(dir, r.file)), r.file)
         assert.match(r.sha256, /^[0-9a-f]{64}$/)
       }
-      assert.deepEqual(done.map((r) => r.table_name), ['departments', 'jobs', 'employees'])
+      assert.deepEqual(
+        done.map((r) => r.table_name),
+        ['departments', 'jobs', 'employees'],
+      )
     } finally {
       await worker.stop()
       await pool.end()
@@ -74,7 +77,8 @@ describe('the backup runner', () => {
     const workers = await Promise.all(pools.map((p) => startBackupWorker(p, { dir, pollMs: 100, keep: 100 })))
     try {
       assert.ok(await until(async () => (await pending()) === 0, 60_000))
-      const files = await sql`select file, count(*)::int as n from data.backup_requests where file is not null group by file having count(*) > 1`
+      const files =
+        await sql`select file, count(*)::int as n from data.backup_requests where file is not null group by file having count(*) > 1`
       assert.deepEqual([...files], [])
       const [{ n }] = await sql`select count(*)::int as n from data.backup_requests where started_at is not null and finished_at is null`
       assert.equal(n, 0)
@@ -85,13 +89,19 @@ describe('the backup runner', () => {
   })
 
   test('a runner that dies mid-backup gives its request back', async () => {
-    const [{ ids: [id] }] = await sql`select api.request_backup('departments') as ids`
+    const [
+      {
+        ids: [id],
+      },
+    ] = await sql`select api.request_backup('departments') as ids`
     const dying = connect(db.url, { max: 1 })
-    await assert.rejects(dying.begin(async (tx) => {
-      const [claimed] = await tx`select * from runner.claim_backup_request('doomed')`
-      assert.equal(claimed.request_id, id)
-      throw new Error('the runner died')
-    }))
+    await assert.rejects(
+      dying.begin(async (tx) => {
+        const [claimed] = await tx`select * from runner.claim_backup_request('doomed')`
+        assert.equal(claimed.request_id, id)
+        throw new Error('the runner died')
+      }),
+    )
     await dying.end()
     const [row] = await sql`select finished_at from data.backup_requests where request_id = ${id}`
     assert.equal(row.finished_at, null)
@@ -112,7 +122,11 @@ describe('what the jobs call', () => {
     const [{ batch_id: newBatch }] = await sql`call ingest_batch('jobs', '[{"job_id": "bad", "job_name": "new"}]')`
     await sql`update data.ingest_batches set started_at = now() - interval '100 days', finished_at = now() - interval '100 days' where batch_id = ${oldBatch}`
     await sql`insert into data.idempotency_keys values ('old-key', 'h', '{}', now() - interval '8 days'), ('new-key', 'h', '{}', now())`
-    const [{ ids: [oldRequest] }] = await sql`select api.request_backup('jobs') as ids`
+    const [
+      {
+        ids: [oldRequest],
+      },
+    ] = await sql`select api.request_backup('jobs') as ids`
     await sql`update data.backup_requests set finished_at = now() - interval '100 days', file = 'x' where request_id = ${oldRequest}`
     const [{ result }] = await sql`select api.housekeeping() as result`
     assert.ok(result.ingest_batches >= 1 && result.backup_requests >= 1 && result.idempotency_keys >= 1)
@@ -120,7 +134,10 @@ describe('what the jobs call', () => {
       exists (select from data.ingest_batches where batch_id = ${oldBatch}) as old_batch, exists (select from data.ingest_rejects where batch_id = ${oldBatch}) as old_rejects,
       exists (select from data.ingest_batches where batch_id = ${newBatch}) as new_batch, exists (select from data.ingest_rejects where batch_id = ${newBatch}) as new_rejects,
       exists (select from data.idempotency_keys where idempotency_key = 'old-key') as old_key, exists (select from data.idempotency_keys where idempotency_key = 'new-key') as new_key`
-    assert.deepEqual({ ...left[0] }, { old_batch: false, old_rejects: false, new_batch: true, new_rejects: true, old_key: false, new_key: true })
+    assert.deepEqual(
+      { ...left[0] },
+      { old_batch: false, old_rejects: false, new_batch: true, new_rejects: true, old_key: false, new_key: true },
+    )
     await assert.rejects(sql`select api.housekeeping(interval '1 hour')`, { code: '22023' })
   })
 
@@ -149,7 +166,7 @@ describe('what the jobs call', () => {
     }
   })
 
-  test('listJobs (schedule.mjs --list) shows what GET /schedule shows: this database\'s jobs and their last runs', async () => {
+  test("listJobs (schedule.mjs --list) shows what GET /schedule shows: this database's jobs and their last runs", async () => {
     // A stand-in for pg_cron's two tables, in a database of its own (a clone has no pg_cron).
     const other = await freshDatabase()
     await other.sql`create schema cron`
@@ -160,7 +177,16 @@ describe('what the jobs call', () => {
     await other.sql`insert into cron.job_run_details values (1, 1, 'failed', '2026-01-01T02:00:00Z', null, 'x'), (2, 1, 'succeeded', '2026-01-02T02:00:00Z', null, 'y')`
     const { timeZone, jobs } = await listJobs(other.sql)
     assert.ok(timeZone)
-    assert.deepEqual(jobs, [{ job: jobName('backup', other.name), schedule: '0 2 * * *', command: 'select 1', active: true, last_status: 'succeeded', last_run: '2026-01-02T02:00:00+00:00' }])
+    assert.deepEqual(jobs, [
+      {
+        job: jobName('backup', other.name),
+        schedule: '0 2 * * *',
+        command: 'select 1',
+        active: true,
+        last_status: 'succeeded',
+        last_run: '2026-01-02T02:00:00+00:00',
+      },
+    ])
   })
 
   test('the declared schedules can be overridden from the environment', () => {
@@ -174,9 +200,14 @@ describe('what the jobs call', () => {
 describe('pg_cron', async () => {
   const cron = connect(process.env.TEST_SERVER_URL!, { max: 1 })
   after(() => cron.end())
-  const hasCron = await checkPgCron(cron).then(() => true, () => false)
+  const hasCron = await checkPgCron(cron).then(
+    () => true,
+    () => false,
+  )
   const skip = (t: { skip: (m: string) => void }) => {
-    console.warn('SKIPPED: this PostgreSQL has no pg_cron, so the scheduled-job tests did not run (CI runs them on PostgreSQL 15 with pg_cron preloaded)')
+    console.warn(
+      'SKIPPED: this PostgreSQL has no pg_cron, so the scheduled-job tests did not run (CI runs them on PostgreSQL 15 with pg_cron preloaded)',
+    )
     t.skip('no pg_cron on this server')
   }
 
@@ -192,7 +223,10 @@ describe('pg_cron', async () => {
     await installJobs(cron, db.name)
     // (listJobs reads this database's own pg_cron, which a test clone never has.)
     const jobs = async () => (await cron`select jobname from cron.job where database = ${db.name} order by jobname`).map((j) => j.jobname)
-    assert.deepEqual(await jobs(), ['backup', 'housekeeping', 'refresh_reports'].map((n) => jobName(n, db.name)))
+    assert.deepEqual(
+      await jobs(),
+      ['backup', 'housekeeping', 'refresh_reports'].map((n) => jobName(n, db.name)),
+    )
     assert.equal(await removeJobs(cron, db.name), 3)
     assert.deepEqual(await jobs(), [])
   })
@@ -205,8 +239,11 @@ describe('pg_cron', async () => {
     const worker = await startBackupWorker(pool, { dir, pollMs: 2_000 })
     try {
       await installJobs(cron, db.name, declaredJobs({ SCHEDULE_BACKUP: '* * * * *' }))
-      const fired = await until(async () =>
-        (await sql`select count(*)::int as n from data.backup_requests where requested_by = 'cron' and file is not null`)[0].n >= 3, 150_000)
+      const fired = await until(
+        async () =>
+          (await sql`select count(*)::int as n from data.backup_requests where requested_by = 'cron' and file is not null`)[0].n >= 3,
+        150_000,
+      )
       assert.ok(fired, 'no backup from the cron job within 150 s')
       const [run] = await cron`select d.status from cron.job_run_details d join cron.job j using (jobid)
                                 where j.jobname = ${jobName('backup', db.name)} order by d.runid desc limit 1`

@@ -24,7 +24,9 @@ const runOf = (name: string) => /^hirebase_test_(?:template_)?([0-9a-f]{8})(?:_|
 async function nestedRun(fixture: string) {
   const before = new Set((await runs()).names.map(runOf))
   const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/test.mjs', fixture], {
-    cwd: projectRoot, env: { ...env, DATABASE_URL: serverUrl }, stdio: 'ignore',
+    cwd: projectRoot,
+    env: { ...env, DATABASE_URL: serverUrl },
+    stdio: 'ignore',
   })
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))))
   let run: string | undefined
@@ -61,7 +63,9 @@ test('a run killed outright: the next run removes what it left', { timeout: 120_
   process.kill(-Number((await readFile(`/proc/${testPid}/stat`, 'utf8')).split(' ')[4]), 'SIGKILL') // its test process group
   assert.ok((await leftOf(killed.run)).length >= 2)
   const next = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/test.mjs', 'test/fixtures/quick.fixture.ts'], {
-    cwd: projectRoot, env: { ...env, DATABASE_URL: serverUrl }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: projectRoot,
+    env: { ...env, DATABASE_URL: serverUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
   next.stdout.on('data', (d) => (output += d))
