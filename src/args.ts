@@ -58,6 +58,8 @@ function scriptArgs(scriptUrl: string): string[] {
 /** The `npx zx scripts/x.mjs` that runs the script at `scriptUrl`, as a user would type it. */
 export function commandOf(scriptUrl: string): string {
   const script = fileURLToPath(scriptUrl)
+  // bench/bench.mjs is run as npm run bench.
+  if (script === join(projectRoot, 'bench', 'bench.mjs')) return 'npm run bench --'
   return script.startsWith(join(projectRoot, 'scripts'))
     ? `npx zx scripts/${script.slice(join(projectRoot, 'scripts').length + 1)}`
     : `npx zx ${script}`

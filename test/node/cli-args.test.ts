@@ -45,6 +45,19 @@ test('every entry point is covered here (a new script gets the same checks)', ()
   }
 })
 
+test('npm run bench -- --help prints its help instead of running the benchmark; unknown options exit 2', async () => {
+  // (It once ran a whole 1M-row benchmark when asked for --help.)
+  const help = await cli(['bench/bench.mjs', '--help'])
+  assert.equal(help.code, 0, help.stderr)
+  assert.match(help.stdout, /^Usage: npm run bench -- \[--rows N\]/)
+  const bogus = await cli(['bench/bench.mjs', '--row', '5000'])
+  assert.equal(bogus.code, 2)
+  assert.match(bogus.stderr, /^error: unknown option --row \(did you mean --rows\?\)/)
+  const both = await cli(['bench/bench.mjs', '--replicas', '--rows', '5000'])
+  assert.equal(both.code, 2)
+  assert.match(both.stderr, /^error: --replicas runs only the read-replica bench: it takes no --rows/)
+})
+
 describe('--help, unknown options', { concurrency: 4 }, () => {
   for (const script of scripts) {
     test(`${script} --help prints usage, options, environment and an example, exit 0`, async () => {
