@@ -62,12 +62,17 @@ return p_text::integer;
 -- characters (Cc), line or paragraph separators (U+2028, U+2029), or bidi embedding, override
 -- and isolate controls (U+202A-U+202E, U+2066-U+2069), which can make a name display as
 -- another. NUL and bytes that are not UTF-8 never get this far (bad_encoding).
+-- (name_ok: the test alone, for a trimmed name that is there; a restore checks millions.)
+create or replace function internal.name_ok(p_text text, p_max_length integer) returns boolean
+language sql immutable parallel safe
+return char_length(p_text) <= p_max_length and p_text !~ '[\x01-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]';
+
 create or replace function internal.name_reasons(p_field text, p_type text, p_text text, p_max_length integer) returns text[]
 language sql immutable parallel safe
 return case
   when internal.is_missing(p_type, p_text) then array['missing:' || p_field]
   when p_type <> 'string' then array['bad_text:' || p_field]
-  when char_length(p_text) <= p_max_length and p_text !~ '[\x01-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]' then '{}'::text[]
+  when internal.name_ok(p_text, p_max_length) then '{}'::text[]
   else array_remove(array[
     case when char_length(p_text) > p_max_length then 'too_long:' || p_field end,
     case when p_text ~ '[\x01-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]' then 'bad_text:' || p_field end

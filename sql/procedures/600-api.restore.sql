@@ -94,7 +94,7 @@ begin
   -- (internal.timestamptz_from_avro).
   for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
     select string_agg(case kind when 'id' then format('coalesce(internal.id_valid(s.%I), false)', field)
-             else format('coalesce(internal.name_reasons(%1$L, ''string'', internal.trim_blank(s.%2$I), %3$s) = ''{}'' and s.%2$I = internal.trim_blank(s.%2$I), false)', field, field, max_length) end, ' and '),
+             else format('coalesce(s.%1$I <> '''' and s.%1$I = internal.trim_blank(s.%1$I) and internal.name_ok(s.%1$I, %2$s), false)', field, max_length) end, ' and '),
            string_agg(case kind when 'id' then format('internal.id_reasons(%1$L, case when s.%2$I is null then ''null'' else ''number'' end, s.%2$I::text)', field, field)
              else format('internal.name_reasons(%1$L, case when s.%2$I is null then ''null'' else ''string'' end, internal.trim_blank(s.%2$I), %3$s)'
                          || ' || case when s.%2$I <> internal.trim_blank(s.%2$I) then array[%4$L] else ''{}'' end', field, field, max_length, field || ' not trimmed') end, ' || ')
