@@ -156,7 +156,7 @@ after(() => {
 
 /**
  * scripts/serve.mjs in a child process, on `env` over this process's (HOST 127.0.0.1 and a free
- * PORT unless given); resolves once it says "API on", fails with its output if it does not within
+ * PORT unless given; PORT=0 lets the server choose, which servers started together need); resolves once it says "API on", fails with its output if it does not within
  * 60 s. stop() sends SIGTERM and resolves to its exit code; it is stopped when the file ends
  * (not the test: a later test may use it).
  */
@@ -187,7 +187,9 @@ export async function startServeScript(env: NodeJS.ProcessEnv) {
     child.kill('SIGTERM')
     return exited
   }
-  return { base: `http://127.0.0.1:${port}`, port, child, output: () => output, exited, stop }
+  // PORT=0: the port it got, from its "API on" line.
+  const listening = Number(/API on http:\/\/[^\s]*:(\d+)/.exec(output)?.[1] ?? port)
+  return { base: `http://127.0.0.1:${listening}`, port: listening, child, output: () => output, exited, stop }
 }
 
 /** A PostgreSQL of the test's own (embedded, on a free loopback port, migrated), for faults that

@@ -5,18 +5,17 @@
 // finish while the other keeps serving.
 // Long, as one file: both scenarios share the two server processes and their logs.
 import assert from 'node:assert/strict'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import fc from 'fast-check'
 import { connect } from '../../src/database.ts'
-import { projectRoot } from '../../src/paths.ts'
 import { apiConnection } from '../../src/roles.ts'
 import { batch, PARENTS } from '../generators.ts'
 import { toJson } from '../oracle.ts'
-import { freshDatabase, type TestDatabase } from '../support.ts'
+import { freshDatabase, startServeScript, type TestDatabase } from '../support.ts'
 
 interface Instance {
   name: string
@@ -32,38 +31,21 @@ const backupDir = await mkdtemp(join(tmpdir(), 'hirebase-multi-'))
 let a: Instance
 let b: Instance
 
-/** Starts scripts/serve.mjs on a port of its own choosing (PORT=0), read back from its "API on" line. */
+/** Starts scripts/serve.mjs on a port of its own choosing (PORT=0: two start at once). */
 async function startInstance(name: string): Promise<Instance> {
-  const child = spawn(join(projectRoot, 'node_modules/.bin/zx'), ['scripts/serve.mjs'], {
-    cwd: projectRoot,
-    env: {
-      ...process.env,
-      DATABASE_URL: db.url,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      BACKUP_DIR: backupDir,
-      // info: the backup runner's "backup request done" lines tell which instance took a request.
-      LOG_LEVEL: 'info',
-      // Batches queue behind a lock this test holds, and for the pool; on a loaded machine
-      // the defaults' few seconds could end them.
-      LOCK_TIMEOUT_MS: '60000',
-      STATEMENT_TIMEOUT_MS: '60000',
-      POOL_TIMEOUT_MS: '60000',
-    },
+  const server = await startServeScript({
+    DATABASE_URL: db.url,
+    PORT: '0',
+    BACKUP_DIR: backupDir,
+    // info: the backup runner's "backup request done" lines tell which instance took a request.
+    LOG_LEVEL: 'info',
+    // Batches queue behind a lock this test holds, and for the pool; on a loaded machine
+    // the defaults' few seconds could end them.
+    LOCK_TIMEOUT_MS: '60000',
+    STATEMENT_TIMEOUT_MS: '60000',
+    POOL_TIMEOUT_MS: '60000',
   })
-  let output = ''
-  child.stdout!.on('data', (d) => {
-    output += d
-  })
-  child.stderr!.on('data', (d) => {
-    output += d
-  })
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  for (let i = 0; i < 1200 && !/API on http:\/\/127\.0\.0\.1:\d+/.test(output) && child.exitCode === null; i++)
-    await new Promise((r) => setTimeout(r, 100))
-  const port = /API on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]
-  assert.ok(port, `instance ${name} did not start:\n${output}`)
-  return { name, base: `http://127.0.0.1:${port}`, child, output: () => output, exited }
+  return { name, ...server }
 }
 
 type Answer = { status: number; body: Record<string, unknown> }
