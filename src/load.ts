@@ -392,9 +392,7 @@ async function loadParallel(
   const workers: Promise<unknown>[] = []
   try {
     ;[{ load }] = await coordinator<{ load: number }[]>`select runner.begin_load(${table}) as load`
-    const fields = await coordinator<{ field: string; key: boolean }[]>`
-      select f.field, f.field = t.key_field as key from data.dictionary_fields f join data.dictionary_tables t using (table_name)
-       where f.table_name = ${table} order by f.ordinal`
+    const [{ keyIndex }] = await coordinator<{ keyIndex: number }[]>`select runner.key_index(${table}) as "keyIndex"`
     const shares = Array.from(
       { length: jobs },
       (_, worker) =>
@@ -418,15 +416,11 @@ async function loadParallel(
         }),
     )
     let first: { record: string[]; line: number } | undefined
-    const lines = new ShareLines(
-      await Promise.all(shares),
-      fields.findIndex((f) => f.key),
-      (record, line) => {
-        if (header) return false
-        first = { record, line }
-        return true
-      },
-    )
+    const lines = new ShareLines(await Promise.all(shares), keyIndex, (record, line) => {
+      if (header) return false
+      first = { record, line }
+      return true
+    })
     state.rows = () => lines.rows
     await read(lines)
     // Before the workers judge anything: a refused file is rolled back in every worker.

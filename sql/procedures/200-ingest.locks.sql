@@ -35,19 +35,39 @@ $$;
 -- batch's reference check and its insert. Every taker of these locks goes in load order, so
 -- they cannot deadlock.
 drop function if exists internal.share_parents(text);
-create or replace function internal.take_table_lock(p_table text, p_shared boolean) returns void
+drop function if exists internal.take_table_lock(text, boolean);
+-- p_session: held by the session until internal.release_table_lock (the parallel load's
+-- coordinator, 204-ingest.parallel.sql), not by the transaction.
+create or replace function internal.take_table_lock(p_table text, p_shared boolean, p_session boolean default false) returns void
 language plpgsql volatile as $$
 declare
   v_parent text;
 begin
   for v_parent in select internal.parent_tables(p_table) loop
-    perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(v_parent));
+    if p_session then
+      perform pg_advisory_lock_shared(hashtext('hirebase.table'), hashtext(v_parent));
+    else
+      perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(v_parent));
+    end if;
   end loop;
-  if p_shared then
-    perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(p_table));
-  else
-    perform pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
-  end if;
+  case
+    when p_session and p_shared then perform pg_advisory_lock_shared(hashtext('hirebase.table'), hashtext(p_table));
+    when p_session then perform pg_advisory_lock(hashtext('hirebase.table'), hashtext(p_table));
+    when p_shared then perform pg_advisory_xact_lock_shared(hashtext('hirebase.table'), hashtext(p_table));
+    else perform pg_advisory_xact_lock(hashtext('hirebase.table'), hashtext(p_table));
+  end case;
+end $$;
+
+-- Releases what internal.take_table_lock(p_table, false, true) took.
+create or replace function internal.release_table_lock(p_table text) returns void
+language plpgsql volatile as $$
+declare
+  v_parent text;
+begin
+  perform pg_advisory_unlock(hashtext('hirebase.table'), hashtext(p_table));
+  for v_parent in select internal.parent_tables(p_table) loop
+    perform pg_advisory_unlock_shared(hashtext('hirebase.table'), hashtext(v_parent));
+  end loop;
 end $$;
 
 -- The two ways to take it, by name.

@@ -30,7 +30,6 @@ language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
 declare
   v_load integer := pg_backend_pid();
   v_stage regclass;
-  v_parent text;
 begin
   perform internal.check_table(p_table);
   for v_stage in select internal.load_stages() loop
@@ -42,10 +41,7 @@ begin
   end loop;
   perform pg_advisory_lock(hashtext('hirebase.load'), v_load);
   -- The table's ingest lock (200-ingest.locks.sql), held by the session until runner.end_load.
-  for v_parent in select internal.parent_tables(p_table) loop
-    perform pg_advisory_lock_shared(hashtext('hirebase.table'), hashtext(v_parent));
-  end loop;
-  perform pg_advisory_lock(hashtext('hirebase.table'), hashtext(p_table));
+  perform internal.take_table_lock(p_table, false, true);
   return v_load;
 end $$;
 
@@ -112,14 +108,20 @@ create or replace function runner.end_load(p_load integer, p_table text) returns
 language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
 declare
   v_stage regclass;
-  v_parent text;
 begin
   for v_stage in select internal.load_stages(p_load) loop
     execute format('drop table %s', v_stage);
   end loop;
-  perform pg_advisory_unlock(hashtext('hirebase.table'), hashtext(p_table));
-  for v_parent in select internal.parent_tables(p_table) loop
-    perform pg_advisory_unlock_shared(hashtext('hirebase.table'), hashtext(v_parent));
-  end loop;
+  perform internal.release_table_lock(p_table);
   perform pg_advisory_unlock(hashtext('hirebase.load'), p_load);
 end $$;
+
+-- Which field of a record routes it to a worker: the table's key, as its 0-based place in the
+-- file's fields.
+create or replace function runner.key_index(p_table text) returns integer
+language sql stable set search_path = pg_catalog, pg_temp as $$
+  select count(*)::integer from data.dictionary_fields f
+   where f.table_name = p_table
+     and f.ordinal < (select k.ordinal from data.dictionary_fields k join data.dictionary_tables t
+                       on t.table_name = k.table_name and t.key_field = k.field where k.table_name = p_table)
+$$;
