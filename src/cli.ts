@@ -40,6 +40,12 @@ export async function run(task: (db: Database, shutdown: AbortSignal) => Promise
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // Output piped into a reader that has gone (`... | head`): the rest is dropped and the task
+  // ends as it would have. Unhandled, the first write after it crashed the process, leaving an
+  // embedded server running.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err
+  })
   try {
     db = await openDatabase()
     await task(db, shutdown.signal)

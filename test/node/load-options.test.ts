@@ -2,7 +2,7 @@
 // --max-rejects (exit 3, all rolled back), missing files, real batch ids, reloads that do
 // not log the same rejects again.
 import assert from 'node:assert/strict'
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -130,4 +130,18 @@ test('what looks like a header (runner.looks_like_header)', async () => {
   // A bad row is a reject, not a header: its id is not a field name and it has digits.
   assert.ok(!(await looks('employees', ['x', 'Harold', '2021-11-07T02:48:42Z', '2', '96'])))
   assert.ok(!(await looks('departments', ['abc', 'Supply Chain'])))
+})
+
+test('output piped into a reader that stops early (| head -1): the load finishes, exit 0, no crash', { timeout: 120_000 }, async () => {
+  // Found by hand: `restore.mjs jobs | head -1` crashed on EPIPE (with the embedded server left running).
+  const dir = await folder({ 'jobs.csv': '1,A\r\n2,B\r\n,\r\n' })
+  const child = spawn(zx, ['scripts/load.mjs', dir], { cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url, CI: '1' } })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  child.stdout.once('data', () => child.stdout.destroy()) // the reader goes after the first line
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  assert.equal(code, 0, stderr)
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled/)
+  const [{ n }] = await db.sql`select count(*)::int as n from data.jobs where job_id in (1, 2)`
+  assert.equal(n, 2)
 })
