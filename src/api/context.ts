@@ -19,7 +19,7 @@ declare module 'fastify' {
 }
 
 /** A write's answer carries its WAL position in LSN; a read may send it back (or ?min_lsn=). SERVED_BY
- *  names who answered: primary or replica-N (README: "Read replicas"). */
+ *  names who answered: primary or replica-N (docs/scale-out.md, "Read replicas"). */
 export const REPLICA_HEADERS = { lsn: 'x-hirebase-lsn', servedBy: 'x-hirebase-served-by' } as const
 
 type Security = { [scheme: string]: string[] }[]

@@ -145,7 +145,7 @@ export async function installGuards(app: FastifyInstance, options: GuardOptions)
     }
   })
   // CORS headers only for the listed origins (none by default).
-  // Their pages may read a write's WAL position, and who answered (README: "Read replicas").
+  // Their pages may read a write's WAL position, and who answered (docs/scale-out.md, "Read replicas").
   await app.register(cors, {
     origin: (origin, cb) => cb(null, origin !== undefined && allowedOrigins.includes(origin)),
     methods: ['GET', 'HEAD', 'POST'],

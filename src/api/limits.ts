@@ -1,11 +1,11 @@
-// The API's bounded waits and caps (README: "Timeouts"), read from the environment, and the
+// The API's bounded waits and caps (docs/operations.md, "Every wait is bounded"), read from the environment, and the
 // gate that shares the database pool between requests.
 import { wholeFromEnv } from '../env.ts'
 
 /** The largest request body in bytes (named in a 413). */
 export const BODY_LIMIT = 2 * 1024 * 1024
 
-/** Every wait the API may meet, bounded (README: "Timeouts"). */
+/** Every wait the API may meet, bounded (docs/operations.md, "Every wait is bounded"). */
 export interface Limits {
   /** Database statement_timeout per request (STATEMENT_TIMEOUT_MS); backups and restores lift it. */
   statementTimeoutMs: number
