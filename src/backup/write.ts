@@ -69,6 +69,8 @@ async function writeBackupFile(
   const path = join(folder, name)
   const tmp = join(folder, `.${name}.tmp`)
   const encoder = new avro.streams.BlockEncoder(type, {
+    // (avsc writes the header with the first record by default: an empty table gave a 0-byte file)
+    writeHeader: 'always',
     codec: 'deflate',
     metadata: {
       'hirebase.table': Buffer.from(table),
