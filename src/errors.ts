@@ -4,7 +4,7 @@
 /** A backup file that is missing (`backup_not_found`) or unusable (`bad_backup`). */
 export class BackupFileError extends Error {
   constructor(
-    readonly code: 'backup_not_found' | 'bad_backup' | 'disk_full' | 'backup_dir_not_writable',
+    readonly code: 'backup_not_found' | 'bad_backup' | 'bad_backup_value' | 'disk_full' | 'backup_dir_not_writable',
     message: string,
     options?: ErrorOptions,
   ) {

@@ -49,8 +49,9 @@ return case
   else array['not_integer:' || p_field]
 end;
 
--- An id that is an integer already (a restore's staging column): the same rule, no text.
-create or replace function internal.id_valid(p_value integer) returns boolean
+-- An id that is a number already (a restore's staging column, any Avro long): the same rule, no text.
+drop function if exists internal.id_valid(integer);
+create or replace function internal.id_valid(p_value bigint) returns boolean
 language sql immutable parallel safe
 return p_value between 1 and 2147483647;
 

@@ -24,15 +24,21 @@ end $$;
 -- (which always has a colon, where a number never does: cheaper to test than a pattern),
 -- read as the ingest rule reads it (offsets to +-23:59). Anything else, and instants outside
 -- the years the rule allows, are refused: reads could not write them back in RFC 3339.
+create or replace function internal.avro_datetime_ok(p_value text) returns boolean
+language sql stable parallel safe
+return case
+  when strpos(p_value, ':') > 0 then internal.datetime_reasons('', 'string', p_value) = '{}'
+  else p_value::bigint between -62135596800000000 and 253402300799999999
+end;
+
+-- (restore_apply checks every row with avro_datetime_ok first, naming the row; the refusal
+-- here is the last line of defence)
 create or replace function internal.timestamptz_from_avro(p_value text) returns timestamptz
 language sql stable parallel safe
 return case
-  when strpos(p_value, ':') > 0 then
-    case when internal.datetime_reasons('', 'string', p_value) = '{}' then internal.datetime_value(p_value)
-         else internal.refuse_datetime(p_value) end
-  when p_value::bigint between -62135596800000000 and 253402300799999999 then
-    timestamptz 'epoch' + (p_value::bigint / 1000000) * interval '1 second' + (p_value::bigint % 1000000) * interval '1 microsecond'
-  else internal.refuse_datetime(p_value)
+  when not internal.avro_datetime_ok(p_value) then internal.refuse_datetime(p_value)
+  when strpos(p_value, ':') > 0 then internal.datetime_value(p_value)
+  else timestamptz 'epoch' + (p_value::bigint / 1000000) * interval '1 second' + (p_value::bigint % 1000000) * interval '1 microsecond'
 end;
 
 -- Its inverse, for backups: an instant as exact microseconds since the epoch (Avro's
@@ -57,7 +63,8 @@ begin
 end $$;
 
 -- Creates (or empties) the session's staging table restore_<table>, which the runner COPYs
--- into: ids as integers (COPY checks them), the rest as text.
+-- into: ids as bigint (any Avro long: restore_apply checks the range, naming the row), the
+-- rest as text.
 create or replace function runner.open_restore_stage(p_table text) returns void
 language plpgsql volatile set search_path = pg_catalog, pg_temp as $$
 declare
@@ -65,7 +72,7 @@ declare
 begin
   execute format('drop table if exists pg_temp.%I cascade', v_stage);  -- and the typed view over it
   execute format('create temp table %I (%s) on commit drop', v_stage,
-    (select string_agg(format('%I %s', field, case kind when 'id' then 'integer' else 'text' end), ', ' order by ordinal)
+    (select string_agg(format('%I %s', field, case kind when 'id' then 'bigint' else 'text' end), ', ' order by ordinal)
        from data.dictionary_fields where table_name = p_table));
 end $$;
 
@@ -89,16 +96,19 @@ declare
 begin
   -- A file may come from anywhere (whoever can write in the backup folder, another tool): its
   -- ids and names meet the ingest rules, and names are stored trimmed as ingest stores them,
-  -- or nothing is restored (the tables have no CHECK for these). One scan per table; the
-  -- reasons only for the example. Date-times are checked where they are converted
-  -- (internal.timestamptz_from_avro).
+  -- or nothing is restored (the tables have no CHECK for these); date-times are RFC 3339 (or
+  -- microseconds) in years 0001-9999. One scan per table; the reasons only for the example,
+  -- which names the row and the field.
   for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
     select string_agg(case kind when 'id' then format('coalesce(internal.id_valid(s.%I), false)', field)
+             when 'datetime' then format('coalesce(internal.avro_datetime_ok(s.%I), false)', field)
              else format('coalesce(s.%1$I <> '''' and s.%1$I = internal.trim_blank(s.%1$I) and internal.name_ok(s.%1$I, %2$s), false)', field, max_length) end, ' and '),
            string_agg(case kind when 'id' then format('internal.id_reasons(%1$L, case when s.%2$I is null then ''null'' else ''number'' end, s.%2$I::text)', field, field)
+             when 'datetime' then format('case when coalesce(internal.avro_datetime_ok(s.%1$I), false) then ''{}''::text[] else array[%2$L || coalesce(s.%1$I, ''null'') || %3$L] end',
+                                         field, 'bad_datetime:' || field || ': the date-time "', '" in the backup is not an RFC 3339 instant in years 0001-9999')
              else format('internal.name_reasons(%1$L, case when s.%2$I is null then ''null'' else ''string'' end, internal.trim_blank(s.%2$I), %3$s)'
                          || ' || case when s.%2$I <> internal.trim_blank(s.%2$I) then array[%4$L] else ''{}'' end', field, field, max_length, field || ' not trimmed') end, ' || ')
-      into v_typed, v_cols from data.dictionary_fields where table_name = t.table_name and kind in ('id', 'name');
+      into v_typed, v_cols from data.dictionary_fields where table_name = t.table_name;
     continue when v_typed is null;
     execute format('select count(*), (array_agg(array_to_string(%1$s, '', '') || '' (id '' || coalesce(s.%2$I::text, ''null'') || '')'' order by s.%2$I))[1]
                       from pg_temp.%3$I s where not (%4$s)', v_cols, t.key_field, 'restore_' || t.table_name, v_typed) into v_n, v_key;
@@ -122,20 +132,23 @@ begin
 
   -- Rows of the backup that would point at nothing: the real run's foreign keys would refuse
   -- them, so a dry run refuses them too, saying which.
-  for f in select r.*, d.key_field as ref_key from data.dictionary_fields r join data.dictionary_tables d on d.table_name = r.ref_table
+  for f in select r.*, d.key_field as ref_key, c.key_field as own_key from data.dictionary_fields r
+             join data.dictionary_tables d on d.table_name = r.ref_table join data.dictionary_tables c on c.table_name = r.table_name
             where r.table_name = any(p_tables) and r.ref_table <> r.table_name loop
-    execute format('select count(*), min(s.%2$I)::text from pg_temp.%1$I s where s.%2$I is not null and not exists (select from %3$s p where p.%4$I = s.%2$I)',
+    execute format('select count(*), (array_agg(s.%2$I || ''), the first in the row of id '' || s.%5$I order by s.%5$I))[1]
+                      from pg_temp.%1$I s where s.%2$I is not null and not exists (select from %3$s p where p.%4$I = s.%2$I)',
                    'restore_' || f.table_name, f.field,
                    case when f.ref_table = any(p_tables) then format('pg_temp.%I', 'restore_' || f.ref_table) else format('data.%I', f.ref_table) end,
-                   f.ref_key) into v_n, v_key;
+                   f.ref_key, f.own_key) into v_n, v_key;
     if v_n > 0 then
-      raise exception 'the backup of % has % rows whose % is not in % (for example %)', f.table_name, v_n, f.field, f.ref_table, v_key
+      raise exception 'the backup of % has % rows whose % is not in % (for example %', f.table_name, v_n, f.field, f.ref_table, v_key
         using errcode = '23503', hint = format('restore %s too (--all), or add the missing %s first', f.ref_table, f.ref_table);
     end if;
   end loop;
 
   for t in select d.* from data.dictionary_tables d where d.table_name = any(p_tables) order by d.load_order loop
     select string_agg(case kind when 'datetime' then format('internal.timestamptz_from_avro(s.%I)', field)
+                                when 'id' then format('s.%I::integer', field)
                                 else format('s.%I', field) end || format(' as %I', field), ', ' order by ordinal),
            string_agg(format('%I', field), ', ' order by ordinal),
            string_agg(format('%I is null', field), ' or ') filter (where kind = 'datetime')

@@ -131,7 +131,7 @@ export function readersFor(table: string, columns: Column[], writerSchema: { typ
     }
     if (c.type === 'text') {
       if (f.type !== 'string') throw wrong()
-      return (v) => copyText(v as string)
+      return (v) => copyText(v as string, c.name)
     }
     if (c.type === 'timestamp with time zone') {
       if (f.type === 'long' && f.logicalType === 'timestamp-micros') return (v) => String(v)
@@ -140,7 +140,7 @@ export function readersFor(table: string, columns: Column[], writerSchema: { typ
         return (v) => {
           // The database tells an RFC 3339 string from microseconds by its colon.
           if (!(v as string).includes(':')) throw new BackupFileError('bad_backup', `${c.name} "${v}" is not an RFC 3339 date-time`)
-          return copyText(v as string)
+          return copyText(v as string, c.name)
         }
       }
       throw wrong()
@@ -149,7 +149,10 @@ export function readersFor(table: string, columns: Column[], writerSchema: { typ
   })
 }
 
-/** A value in COPY's text format. */
-export function copyText(value: string): string {
+/** A value of `field` in COPY's text format. */
+export function copyText(value: string, field: string): string {
+  // PostgreSQL text cannot hold NUL: COPY's own error would name neither the record nor the field.
+  if (value.includes('\0'))
+    throw new BackupFileError('bad_backup_value', `${field} holds a NUL character (U+0000), which no table can store (bad_encoding)`)
   return value.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'))
 }
