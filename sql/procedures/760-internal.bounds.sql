@@ -21,7 +21,8 @@ declare
   r record;
 begin
   for r in select key, value from jsonb_each_text(p_caps) loop
-    if r.value !~ '^[0-9]{1,15}$' or r.value::bigint < 1 then
+    -- (a JSON null is no number either: it failed the table's NOT NULL, 23502)
+    if r.value is null or r.value !~ '^[0-9]{1,15}$' or r.value::bigint < 1 then
       raise exception 'the cap % must be a whole number >= 1, got %', r.key, r.value using errcode = '22023';
     end if;
   end loop;
