@@ -231,53 +231,52 @@ test('an empty table backs up to an Avro file that restores (found by the proper
   await restoreTables(sql, ['employees'], { ...options, files: { employees: result.tables[0].snapshot } })
 })
 
-test('a date-time a restore refuses is named with its row and field (found by the property below: only the value was named)', async () => {
-  const name = await writeFile({ ids: 'int', date: 'string' }, [
-    { employee_id: 7, employee_name: 'B', hiring_date: '2021-01-01T00:00:00Z', department_id: 1, job_id: 1 },
-    { employee_id: 8, employee_name: 'B', hiring_date: '0000-12-31T23:59:59+00:00', department_id: 1, job_id: 1 },
-  ])
-  await assert.rejects(restoreTables(sql, ['employees'], { ...options, files: { employees: name } }), {
-    code: 'bad_backup_value',
-    message:
-      /for example bad_datetime:hiring_date: the date-time "0000-12-31T23:59:59\+00:00" in the backup is not an RFC 3339 instant in years 0001-9999 \(id 8\)/,
-  })
+/** A restore of `rows` (written as `shape`) is refused with `code` and a message matching `message`. */
+async function refusal(shape: Shape, rows: Employee[], code: string, message: RegExp) {
+  const name = await writeFile(shape, rows)
+  await assert.rejects(restoreTables(sql, ['employees'], { ...options, files: { employees: name } }), { code, message })
   await rm(join(dir, 'employees', name))
+}
+const ann = (employee_id: number, change: Partial<Employee> = {}): Employee => ({
+  employee_id,
+  employee_name: 'B',
+  hiring_date: '2021-01-01T00:00:00Z',
+  department_id: 1,
+  job_id: 1,
+  ...change,
 })
 
-test('a NUL in a name is refused naming the record and field (found by the property below: COPY named neither)', async () => {
-  const name = await writeFile({ ids: 'int', date: 'string' }, [
-    { employee_id: 7, employee_name: 'B', hiring_date: '2021-01-01T00:00:00Z', department_id: 1, job_id: 1 },
-    { employee_id: 8, employee_name: 'J\0Z', hiring_date: '2021-01-01T00:00:00Z', department_id: 1, job_id: 1 },
-  ])
-  await assert.rejects(restoreTables(sql, ['employees'], { ...options, files: { employees: name } }), {
-    code: 'bad_backup_value',
-    message: /, record 2: employee_name holds a NUL character/,
-  })
-  await rm(join(dir, 'employees', name))
-})
+test('a date-time a restore refuses is named with its row and field (found by the property below: only the value was named)', () =>
+  refusal(
+    { ids: 'int', date: 'string' },
+    [ann(7), ann(8, { hiring_date: '0000-12-31T23:59:59+00:00' })],
+    'bad_backup_value',
+    /for example bad_datetime:hiring_date: the date-time "0000-12-31T23:59:59\+00:00" in the backup is not an RFC 3339 instant in years 0001-9999 \(id 8\)/,
+  ))
 
-test('an id beyond 2147483647 in a long is refused naming the row and field (found by the property below: COPY named neither)', async () => {
-  const name = await writeFile({ ids: 'long', date: 'micros' }, [
-    { employee_id: 2 ** 31, employee_name: 'B', hiring_date: 0n, department_id: 1, job_id: 1 },
-  ])
-  await assert.rejects(restoreTables(sql, ['employees'], { ...options, files: { employees: name } }), {
-    code: 'bad_backup_value',
-    message: /for example out_of_range:employee_id \(id 2147483648\)/,
-  })
-  await rm(join(dir, 'employees', name))
-})
+test('a NUL in a name is refused naming the record and field (found by the property below: COPY named neither)', () =>
+  refusal(
+    { ids: 'int', date: 'string' },
+    [ann(7), ann(8, { employee_name: 'J\0Z' })],
+    'bad_backup_value',
+    /, record 2: employee_name holds a NUL character/,
+  ))
 
-test('a row whose department is not there is named by its id (found by the property below: only the department was named)', async () => {
-  const name = await writeFile({ ids: 'int', date: 'micros' }, [
-    { employee_id: 5, employee_name: 'B', hiring_date: 0n, department_id: 1, job_id: 1 },
-    { employee_id: 6, employee_name: 'B', hiring_date: 0n, department_id: 77, job_id: 1 },
-  ])
-  await assert.rejects(restoreTables(sql, ['employees'], { ...options, files: { employees: name } }), {
-    code: '23503',
-    message: /has 1 rows whose department_id is not in departments \(for example 77\), the first in the row of id 6/,
-  })
-  await rm(join(dir, 'employees', name))
-})
+test('an id beyond 2147483647 in a long is refused naming the row and field (found by the property below: COPY named neither)', () =>
+  refusal(
+    { ids: 'long', date: 'micros' },
+    [ann(2 ** 31, { hiring_date: 0n })],
+    'bad_backup_value',
+    /for example out_of_range:employee_id \(id 2147483648\)/,
+  ))
+
+test('a row whose department is not there is named by its id (found by the property below: only the department was named)', () =>
+  refusal(
+    { ids: 'int', date: 'micros' },
+    [ann(5, { hiring_date: 0n }), ann(6, { hiring_date: 0n, department_id: 77 })],
+    '23503',
+    /has 1 rows whose department_id is not in departments \(for example 77\), the first in the row of id 6/,
+  ))
 
 test('a restore takes exactly the files whose every row the oracle accepts; refusals name the row, field and rule and change nothing', async () => {
   const parents = new Set(Array.from({ length: PARENTS }, (_, i) => i + 1))
