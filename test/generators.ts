@@ -1,5 +1,5 @@
-// fast-check arbitraries for the property tests: valid rows over the whole range the README
-// allows, mutations of them that break one rule or several, and rows no path can store.
+// fast-check arbitraries for the property tests: valid rows over the whole range the data
+// dictionary allows (README, docs/data-dictionary.md), mutations of them that break one rule or several, and rows no path can store.
 import fc from 'fast-check'
 import { instantOf, num, obj, TABLES, trim, type Json, type Row } from './oracle.ts'
 

@@ -1,5 +1,5 @@
-// A test oracle: the README's rules table written again, small and independently, in
-// TypeScript. The product never imports it; the property tests compare the database's
+// A test oracle: the data dictionary's rules (README, docs/data-dictionary.md) written again,
+// small and independently, in TypeScript. The product never imports it; the property tests compare the database's
 // verdicts with its verdicts on generated rows. Where the two disagree, one of them is
 // wrong about the documented rules.
 
@@ -43,7 +43,7 @@ export const TABLES: Record<string, Field[]> = {
   ],
 }
 
-/** "Trimmed" in the README: Unicode White_Space off both ends. */
+/** "Trimmed" in docs/data-dictionary.md: Unicode White_Space off both ends. */
 export const trim = (s: string) => s.replace(/^\p{White_Space}+|\p{White_Space}+$/gu, '')
 const BAD_TEXT = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]/u
 const MAX_ID = 2147483647n
@@ -97,7 +97,7 @@ const daysIn = (y: number, m: number) =>
 export const MIN_INSTANT = daysBefore(1, 1, 1) * 86_400_000_000n
 export const MAX_INSTANT = (daysBefore(9999, 12, 31) + 1n) * 86_400_000_000n - 1n
 
-/** Epoch microseconds of an RFC 3339 date-time the README accepts, or undefined. */
+/** Epoch microseconds of an RFC 3339 date-time docs/data-dictionary.md accepts, or undefined. */
 export function instantOf(text: string): bigint | undefined {
   const m =
     /^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))$/.exec(text)
