@@ -1,11 +1,10 @@
 // The command line of every entry point (scripts/*.mjs): one parser (node:util parseArgs),
 // --help, and exit code 2 for anything it does not know, before any work is done. Then the
 // settings in .env, under the real environment.
-import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs, parseEnv } from 'node:util'
-import { parseWhole } from './env.ts'
+import { parseArgs } from 'node:util'
+import { loadDotEnv, parseWhole } from './env.ts'
 import { projectRoot } from './paths.ts'
 
 export interface OptionSpec {
@@ -200,23 +199,6 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(
     )
     process.exit(2)
   }
-}
-
-/**
- * Settings from `.env` in the project folder, for variables the environment does not set
- * (the real environment wins). Node's own parser: KEY=value lines, # comments, quotes.
- */
-export function loadDotEnv(file = join(projectRoot, '.env')): string[] {
-  if (!existsSync(file)) return []
-  const set: string[] = []
-  for (const [name, value] of Object.entries(parseEnv(readFileSync(file, 'utf8')))) {
-    // An empty value (as .env.example has) counts as unset.
-    if (process.env[name] === undefined && value !== '') {
-      process.env[name] = value
-      set.push(name)
-    }
-  }
-  return set
 }
 
 // ---- values ----

@@ -1,6 +1,86 @@
 // Settings read from the environment (README "Configuration"), the one way: unset or empty
 // means the default; a bad value is refused before anything starts, naming the variable, what
 // it must be and what it was. Numbers are whole and at least 1 unless the setting says otherwise.
+// .env fills in the same settings, and only those.
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseEnv } from 'node:util'
+import { projectRoot } from './paths.ts'
+
+/** The settings of README "Configuration" (test/node/env.test.ts keeps the two equal). */
+export const SETTINGS: ReadonlySet<string> = new Set([
+  'DATABASE_URL',
+  'EMBEDDED_PG_PORT',
+  'REPORTS_DIR',
+  'BACKUP_DIR',
+  'BACKUP_KEEP',
+  'FILE_MODE',
+  'LOAD_MAX_RECORD_BYTES',
+  'LOAD_MAX_FIELDS',
+  'LOAD_PARALLEL_MIN_BYTES',
+  'CI',
+  'HOST',
+  'PORT',
+  'API_TOKEN',
+  'READ_TOKEN',
+  'API_TOKEN_READS',
+  'ALLOWED_HOSTS',
+  'ALLOWED_ORIGINS',
+  'DATABASE_REPLICA_URLS',
+  'REPLICA_MAX_LAG',
+  'REPLICA_WAIT_MS',
+  'PG_BIN',
+  'API_DATABASE_URL',
+  'LOG_LEVEL',
+  'RATE_LIMIT_MAX',
+  'RATE_LIMIT_WINDOW_SECONDS',
+  'REJECT_PAYLOAD_MAX_BYTES',
+  'INGEST_LOG_MAX_BATCHES',
+  'INGEST_LOG_MAX_REJECTS',
+  'IDEMPOTENCY_MAX_KEYS',
+  'STATEMENT_TIMEOUT_MS',
+  'LOCK_TIMEOUT_MS',
+  'POOL_SIZE',
+  'POOL_TIMEOUT_MS',
+  'HTTP_CONNECTION_TIMEOUT_MS',
+  'HTTP_REQUEST_TIMEOUT_MS',
+  'BACKUP_CONCURRENCY',
+  'AVRO_MAX_BLOCK_BYTES',
+  'TEST_CONCURRENCY',
+  'HOUSEKEEPING_INTERVAL_MINUTES',
+  'SCHEDULE_BACKUP',
+  'SCHEDULE_REPORTS',
+  'SCHEDULE_HOUSEKEEPING',
+  'RETENTION_DAYS',
+])
+
+/**
+ * The settings in `.env` of the project folder that `env` does not set (the real environment
+ * wins; an empty value counts as unset), with Node's own parser: KEY=value lines, # comments,
+ * quotes. Any other key (NODE_OPTIONS, PATH: what every child process would inherit) is ignored,
+ * with a warning naming it. Returns the names it set.
+ */
+export function loadDotEnv(
+  file = join(projectRoot, '.env'),
+  env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = (message) => void process.stderr.write(`warning: ${message}\n`),
+): string[] {
+  if (!existsSync(file)) return []
+  const set: string[] = []
+  const ignored: string[] = []
+  for (const [name, value] of Object.entries(parseEnv(readFileSync(file, 'utf8')))) {
+    if (!SETTINGS.has(name)) ignored.push(name)
+    else if (env[name] === undefined && value !== '') {
+      env[name] = value
+      set.push(name)
+    }
+  }
+  if (ignored.length > 0)
+    warn(
+      `${file}: ${ignored.sort().join(', ')} ${ignored.length === 1 ? 'is not a setting' : 'are not settings'} of hirebase (README "Configuration"): ignored`,
+    )
+  return set
+}
 
 /** `text` as a whole number (ASCII digits) within min..max, or undefined. */
 export function parseWhole(text: string, min = 1, max = Number.MAX_SAFE_INTEGER): number | undefined {

@@ -3,11 +3,8 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { readdirSync } from 'node:fs'
-import { mkdtemp, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import { loadDotEnv } from '../../src/args.ts'
 import { projectRoot } from '../../src/paths.ts'
 
 const zx = join(projectRoot, 'node_modules/.bin/zx')
@@ -126,21 +123,4 @@ test('npm test -- --help prints the help instead of running the suite', async ()
   assert.equal(r.code, 0)
   assert.match(r.stdout, /Usage: npx zx scripts\/test\.mjs \[test files\.\.\.\]/)
   assert.doesNotMatch(r.stdout, /TAP version/)
-})
-
-test('.env fills in what the environment does not set; the environment wins; empty values count as unset', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'hirebase-env-'))
-  const file = join(dir, '.env')
-  await writeFile(file, '# comment\nHIREBASE_T_A=from-file\nHIREBASE_T_B="quoted value"\nHIREBASE_T_C=from-file\nHIREBASE_T_D=\n')
-  process.env.HIREBASE_T_C = 'from-environment'
-  try {
-    assert.deepEqual(loadDotEnv(file).sort(), ['HIREBASE_T_A', 'HIREBASE_T_B'])
-    assert.equal(process.env.HIREBASE_T_A, 'from-file')
-    assert.equal(process.env.HIREBASE_T_B, 'quoted value')
-    assert.equal(process.env.HIREBASE_T_C, 'from-environment')
-    assert.equal(process.env.HIREBASE_T_D, undefined)
-    assert.deepEqual(loadDotEnv(join(dir, 'absent')), [])
-  } finally {
-    for (const k of ['A', 'B', 'C']) delete process.env[`HIREBASE_T_${k}`]
-  }
 })

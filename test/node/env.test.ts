@@ -2,7 +2,11 @@
 // refused naming the variable, and every number setting goes through the same check.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { settingFromEnv, parseWhole, wholeFromEnv } from '../../src/env.ts'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadDotEnv, settingFromEnv, parseWhole, SETTINGS, wholeFromEnv } from '../../src/env.ts'
+import { projectRoot } from '../../src/paths.ts'
 import { limitsFromEnv } from '../../src/api/limits.ts'
 import { fileMode } from '../../src/files.ts'
 
@@ -35,4 +39,36 @@ test('the settings that read numbers use it', () => {
   assert.equal(fileMode({ FILE_MODE: '' }), 0o600)
   assert.equal(fileMode({ FILE_MODE: '640' }), 0o640)
   assert.throws(() => fileMode({ FILE_MODE: '0700' }), /FILE_MODE must be an octal file mode .* got "0700"/)
+})
+
+// .env (loadDotEnv) sets only the settings README "Configuration" lists: a file that could set
+// NODE_OPTIONS, PATH or PGPASSFILE would run code or reach a server in every child the scripts start.
+test('.env sets only the documented settings, under the environment; any other key is named as ignored', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hirebase-env-'))
+  const file = join(dir, '.env')
+  await writeFile(
+    file,
+    '# comment\nLOG_LEVEL=warn\nBACKUP_KEEP="9"\nPORT=from-file\nREPORTS_DIR=\nNODE_OPTIONS=--require=/tmp/x.js\nPATH=/tmp\nFUZZ_SEED=1\n',
+  )
+  const env: NodeJS.ProcessEnv = { PORT: '8001' }
+  const warnings: string[] = []
+  assert.deepEqual(loadDotEnv(file, env, (m) => warnings.push(m)).sort(), ['BACKUP_KEEP', 'LOG_LEVEL'])
+  assert.deepEqual(env, { PORT: '8001', LOG_LEVEL: 'warn', BACKUP_KEEP: '9' })
+  assert.deepEqual(warnings, [`${file}: FUZZ_SEED, NODE_OPTIONS, PATH are not settings of hirebase (README "Configuration"): ignored`])
+  assert.deepEqual(
+    loadDotEnv(join(dir, 'absent'), env, (m) => warnings.push(m)),
+    [],
+  )
+  assert.equal(warnings.length, 1)
+})
+
+test('the settings .env may set are those of README "Configuration"', async () => {
+  const readme = await readFile(join(projectRoot, 'README.md'), 'utf8')
+  const section = readme.slice(readme.indexOf('\n## Configuration\n'), readme.indexOf('\n## ', readme.indexOf('\n## Configuration\n') + 1))
+  const documented = section
+    .split('\n')
+    .filter((l) => l.startsWith('| `'))
+    .flatMap((row) => [...row.split('|')[1].matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]))
+  assert.ok(documented.length > 20, 'the Configuration table was not found')
+  assert.deepEqual([...SETTINGS].sort(), documented.sort())
 })
