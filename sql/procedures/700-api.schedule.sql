@@ -2,21 +2,29 @@
 -- backup request queue the runner works through. Raises IBTAB for an unknown table.
 
 -- Queues a backup of one table, or of every table when p_table is null, and wakes the
--- runners (LISTEN hirebase_backup_requests). Returns the request ids.
+-- runners (LISTEN hirebase_backup_requests). Returns the request ids, in load order.
+-- A table has at most one waiting request: a repeat returns it, so that a caller looping over
+-- this cannot queue backups until the disk is full. A request a runner is performing (its
+-- claim holds the row: SKIP LOCKED passes it) is not waiting: the backup may have started
+-- before the caller's last change, so another one is queued.
 create or replace function api.request_backup(p_table text default null, p_requested_by text default 'sql') returns bigint[]
 language plpgsql volatile security definer set search_path = pg_catalog, pg_temp as $$
 declare
-  v_ids bigint[];
+  v_ids bigint[] := '{}';
+  v_id bigint;
+  v_table text;
 begin
   if p_table is not null then perform internal.check_table(p_table); end if;
-  with made as (
-    insert into data.backup_requests (table_name, requested_by)
-    select table_name, p_requested_by from data.dictionary_tables
-     where p_table is null or table_name = p_table
-     order by load_order
-    returning request_id
-  )
-  select array_agg(request_id order by request_id) into v_ids from made;
+  for v_table in select table_name from data.dictionary_tables where p_table is null or table_name = p_table order by load_order loop
+    select q.request_id into v_id from data.backup_requests q
+     where q.table_name = v_table and q.finished_at is null
+     order by q.request_id limit 1
+       for key share skip locked;
+    if not found then
+      insert into data.backup_requests (table_name, requested_by) values (v_table, p_requested_by) returning request_id into v_id;
+    end if;
+    v_ids := v_ids || v_id;
+  end loop;
   perform pg_notify('hirebase_backup_requests', array_to_string(v_ids, ','));
   return v_ids;
 end $$;

@@ -132,5 +132,32 @@ describe('a hostile member of the API role', () => {
     assert.deepEqual(await ownerMember(), { owner: false, other: false })
   })
 
+  test('queuing backups over and over keeps one waiting request per table (the disk is not filled by a loop)', async () => {
+    const waiting = async () => (await db.sql<{ table_name: string; n: number }[]>`
+      select table_name, count(*)::int as n from data.backup_requests where finished_at is null group by 1 order by 1`).map((r) => [r.table_name, r.n])
+    const [{ ids: first }] = await hostile<{ ids: string[] }[]>`select api.request_backup(null, 'sql') as ids`
+    for (let i = 0; i < 20; i++) {
+      const [{ ids }] = await hostile<{ ids: string[] }[]>`select api.request_backup(${i % 2 ? 'jobs' : null}, 'api') as ids`
+      assert.deepEqual(ids, i % 2 ? [first[1]] : first, 'a repeat returns the waiting request')
+    }
+    assert.deepEqual(await waiting(), [['departments', 1], ['employees', 1], ['jobs', 1]])
+    // A request while the runner performs the waiting one (its claim holds the row) is another
+    // one, once: the backup running may have started before the caller's last change.
+    const runner = connect(db.url, { max: 1 })
+    try {
+      await runner.begin(async (tx) => {
+        const [claimed] = await tx`select * from runner.claim_backup_request('test')`
+        assert.ok(first.includes(claimed.request_id))
+        const [{ ids: again }] = await hostile<{ ids: string[] }[]>`select api.request_backup(${claimed.table_name}) as ids`
+        assert.notDeepEqual(again, [claimed.request_id])
+        assert.deepEqual((await hostile`select api.request_backup(${claimed.table_name}) as ids`)[0].ids, again)
+        await tx`select runner.finish_backup_request(${claimed.request_id}, null, null, null, null, 'test')`
+      })
+    } finally {
+      await runner.end()
+    }
+    assert.deepEqual(await waiting(), [['departments', 1], ['employees', 1], ['jobs', 1]])
+  })
+
   test('ends the session', async () => { await hostile.end() })
 })
