@@ -27,19 +27,20 @@ begin
   return jsonb_build_object('batch_id', v_batch.batch_id, 'table', v_batch.table_name, 'rejected', v_batch.rejected,
     'rejects', (select coalesce(jsonb_agg(jsonb_build_object('position', r.position, 'row', r.payload, 'reasons', r.reasons,
                                                              'rejected_at', r.rejected_at, 'replayed_at', r.replayed_at,
-                                                             'replay_batch_id', r.replay_batch_id) order by r.position), '[]'::jsonb)
+                                                             'replay_batch_id', r.replay_batch_id, 'repeated_in', r.repeated_in) order by r.position), '[]'::jsonb)
                   from (select * from data.ingest_rejects
                          where batch_id = p_batch_id and position > coalesce(p_after_position, 0)
                          order by position limit internal.page_limit(p_limit, 'rejects')) r));
 end $$;
 
 -- Rejected rows per reason code, most frequent first (pending: not replayed yet): of one
--- batch (the loader's summary of a file), or of the whole ingest log (GET /stats).
+-- batch (the loader's summary of a file: all it rejected), or of the whole ingest log (GET
+-- /stats: each rejected row once, by its current entry, 770-internal.reject_dedupe.sql).
 create or replace function runner.reject_reasons(p_batch_id bigint default null) returns table (reason text, rows integer, pending integer)
 language sql stable set search_path = pg_catalog, pg_temp as $$
   select reason, count(*)::integer, (count(*) filter (where r.replayed_at is null))::integer
     from data.ingest_rejects r, unnest(r.reasons) as reason
-   where p_batch_id is null or r.batch_id = p_batch_id
+   where (p_batch_id is null and r.repeated_in is null) or r.batch_id = p_batch_id
    group by reason order by 2 desc, 1
 $$;
 

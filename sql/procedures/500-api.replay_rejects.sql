@@ -32,6 +32,7 @@ begin
     from data.ingest_rejects r
     join data.ingest_batches b on b.batch_id = r.batch_id
    where r.table_name = p_table and r.replayed_at is null
+     and r.repeated_in is null  -- (the history of a reject stays as it was logged)
      -- a row that could not be read was stored as a string of what came: it can never pass
      and not r.reasons && array['bad_encoding', 'unreadable']
      and (jsonb_typeof(r.payload) = 'object'
@@ -45,10 +46,11 @@ begin
 
   perform api.open_ingest_input();
   insert into pg_temp.ingest_input (position, payload) select s.position, s.payload from pg_temp.replay_staged s;
-  -- (hirebase.replaying: the originals are updated below, not replaced: 770-internal.reject_dedupe.sql)
-  perform set_config('hirebase.replaying', 'on', true);
-  v_batch := api.ingest_staged(p_table, p_source, false);
-  perform set_config('hirebase.replaying', 'off', true);
+  -- A batch marked replay: the originals are updated below, not marked repeated
+  -- (770-internal.reject_dedupe.sql).
+  insert into data.ingest_batches (table_name, source, format, replay) values (p_table, p_source, 'json', true)
+  returning * into v_batch;
+  v_batch := internal.run_ingest(v_batch);
 
   -- Still failing: the original rejects take the current reasons ...
   update data.ingest_rejects r

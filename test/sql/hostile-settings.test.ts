@@ -49,5 +49,22 @@ describe('the hirebase.* caps as set by a caller', () => {
     assert.deepEqual([Number(after.batches), Number(after.payload)], [100000, 4096])
   })
 
+  test('a caller setting hirebase.replaying does not skip the reject de-duplication for its batches', async () => {
+    const rejects = async () => {
+      const [{ s }] = await db.sql<{ s: { reasons: { code: string; rejects: number }[] } }[]>`select api.stats() as s`
+      return s.reasons.find((r) => r.code === 'not_integer:job_id')?.rejects ?? 0
+    }
+    const before = await rejects()
+    const row = '[{"job_id": "replaying", "job_name": "Flood"}]'
+    await hostile.begin(async (tx) => {
+      await tx`select set_config('hirebase.replaying', 'on', true)`
+      for (let i = 0; i < 3; i++) await tx`call api.ingest_batch('jobs', ${row}::text)`
+    })
+    await hostile`set hirebase.replaying = on`
+    for (let i = 0; i < 3; i++) await hostile`call api.ingest_batch('jobs', ${row}::text)`
+    await hostile`reset hirebase.replaying`
+    assert.equal(await rejects(), before + 1, 'the same rejected row was logged more than once')
+  })
+
   test('ends the session', async () => { await hostile.end() })
 })

@@ -13,8 +13,10 @@ const db = await freshDatabase()
 interface Outcome { batch_id: string; received: number; inserted: number; unchanged: number; rejected: number }
 const ingest = async (table: string, rows: unknown) =>
   (await db.sql<Outcome[]>`call ingest_batch(${table}, ${db.sql.json(rows as never)})`)[0]
+// The current entries (an entry rejected again stays, marked repeated_in, as history).
 const log = (table: string) => db.sql<{ batch_id: string; position: number; payload: unknown; reasons: string[] }[]>`
-  select batch_id::text, position::integer, payload, reasons from data.ingest_rejects where table_name = ${table} order by batch_id, position`
+  select batch_id::text, position::integer, payload, reasons from data.ingest_rejects
+   where table_name = ${table} and repeated_in is null order by batch_id, position`
 
 test('a row rejected again with the same payload and reasons is logged once, under the newest batch', async () => {
   const rows = [{ job_id: 1, job_name: 'ok' }, { job_id: 'x', job_name: 'bad id' }, { job_id: 'x', job_name: 'bad id' }, { job_id: 2, job_name: '' }]
@@ -30,7 +32,27 @@ test('a row rejected again with the same payload and reasons is logged once, und
   // lines of one batch are two rows of that batch).
   assert.deepEqual((await log('jobs')).map((r) => [r.batch_id, r.position]), [[third.batch_id, 2], [third.batch_id, 3], [third.batch_id, 4]])
   const stats = await db.sql<{ s: { reasons: { code: string; rejects: number }[] } }[]>`select api.stats() as s`
-  assert.equal(stats[0].s.reasons.reduce((n, r) => n + r.rejects, 0), (await db.sql`select count(*)::int as n from data.ingest_rejects r, unnest(r.reasons)`)[0].n)
+  assert.equal(stats[0].s.reasons.reduce((n, r) => n + r.rejects, 0), (await db.sql`select count(*)::int as n from data.ingest_rejects r, unnest(r.reasons) where r.repeated_in is null`)[0].n)
+  // The older entries stay with their batches, each marked with the batch that rejected it next.
+  const history = await db.sql`select batch_id::text, repeated_in::text from data.ingest_rejects where table_name = 'jobs' and repeated_in is not null order by 1, position`
+  assert.deepEqual(history.map((r) => [r.batch_id, r.repeated_in]), [
+    [first.batch_id, second.batch_id], [first.batch_id, second.batch_id], [first.batch_id, second.batch_id],
+    [second.batch_id, third.batch_id], [second.batch_id, third.batch_id], [second.batch_id, third.batch_id]])
+})
+
+// The reject log is an audit trail: anyone may send a row someone else's batch rejected, and
+// that must not take the entry away from that batch (GET /ingest/batches/{id}/rejects).
+test("a row sent again leaves the older batch's record of it as it was", async () => {
+  const record = async (batchId: string) => {
+    const [{ r }] = await db.sql<{ r: { rejected: number; rejects: Record<string, unknown>[] } }[]>`select api.batch_rejects(${batchId}) as r`
+    return { rejected: r.rejected, rejects: r.rejects.map(({ position, row, reasons, rejected_at }) => ({ position, row, reasons, rejected_at })) }
+  }
+  const theirs = await ingest('departments', [{ department_id: 'x', department_name: 'Theirs' }, { department_id: 7, department_name: '' }])
+  const before = await record(theirs.batch_id)
+  assert.equal(before.rejects.length, 2)
+  const mine = await ingest('departments', [{ department_id: 'x', department_name: 'Theirs' }])
+  assert.deepEqual(await record(theirs.batch_id), before)
+  assert.equal((await record(mine.batch_id)).rejects.length, 1, 'the new batch keeps its own verdict')
 })
 
 test('the same payload with other reasons is another reject', async () => {
@@ -67,7 +89,8 @@ test('replay_rejects keeps the rejects that still fail, and prints only its summ
 // Generated reloads: batches drawn (with repeats) from a small pool of valid and broken rows,
 // some sent one after another, some at once. The model is built from each batch's own verdict,
 // read right after it (a batch never drops its own entries): a pending (payload, reasons) is
-// kept by the newest batch that rejected it, as many times as that batch has it.
+// current in the newest batch that rejected it, as many times as that batch has it (the older
+// entries stay as history, marked repeated_in).
 describe('reject log under generated reloads', () => {
   const seed = Number(process.env.FUZZ_SEED ?? 20261201)
   const scale = Number(process.env.FUZZ_SCALE ?? 1)
@@ -81,7 +104,7 @@ describe('reject log under generated reloads', () => {
   const pending = async () => {
     const entries = await db.sql<{ batch_id: string; key: Key; n: number }[]>`
       select batch_id::text, payload::text || ' ' || reasons::text as key, count(*)::int as n
-        from data.ingest_rejects where table_name = 'jobs' and replayed_at is null group by 1, 2`
+        from data.ingest_rejects where table_name = 'jobs' and replayed_at is null and repeated_in is null group by 1, 2`
     return new Map(entries.map((e) => [`${e.batch_id} ${e.key}`, e.n]))
   }
   const verdict = async (batchId: string) => db.sql<{ key: Key; n: number }[]>`
