@@ -21,13 +21,17 @@ language sql immutable parallel safe
 return least(greatest(coalesce(p_limit, (internal.page_sizes() -> p_page ->> 'default')::integer), 1),
              (internal.page_sizes() -> p_page ->> 'max')::integer);
 
--- A refused request still goes into the ingest log, with its error and no rows.
+-- A refused request still goes into the ingest log, with its error and no rows. The message
+-- is cut at 1000 characters (saying so): a CSV parse error comes from the caller (p_parse_error),
+-- which in psql can be any text, and the log's caps count batches, not bytes.
 create or replace function internal.refuse_request(p_table text, p_source text, p_format text, p_code text, p_message text, p_received integer)
 returns jsonb
 language sql volatile as $$
   insert into data.ingest_batches (table_name, source, format, received, error_code, error_message, finished_at)
-  values (p_table, p_source, p_format, p_received, p_code, p_message, clock_timestamp())
-  returning jsonb_build_object('batch_id', batch_id, 'error', jsonb_build_object('code', p_code, 'message', p_message))
+  select p_table, p_source, p_format, p_received, p_code, m.message, clock_timestamp()
+    from (select case when length(p_message) > 1000 then left(p_message, 1000) || format('... (%s characters)', length(p_message))
+                      else p_message end as message) m
+  returning jsonb_build_object('batch_id', batch_id, 'error', jsonb_build_object('code', p_code, 'message', error_message))
 $$;
 
 -- The API's answer for an ingested batch: the counts and every reject.

@@ -159,5 +159,16 @@ describe('a hostile member of the API role', () => {
     assert.deepEqual(await waiting(), [['departments', 1], ['employees', 1], ['jobs', 1]])
   })
 
+  test('a refused request logs a bounded error message, whatever the caller says it was', async () => {
+    // p_parse_error is the server's CSV parser's message; in psql it is whatever the caller passes.
+    const said = 'x'.repeat(4_000_000)
+    const [{ r }] = await hostile`select api.ingest_request('jobs', '', 'csv', false, 'key-of-a-huge-refusal', ${said}) as r`
+    assert.equal(r.error.code, 'malformed_csv')
+    const [{ stored, kept }] = await db.sql`
+      select (select octet_length(error_message) from data.ingest_batches where batch_id = ${r.batch_id}) as stored,
+             (select octet_length(response::text) from data.idempotency_keys where idempotency_key = 'key-of-a-huge-refusal') as kept`
+    assert.ok(stored <= 2000 && kept <= 4000, `stored ${stored} bytes of error message, ${kept} of response`)
+  })
+
   test('ends the session', async () => { await hostile.end() })
 })
