@@ -2,7 +2,7 @@
 // means the default; a bad value is refused before anything starts, naming the variable, what
 // it must be and what it was. Numbers are whole and at least 1 unless the setting says otherwise.
 // .env fills in the same settings, and only those.
-import { existsSync, readFileSync } from 'node:fs'
+import { closeSync, existsSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseEnv } from 'node:util'
 import { projectRoot } from './paths.ts'
@@ -66,9 +66,25 @@ export function loadDotEnv(
   warn: (message: string) => void = (message) => void process.stderr.write(`warning: ${message}\n`),
 ): string[] {
   if (!existsSync(file)) return []
+  const fd = openSync(file, 'r')
+  let text: string
+  try {
+    // Whoever else can write it could point DATABASE_URL at a server of theirs: not read, as
+    // folders others can write are refused (src/files.ts). (fstat: the file read, not a name.)
+    const s = fstatSync(fd)
+    const me = process.getuid?.() ?? s.uid
+    if (s.mode & 0o002 || (s.uid !== me && s.uid !== 0)) {
+      const why = s.mode & 0o002 ? 'is writable by other users' : `belongs to another user (uid ${s.uid})`
+      warn(`${file} ${why}, who could change the settings: not read (chmod o-w it, or make it yours)`)
+      return []
+    }
+    text = readFileSync(fd, 'utf8')
+  } finally {
+    closeSync(fd)
+  }
   const set: string[] = []
   const ignored: string[] = []
-  for (const [name, value] of Object.entries(parseEnv(readFileSync(file, 'utf8')))) {
+  for (const [name, value] of Object.entries(parseEnv(text))) {
     if (!SETTINGS.has(name)) ignored.push(name)
     else if (env[name] === undefined && value !== '') {
       env[name] = value

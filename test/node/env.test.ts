@@ -2,7 +2,7 @@
 // refused naming the variable, and every number setting goes through the same check.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadDotEnv, settingFromEnv, parseWhole, SETTINGS, wholeFromEnv } from '../../src/env.ts'
@@ -71,4 +71,38 @@ test('the settings .env may set are those of README "Configuration"', async () =
     .flatMap((row) => [...row.split('|')[1].matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]))
   assert.ok(documented.length > 20, 'the Configuration table was not found')
   assert.deepEqual([...SETTINGS].sort(), documented.sort())
+})
+
+// Another user who can write .env could point DATABASE_URL at a server of theirs (the loader and
+// restores would send it the data) or list a page of theirs in ALLOWED_ORIGINS: such a file is
+// not read, as folders others can write are refused for backups and reports (src/files.ts).
+test('.env that other users can write, or that belongs to another user, is not read', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hirebase-env-'))
+  const file = join(dir, '.env')
+  await writeFile(file, 'LOG_LEVEL=debug\n')
+  await chmod(file, 0o666)
+  const env: NodeJS.ProcessEnv = {}
+  const warnings: string[] = []
+  assert.deepEqual(
+    loadDotEnv(file, env, (m) => warnings.push(m)),
+    [],
+  )
+  assert.deepEqual(env, {})
+  assert.match(warnings.join('\n'), /\.env is writable by other users, .*not read/)
+  if (process.getuid?.() === 0) {
+    await chmod(file, 0o644)
+    await chown(file, 65534, 65534)
+    warnings.length = 0
+    assert.deepEqual(
+      loadDotEnv(file, env, (m) => warnings.push(m)),
+      [],
+    )
+    assert.match(warnings.join('\n'), /\.env belongs to another user \(uid 65534\), .*not read/)
+  }
+  await chmod(file, 0o600)
+  await chown(file, process.getuid?.() ?? 0, process.getgid?.() ?? 0).catch(() => {})
+  assert.deepEqual(
+    loadDotEnv(file, env, () => {}),
+    ['LOG_LEVEL'],
+  )
 })
