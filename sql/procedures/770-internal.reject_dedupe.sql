@@ -5,7 +5,10 @@
 -- an audit trail: a caller resending someone else's bad row must not take it out of that
 -- batch's record. Replays are left alone: replay_rejects updates the originals itself, and its
 -- batch is marked replay by the owner (data.ingest_batches, which no caller can write).
-create or replace function internal.drop_repeated_rejects() returns trigger
+-- (Until 0009 the trigger deleted the older entries: ingest_rejects_drop_repeated.)
+drop trigger if exists ingest_rejects_drop_repeated on data.ingest_rejects;
+drop function if exists internal.drop_repeated_rejects();
+create or replace function internal.mark_repeated_rejects() returns trigger
 language plpgsql set search_path = pg_catalog, pg_temp as $$
 begin
   -- Entries another transaction is marking (a concurrent batch with the same bad rows) are
@@ -31,5 +34,5 @@ begin
    where d.batch_id = o.batch_id and d.position = o.position;
   return null;
 end $$;
-create or replace trigger ingest_rejects_drop_repeated after insert on data.ingest_rejects
-  referencing new table as new_rejects for each statement execute function internal.drop_repeated_rejects();
+create or replace trigger ingest_rejects_mark_repeated after insert on data.ingest_rejects
+  referencing new table as new_rejects for each statement execute function internal.mark_repeated_rejects();
