@@ -54,6 +54,19 @@ export const SETTINGS: ReadonlySet<string> = new Set([
   'RETENTION_DAYS',
 ])
 
+/** A token, or a URL with a password in it. */
+function isSecret(name: string, value: string): boolean {
+  if (name.endsWith('_TOKEN')) return value !== ''
+  if (!/_URLS?$/.test(name)) return false
+  return value.split(',').some((url) => {
+    try {
+      return new URL(url.trim()).password !== ''
+    } catch {
+      return /:[^@/]*@/.test(url)
+    }
+  })
+}
+
 /**
  * The settings in `.env` of the project folder that `env` does not set (the real environment
  * wins; an empty value counts as unset), with Node's own parser: KEY=value lines, # comments,
@@ -68,6 +81,7 @@ export function loadDotEnv(
   if (!existsSync(file)) return []
   const fd = openSync(file, 'r')
   let text: string
+  let readable: boolean
   try {
     // Whoever else can write it could point DATABASE_URL at a server of theirs: not read, as
     // folders others can write are refused (src/files.ts). (fstat: the file read, not a name.)
@@ -79,12 +93,16 @@ export function loadDotEnv(
       return []
     }
     text = readFileSync(fd, 'utf8')
+    readable = (s.mode & 0o044) !== 0
   } finally {
     closeSync(fd)
   }
+  const settings = Object.entries(parseEnv(text)).map(([name, value]) => [name, value ?? ''] as const)
+  const secrets = settings.filter(([name, value]) => SETTINGS.has(name) && isSecret(name, value)).map(([name]) => name)
+  if (readable && secrets.length > 0) warn(`${file} holds ${secrets.sort().join(', ')} and other users may read it: chmod 600 ${file}`)
   const set: string[] = []
   const ignored: string[] = []
-  for (const [name, value] of Object.entries(parseEnv(text))) {
+  for (const [name, value] of settings) {
     if (!SETTINGS.has(name)) ignored.push(name)
     else if (env[name] === undefined && value !== '') {
       env[name] = value

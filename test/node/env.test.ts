@@ -106,3 +106,19 @@ test('.env that other users can write, or that belongs to another user, is not r
     ['LOG_LEVEL'],
   )
 })
+
+// `cp .env.example .env` makes it 0644: a password in DATABASE_URL or a token would be every
+// local user's to read. Read all the same (the user chose it), with a warning saying what to do.
+test('.env that others may read is read, with a warning naming the secrets it holds', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'hirebase-env-'))
+  const file = join(dir, '.env')
+  await writeFile(file, 'API_TOKEN=t0ken\nDATABASE_URL=postgres://u:secret@h/d\nLOG_LEVEL=warn\nAPI_DATABASE_URL=postgres://h/d\n')
+  await chmod(file, 0o644)
+  const warnings: string[] = []
+  assert.deepEqual(loadDotEnv(file, {}, (m) => warnings.push(m)).sort(), ['API_DATABASE_URL', 'API_TOKEN', 'DATABASE_URL', 'LOG_LEVEL'])
+  assert.deepEqual(warnings, [`${file} holds API_TOKEN, DATABASE_URL and other users may read it: chmod 600 ${file}`])
+  await chmod(file, 0o600)
+  warnings.length = 0
+  loadDotEnv(file, {}, (m) => warnings.push(m))
+  assert.deepEqual(warnings, [])
+})
