@@ -81,6 +81,7 @@ export const UNAVAILABLE = [
 export const ANSWERED: Record<string, number> = {
   unknown_host: 421,
   forbidden_origin: 403,
+  other_local_user: 403,
   unauthorized: 401,
   rate_limited: 429,
   not_found: 404,

@@ -222,16 +222,25 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   })
   const { startHousekeeping } = await import('./housekeeping.ts')
   const housekeeper = await startHousekeeping(url, (msg, fields) => app.log.info(fields, msg))
+  const { peersKnown } = await import('./api/peer.ts')
   console.log(
     `API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
-      ` (OpenAPI: /openapi.json; database login ${api.how}; writes ${token ? 'need the bearer token' : 'are open: set API_TOKEN to require a token'}` +
-      `${readToken ? ', reads too' : ''})`,
+      ` (OpenAPI: /openapi.json; database login ${api.how}; ${access(token, readToken, peersKnown())})`,
   )
   if (!shutdown.aborted) await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
   await worker.stop() // lets a backup in progress finish (the runner's pool closes with the app)
   await app.close()
   await housekeeper.stop()
   await sql.end({ timeout: 5 })
+}
+
+/** Who may call the API, for the start-up line. */
+function access(token: string | undefined, readToken: string | undefined, peersKnown: boolean): string {
+  if (token)
+    return `writes need the bearer token${readToken ? ', reads too' : ''}${peersKnown ? ', and so does every call of another local user' : ''}`
+  return peersKnown
+    ? 'open to this OS user only: set API_TOKEN to share it with other local users'
+    : 'open to every local user (this system does not say who connects): set API_TOKEN to require a token'
 }
 
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`

@@ -6,6 +6,7 @@ import cors from '@fastify/cors'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { answered, errorBody } from '../errors.ts'
 import { REPLICA_HEADERS } from './context.ts'
+import { fromOtherLocalUser, peersKnown } from './peer.ts'
 
 /** A token from the environment: unset is undefined, blank is an error (nobody could use it). */
 export function tokenFromEnv(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
@@ -99,6 +100,8 @@ const open = (method: string, path: string) =>
 export async function installGuards(app: FastifyInstance, options: GuardOptions): Promise<void> {
   const listenHost = options.host ?? '127.0.0.1'
   const allowedOrigins = options.allowedOrigins ?? []
+  const tokens = [options.token, options.readToken].filter((t): t is string => Boolean(t))
+  const ownerOnly = peersKnown()
   // A web page on another site must not reach the API: DNS rebinding (a Host that is not this
   // server) and cross-origin writes are refused before anything else runs.
   app.addHook('onRequest', async (request, reply) => {
@@ -112,6 +115,27 @@ export async function installGuards(app: FastifyInstance, options: GuardOptions)
               'unknown_host',
               `this server does not answer for Host "${request.headers.host ?? ''}"`,
               'use the address it listens on, or add the name to ALLOWED_HOSTS',
+            ),
+          ),
+        )
+    }
+    // Another OS user of this machine gets what holds no data, and the rest with a token only.
+    if (
+      ownerOnly &&
+      !open(request.method, request.url.split('?')[0]) &&
+      fromOtherLocalUser(request.raw.socket) &&
+      !tokens.some((t) => authorized(request.headers.authorization, t))
+    ) {
+      return reply
+        .code(403)
+        .send(
+          errorBody(
+            answered(
+              'other_local_user',
+              tokens.length
+                ? 'this connection comes from another user of this machine: send Authorization: Bearer <API_TOKEN or READ_TOKEN>'
+                : `this server answers only its own OS user (uid ${process.getuid?.()}) while no API_TOKEN is set`,
+              tokens.length ? undefined : 'to share it with other local users, start it with API_TOKEN (and READ_TOKEN) set',
             ),
           ),
         )

@@ -1,0 +1,105 @@
+// On a shared machine, the loopback API without a token is its own OS user's: another account's
+// requests get only what holds no data (403 other_local_user), and with a token configured they
+// need it. Needs root (requests are sent as the OS user `nobody`); CI runs as root.
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { mkdtemp } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { after, test } from 'node:test'
+import { clientSocketOwner } from '../../src/api/peer.ts'
+import { buildServer, type ServerOptions } from '../../src/server.ts'
+import { freshDatabase } from '../support.ts'
+
+const root = userInfo().uid === 0
+if (!root)
+  process.stderr.write('\n!!! SKIPPED: api-local-users.test.ts needs root (it sends requests as the OS user nobody); CI runs as root\n\n')
+
+const db = await freshDatabase()
+
+async function server(options: Partial<ServerOptions>, host = '127.0.0.1') {
+  const { app, sql } = await buildServer({
+    databaseUrl: db.url,
+    logLevel: 'silent',
+    backupDir: await mkdtemp(join(tmpdir(), 'hirebase-peer-')),
+    host,
+    ...options,
+  })
+  after(async () => {
+    await app.close()
+    await sql.end()
+  })
+  await app.listen({ host, port: 0 })
+  return `http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}`
+}
+
+/** The status of each request, sent by a node process running as `user`. */
+async function statuses(user: string, base: string, requests: { method: string; path: string; token?: string }[]) {
+  const script = `
+    const out = []
+    for (const r of ${JSON.stringify(requests)}) {
+      const headers = { 'content-type': 'application/json' }
+      if (r.token) headers.authorization = 'Bearer ' + r.token
+      const res = await fetch(${JSON.stringify(base)} + r.path, { method: r.method, headers, body: r.method === 'POST' ? '[{"job_id":900,"job_name":"peer test"}]' : undefined })
+      const body = await res.json().catch(() => ({}))
+      out.push(res.status + (body.error ? ' ' + body.error.code : ''))
+    }
+    console.log(JSON.stringify(out))`
+  const args = user === 'self' ? ['-e', script] : ['-u', user, '--', process.execPath, '-e', script]
+  const { stdout } = await promisify(execFile)(user === 'self' ? process.execPath : 'runuser', args, { cwd: '/' })
+  return JSON.parse(stdout) as string[]
+}
+
+const routes = [
+  { method: 'GET', path: '/tables/jobs/rows' },
+  { method: 'POST', path: '/tables/jobs/rows' },
+  { method: 'GET', path: '/stats' },
+  { method: 'GET', path: '/health' },
+  { method: 'GET', path: '/openapi.json' },
+]
+
+test('the socket table names the OS user at the other end of a loopback connection, IPv4 and IPv6', async () => {
+  for (const host of ['127.0.0.1', '::1']) {
+    const base = await server({}, host).catch((e) => {
+      if (host === '::1' && /EADDRNOTAVAIL|EAFNOSUPPORT/.test(String(e))) return undefined
+      throw e
+    })
+    if (!base) {
+      process.stderr.write('\n!!! SKIPPED: IPv6 loopback (::1) unavailable on this machine\n\n')
+      continue
+    }
+    const port = Number(new URL(base).port)
+    const socket = connect({ host, port })
+    await new Promise((resolve) => socket.once('connect', resolve))
+    assert.equal(clientSocketOwner(socket.localAddress!, socket.localPort!, port), userInfo().uid, host)
+    assert.equal(clientSocketOwner(socket.localAddress!, socket.localPort! === 65535 ? 1 : socket.localPort! + 1, port), undefined)
+    socket.destroy()
+  }
+})
+
+test('without a token, another local user gets only what holds no data; the server user gets everything', { skip: !root }, async () => {
+  const base = await server({})
+  assert.deepEqual(await statuses('self', base, routes), ['200', '200', '200', '200', '200'])
+  assert.deepEqual(await statuses('nobody', base, routes), [
+    '403 other_local_user',
+    '403 other_local_user',
+    '403 other_local_user',
+    '200',
+    '200',
+  ])
+})
+
+test('with API_TOKEN and READ_TOKEN, another local user with a token is served, without one refused', { skip: !root }, async () => {
+  const base = await server({ token: 'write-token', readToken: 'read-token' })
+  const asNobody = (token?: string) =>
+    statuses(
+      'nobody',
+      base,
+      routes.slice(0, 2).map((r) => ({ ...r, token })),
+    )
+  assert.deepEqual(await asNobody(), ['403 other_local_user', '403 other_local_user'])
+  assert.deepEqual(await asNobody('read-token'), ['200', '401 unauthorized'])
+  assert.deepEqual(await asNobody('write-token'), ['200', '200'])
+})
