@@ -3,7 +3,7 @@
 // Load departments.csv, jobs.csv and employees.csv from a folder, migrating first (--help).
 import { lib } from './ts.mjs'
 
-const { parseCommandLine, wholeNumber } = await lib('args.ts')
+const { existingPath, parseCommandLine, wholeNumber } = await lib('args.ts')
 const { parseRejectLimit } = await lib('tasks.ts')
 const { values, positionals } = parseCommandLine(import.meta.url, {
   usage: ['[dir] [options]'],
@@ -51,6 +51,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
     ['CI', 'set: progress as plain lines, as when the output is not a terminal'],
   ],
   examples: ['npx zx scripts/load.mjs data/historical --dry-run', 'npx zx scripts/load.mjs ~/export --header --max-rejects 1%'],
+  validate: (_values, [dir]) => dir === undefined || existingPath(dir, 'folder'),
 })
 
 const { run } = await lib('cli.ts')

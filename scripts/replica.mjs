@@ -13,7 +13,7 @@ const { values } = parseCommandLine(import.meta.url, {
     'programs. Prints the DATABASE_REPLICA_URLS value to start the API with, and how to stop and remove it.\n' +
     'The embedded server must keep running (npm start, or scripts/db.mjs) for the standby to follow it.',
   options: {
-    port: { type: 'string', arg: '<port>', help: "the standby's port on 127.0.0.1 (default 54339)", parse: wholeNumber(1) },
+    port: { type: 'string', arg: '<port>', help: "the standby's port on 127.0.0.1 (default 54339)", parse: wholeNumber(1, 65535) },
     'primary-url': {
       type: 'string',
       arg: '<url>',

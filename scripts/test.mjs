@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { lib } from './ts.mjs'
 
-const { parseCommandLine } = await lib('args.ts')
+const { existingPath, parseCommandLine } = await lib('args.ts')
 const { wholeFromEnv } = await lib('env.ts')
 const { positionals } = parseCommandLine(import.meta.url, {
   usage: ['[test files...]'],
@@ -26,6 +26,8 @@ const { positionals } = parseCommandLine(import.meta.url, {
   positionals: { max: Infinity },
   environment: [['TEST_CONCURRENCY', 'test files run at once (default 4)']],
   examples: ['npm test', 'npm test -- test/sql/ingest_batch.test.ts test/node/load.test.ts'],
+  // Before the template database is made: a mistyped path is said at once.
+  validate: (_values, files) => files.forEach((file) => existingPath(file, 'file or folder')),
 })
 
 /** @type {number} */

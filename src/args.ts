@@ -1,6 +1,7 @@
 // The command line of every entry point (scripts/*.mjs): one parser (node:util parseArgs),
 // --help, and exit code 2 for anything it does not know, before any work is done. Then the
 // settings in .env, under the real environment.
+import { statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -203,14 +204,26 @@ export function parseCommandLine<O extends Record<string, OptionSpec>>(
 
 // ---- values ----
 
-/** A whole number from `min` up. */
+/** A whole number from `min` up (to `max`). */
 export const wholeNumber =
-  (min = 1) =>
+  (min = 1, max = Number.MAX_SAFE_INTEGER) =>
   (value: string): number => {
     const n = parseWhole(value, min)
-    if (n === undefined) throw new Error(`expected a whole number >= ${min}`)
+    if (n === undefined || n > max)
+      throw new Error(max < Number.MAX_SAFE_INTEGER ? `expected a whole number from ${min} to ${max}` : `expected a whole number >= ${min}`)
     return n
   }
+
+/** Refuses a path argument that does not exist or is not of the kind asked for (checked before any work). */
+export function existingPath(path: string, kind: 'folder' | 'file or folder'): void {
+  let stats
+  try {
+    stats = statSync(path)
+  } catch {
+    throw new Error(`${JSON.stringify(path)}: no such ${kind}`)
+  }
+  if (kind === 'folder' && !stats.isDirectory()) throw new Error(`${JSON.stringify(path)} is not a folder`)
+}
 
 /** A year such as 2021. */
 export const year = (value: string): number => {
