@@ -105,7 +105,18 @@ export function answered(code: keyof typeof ANSWERED & string, message: string, 
 interface Invalid {
   instancePath?: string
   keyword?: string
-  params?: { missingProperty?: string; additionalProperty?: string; allowedValues?: unknown[]; limit?: number }
+  params?: {
+    missingProperty?: string
+    additionalProperty?: string
+    allowedValues?: unknown[]
+    limit?: number
+    type?: string
+    passingSchemas?: unknown
+  }
+  /** With ajv's `verbose` (src/server.ts): the schema of the value, and the value. */
+  parentSchema?: { type?: string; minimum?: number; maximum?: number; examples?: unknown[]; enum?: unknown[] }
+  schema?: unknown
+  data?: unknown
 }
 interface RaisedError {
   code?: string
@@ -129,13 +140,92 @@ function parameterOf(e: RaisedError): string {
   )
 }
 
-/** A validation error's message, naming the allowed values or the bound the value broke. */
+const KINDS: Record<string, string> = {
+  integer: 'a whole number',
+  number: 'a number',
+  boolean: 'true or false',
+  string: 'text',
+  array: 'a JSON array',
+  object: 'a JSON object',
+}
+const PLACES: Record<string, string> = { querystring: 'the query', params: 'the path', body: 'the body', headers: 'the headers' }
+
+/** "from 1 to 1000", "at least 1", "at most 9999" (or nothing) for a number's schema. */
+function range(schema: Invalid['parentSchema']): string {
+  const { minimum: min, maximum: max } = schema ?? {}
+  if (min !== undefined && max !== undefined) return ` from ${min} to ${max}`
+  if (min !== undefined) return ` of at least ${min}`
+  if (max !== undefined) return ` of at most ${max}`
+  return ''
+}
+
+/**
+ * A validation error's message in the words of the other errors: what the parameter must be
+ * (its kind, bounds, allowed values, an example) and what was given, instead of ajv's
+ * "querystring/year must be integer".
+ */
 function invalid(e: RaisedError): ApiError {
-  const first = e.validation?.[0]
-  const code = `bad_parameter:${parameterOf(e)}`
+  const errors = e.validation ?? []
+  const first = errors[0]
+  const name = parameterOf(e)
+  const code = `bad_parameter:${name}`
+  const place = PLACES[e.validationContext ?? ''] ?? 'the request'
+  const schema = first?.parentSchema
+  const example = schema?.examples?.length ? `, e.g. ${JSON.stringify(schema.examples[0])}` : ''
+  const got = first && 'data' in first && first.data !== undefined ? `; got ${JSON.stringify(first.data).slice(0, 40)}` : ''
   const allowed = first?.params?.allowedValues
-  if (first?.keyword === 'enum' && allowed) {
-    return { status: 400, code, message: `${e.message}: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`, detail: { allowed } }
+  switch (first?.keyword) {
+    case 'type': {
+      const kind = KINDS[first.params?.type?.split(',')[0] ?? ''] ?? first.params?.type
+      const bounds = first.params?.type === 'integer' || first.params?.type === 'number' ? range(schema) : ''
+      return { status: 400, code, message: `${name} must be ${kind}${bounds}${example}${got}` }
+    }
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return {
+        status: 400,
+        code,
+        message: `${name} must be ${KINDS[schema?.type ?? ''] ?? 'a number'}${range(schema) || ` ${first.keyword.includes('inimum') ? 'above' : 'below'} ${first.params?.limit}`}${example}${got}`,
+        detail: {
+          ...(schema?.minimum !== undefined && { minimum: schema.minimum }),
+          ...(schema?.maximum !== undefined && { maximum: schema.maximum }),
+        },
+      }
+    case 'enum':
+      if (allowed)
+        return {
+          status: 400,
+          code,
+          message: `${name} must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}${got}`,
+          detail: { allowed },
+        }
+      break
+    case 'required': {
+      // A oneOf of required fields (POST /tables/{table}/restore: file or newest) lists each.
+      const missing = [...new Set(errors.filter((x) => x.keyword === 'required').map((x) => x.params?.missingProperty))]
+      const either = errors.some((x) => x.keyword === 'oneOf') && missing.length > 1
+      return {
+        status: 400,
+        code,
+        message: either
+          ? `${place} needs one of ${missing.map((m) => JSON.stringify(m)).join(', ')} (exactly one)`
+          : `${place} needs ${JSON.stringify(missing[0])}`,
+      }
+    }
+    case 'oneOf': {
+      const names = Array.isArray(first.schema) ? first.schema.flatMap((alt: { required?: string[] }) => alt.required ?? []) : []
+      return {
+        status: 400,
+        code,
+        message: names.length
+          ? `${place} must have exactly one of ${names.map((m) => JSON.stringify(m)).join(', ')}, not several`
+          : `${place} must match exactly one of the forms in /openapi.json`,
+      }
+    }
+    case 'additionalProperties':
+      return { status: 400, code, message: `${place} has an unknown field ${JSON.stringify(first.params?.additionalProperty)}` }
   }
   return { status: 400, code, message: e.message ?? 'bad parameter' }
 }

@@ -125,6 +125,9 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     // One line per request, written by our onResponse hook (with the batch's counts).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT,
+    // The schema and the value on each validation error, for messages that name the bounds,
+    // an example and what was given (src/errors.ts).
+    ajv: { customOptions: { verbose: true } },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     return503OnClosing: true,

@@ -200,7 +200,7 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
     ] as const) {
       for (const [name, value] of Object.entries((values ?? {}) as Record<string, unknown>)) {
         if (typeof value === 'number' && !Number.isFinite(value)) {
-          throw Object.assign(new Error(`${context}/${name} must be a finite integer`), {
+          throw Object.assign(new Error(`${name} must be a whole number, not ${JSON.stringify(String(value))}`), {
             statusCode: 400,
             validation: [{ instancePath: `/${name}` }],
           })

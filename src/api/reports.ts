@@ -5,7 +5,7 @@ import { ABOVE_MEAN_COLUMNS, departmentsAboveMean, hiresByQuarter, QUARTER_COLUM
 import type { ApiContext } from './context.ts'
 
 const reportQuery = {
-  year: { type: 'integer', minimum: 1, maximum: 9999, default: 2021 },
+  year: { type: 'integer', minimum: 1, maximum: 9999, default: 2021, examples: [2021] },
   format: { type: 'string', enum: ['json', 'csv'] },
 }
 const wantsCsv = (request: FastifyRequest<{ Querystring: { format?: string } }>) =>

@@ -211,6 +211,29 @@ describe('error messages', () => {
     assert.deepEqual(m.json.error.allowed, ['all', 'hiring'])
   })
 
+  test("validation errors read like the others: the parameter, what it must be, what was given (not ajv's 'querystring/year must be integer')", async () => {
+    const cases: [string, string, string | undefined, RegExp][] = [
+      ['GET', '/reports/hires-by-quarter?year=abc', undefined, /^year must be a whole number from 1 to 9999, e\.g\. 2021; got "abc"$/],
+      ['GET', '/reports/hires-by-quarter?year=99999', undefined, /^year must be a whole number from 1 to 9999, e\.g\. 2021; got 99999$/],
+      ['GET', '/tables/jobs/rows?limit=0', undefined, /^limit must be a whole number from 1 to \d+; got 0$/],
+      ['GET', '/tables/jobs/rows/abc', undefined, /^id must be a whole number from 1 to \d+; got "abc"$/],
+      ['POST', '/tables/jobs/rows?dry_run=maybe', '[]', /^dry_run must be true or false; got "maybe"$/],
+      ['POST', '/tables/jobs/restore', '{}', /^the body needs one of "file", "newest" \(exactly one\)$/],
+      [
+        'POST',
+        '/tables/jobs/restore',
+        '{"file": "x", "newest": true}',
+        /^the body must have exactly one of "file", "newest", not several$/,
+      ],
+    ]
+    for (const [method, path, body, message] of cases) {
+      const r = await call(method, path, body)
+      assert.equal(r.status, 400, path)
+      assert.match(r.json.error.code, /^bad_parameter:/, path)
+      assert.match(r.json.error.message, message, path)
+    }
+  })
+
   test('body_too_large states the limit in bytes', async () => {
     const r = await call('POST', '/tables/jobs/rows', ' '.repeat(2 * 1024 * 1024 + 1))
     assert.equal(r.status, 413)
