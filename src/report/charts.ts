@@ -107,6 +107,15 @@ export interface QuarterCounts {
   quarters: [number, number, number, number]
 }
 
+/** The relative luminance (WCAG 2) of an rgb(r, g, b) colour: black text above about 0.18, white below. */
+function luminance(rgb: string): number {
+  const [r, g, b] = (rgb.match(/\d+/g) ?? ['0', '0', '0']).map((v) => {
+    const c = Number(v) / 255
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4
+  })
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b
+}
+
 /** Departments (or jobs) by quarter as a heatmap, with a total per row and, if asked, per quarter. */
 export function quarterHeatmap(items: QuarterCounts[], year: number, options: { columnTotals: boolean; totalLabel: string }): string {
   type Cell = { y: string; x: string; hires: number; total: boolean }
@@ -124,7 +133,15 @@ export function quarterHeatmap(items: QuarterCounts[], year: number, options: { 
     })
   }
   const inner = cells.filter((c) => !c.total)
-  const darkFrom = Math.max(0, ...inner.map((c) => c.hires)) * 0.6 // white labels on the darker cells
+  // The colours span the counts there are (not 0 to the largest: 255-371 in every cell would all
+  // be one mid blue), and each label is black or white, whichever contrasts more with its cell's
+  // colour (WCAG contrast >= 4.6 across the scheme). A threshold at 60 % of the largest count put
+  // white on pale blue when all counts were close.
+  const lowest = Math.min(...inner.map((c) => c.hires))
+  const highest = Math.max(...inner.map((c) => c.hires))
+  const domain = highest > lowest ? [lowest, highest] : [0, Math.max(highest, 1)]
+  const color = Plot.scale({ color: { type: 'linear', scheme: 'blues', domain } })
+  const label = (c: Cell) => (luminance(String(color.apply(c.hires))) < 0.18 ? 'white' : 'black')
   const name = (c: Cell) => (c.y === TOTAL ? options.totalLabel : c.y)
   return svgOf({
     width: 720,
@@ -132,7 +149,7 @@ export function quarterHeatmap(items: QuarterCounts[], year: number, options: { 
     marginLeft: 190,
     x: { label: null, domain: [...QUARTERS, 'Total'], axis: 'top' },
     y: { label: null, domain: [...items.map((it) => it.name), ...(options.columnTotals ? [TOTAL] : [])] },
-    color: { type: 'linear', scheme: 'blues', label: 'Hires' }, // no legend: it needs canvas, and every cell is labelled
+    color: { type: 'linear', scheme: 'blues', domain, label: 'Hires' }, // no legend: it needs canvas, and every cell is labelled
     marks: [
       nameAxis(options.totalLabel),
       Plot.cell(inner, {
@@ -152,7 +169,7 @@ export function quarterHeatmap(items: QuarterCounts[], year: number, options: { 
           title: (c: Cell) => `${name(c)}, ${c.x === 'Total' ? 'all of' : c.x} ${year}: ${c.hires} hires`,
         },
       ),
-      Plot.text(inner, { x: 'x', y: 'y', text: 'hires', fill: (c: Cell) => (c.hires > darkFrom ? 'white' : 'black') }),
+      Plot.text(inner, { x: 'x', y: 'y', text: 'hires', fill: label }),
       Plot.text(
         cells.filter((c) => c.total),
         { x: 'x', y: 'y', text: 'hires', fontWeight: 'bold' },

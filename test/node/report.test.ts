@@ -8,6 +8,7 @@ import { describe, test } from 'node:test'
 import { JSDOM } from 'jsdom'
 import { loadDirectory } from '../../src/load.ts'
 import { describeDatabase } from '../../src/database.ts'
+import { quarterHeatmap } from '../../src/report/charts.ts'
 import { writeReports } from '../../src/report/write.ts'
 import { SAMPLE_DIR } from '../../src/tasks.ts'
 import { freshDatabase, listenApi } from '../support.ts'
@@ -100,6 +101,37 @@ describe('static HTML reports', async () => {
     )
     assert.equal(doc.querySelector('svg')?.getAttribute('xmlns'), 'http://www.w3.org/2000/svg')
     assert.equal(doc.querySelectorAll('script[src], link[rel="stylesheet"], img[src^="http"]').length, 0, 'self-contained')
+  })
+
+  test('every heatmap label is readable on its cell (WCAG contrast >= 4.5), also when all counts are close', () => {
+    // sRGB relative luminance and contrast ratio (WCAG 2).
+    const luminance = (color: string) => {
+      const rgb = color === 'white' ? [255, 255, 255] : color === 'black' ? [0, 0, 0] : color.match(/\d+/g)!.map(Number)
+      const [r, g, b] = rgb.map((v) => (v / 255 <= 0.03928 ? v / 255 / 12.92 : ((v / 255 + 0.055) / 1.055) ** 2.4))
+      return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    }
+    const contrast = (a: string, b: string) => {
+      const [l1, l2] = [luminance(a), luminance(b)].sort((x, y) => y - x)
+      return (l1 + 0.05) / (l2 + 0.05)
+    }
+    // 255-371 hires in every cell (a large load): the labels were white on pale blue.
+    const close = Array.from({ length: 20 }, (_, i) => ({
+      name: `Department ${i}`,
+      quarters: [255 + i, 300 + i * 3, 371 - i, 280 + i * 2] as [number, number, number, number],
+    }))
+    const spread = Array.from({ length: 12 }, (_, i) => ({
+      name: `Department ${i}`,
+      quarters: [i, 3 * i, 70 - i, 5] as [number, number, number, number],
+    }))
+    for (const items of [close, spread]) {
+      const doc = new JSDOM(quarterHeatmap(items, 2021, { columnTotals: false, totalLabel: 'Total' })).window.document
+      const fills = [...doc.querySelectorAll('g[aria-label="cell"] rect')].slice(0, items.length * 4).map((r) => r.getAttribute('fill')!)
+      const labels = [...[...doc.querySelectorAll('g[aria-label="text"]')][0].querySelectorAll('text')].map((t) => t.getAttribute('fill')!)
+      assert.equal(labels.length, fills.length)
+      fills.forEach((fill, i) =>
+        assert.ok(contrast(fill, labels[i]) >= 4.5, `${labels[i]} on ${fill}: ${contrast(fill, labels[i]).toFixed(2)}`),
+      )
+    }
   })
 
   test('headline numbers: hires, departments and jobs hiring, the mean, the change against the year before', async () => {
