@@ -43,9 +43,10 @@ export function yearsChart(years: YearRow[], year?: number): string {
     return last === 4 ? String(d.year) : `${d.year} (to Q${last})`
   }
   return svgOf({
-    width: 80 + 64 * years.length,
+    width: 96 + 64 * years.length,
     height: 150,
     marginTop: 18,
+    marginLeft: 56, // room for "60,000" (a large load): 40 cut it to "0,000"
     x: { label: null, type: 'band', domain: years.map(label) },
     y: { label: 'Hires', grid: true, ticks: 3 },
     marks: [
@@ -82,7 +83,6 @@ export function aboveMeanChart(rows: DepartmentRow[], mean: number | null, meanL
         fill: { value: status, scale: 'color' },
         title: (r: DepartmentRow) => `${r.department}: ${r.hired} hires (${status(r).toLowerCase()})`,
       }),
-      Plot.text(rows, { x: 'hired', y: 'department', text: 'hired', dx: 4, textAnchor: 'start' }),
       ...(mean === null
         ? []
         : [
@@ -97,6 +97,17 @@ export function aboveMeanChart(rows: DepartmentRow[], mean: number | null, meanL
               lineAnchor: 'bottom',
             }),
           ]),
+      // Over the mean's rule, with a white halo: a department near the mean keeps its number readable.
+      Plot.text(rows, {
+        x: 'hired',
+        y: 'department',
+        text: 'hired',
+        dx: 4,
+        textAnchor: 'start',
+        stroke: 'white',
+        strokeWidth: 3,
+        fill: 'black',
+      }),
       Plot.ruleX([0]),
     ],
   })

@@ -7,6 +7,8 @@ import { MEAN_DEFINITIONS, type MeanOver, type Metric } from './data.ts'
 
 export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 export const count = (n: number) => n.toLocaleString('en-US')
+/** One decimal, grouped like count(): 1,185.5. */
+export const decimal = (n: number) => n.toLocaleString('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 })
 
 const STYLE = `
   body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5rem auto; max-width: 72rem; padding: 0 1rem; color: #1b1b1b; }

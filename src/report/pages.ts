@@ -13,7 +13,19 @@ import {
   type QuarterRow,
   type YearRow,
 } from './data.ts'
-import { cards, chartSection, count, dataTable, escapeHtml, figure, provenance, shell, type Card, type Provenance } from './html.ts'
+import {
+  cards,
+  chartSection,
+  count,
+  dataTable,
+  decimal,
+  escapeHtml,
+  figure,
+  provenance,
+  shell,
+  type Card,
+  type Provenance,
+} from './html.ts'
 
 export type Kind = 'hires-by-quarter' | 'departments-above-mean'
 export const pageName = (kind: Kind, year: number) => `${kind}-${year}.html`
@@ -39,7 +51,7 @@ function nav(kind: Kind, year: number, ctx: YearContext): string {
 }
 
 const meanLabel = (mean: number | null, ctx: YearContext) =>
-  `mean ${mean === null ? 'none' : mean.toFixed(1)} (${ctx.provenance.meanOver === 'all' ? 'over all departments' : 'over hiring departments'})`
+  `mean ${mean === null ? 'none' : decimal(mean)} (${ctx.provenance.meanOver === 'all' ? 'over all departments' : 'over hiring departments'})`
 
 const upTo = (n: number) => (n === 1 ? 'Q1' : `Q1–Q${n}`)
 
@@ -65,7 +77,7 @@ function headline(year: number, ctx: YearContext, mean: number | null, departmen
       { value: count(now.departments), label: `departments hiring (of ${count(departments)})` },
       { value: count(now.jobs), label: 'jobs hiring' },
       {
-        value: mean === null ? '—' : mean.toFixed(1),
+        value: mean === null ? '—' : decimal(mean),
         label: `mean hires per department (${ctx.provenance.meanOver === 'all' ? 'over all of them' : 'over those hiring'})`,
       },
       change,
