@@ -54,7 +54,12 @@ export interface LoadResult {
 /** What a load is doing: reading the file (COPY into staging), validating (and, on one
  *  connection, inserting) in the database, writing a parallel load's verdicts (one statement). */
 export type Phase = 'reading' | 'validating' | 'writing'
-export type Progress = (table: string, rowsRead: number, detail?: { phase: Phase; bytesRead: number; bytes: number }) => void
+export type Progress = (
+  table: string,
+  rowsRead: number,
+  /** estimate: the seconds the validating statement should take, from the table's last loads (runner.validation_rate). */
+  detail?: { phase: Phase; bytesRead: number; bytes: number; estimate?: number },
+) => void
 
 export interface LoadOptions {
   progress?: Progress
@@ -207,7 +212,8 @@ export async function loadFile(
   const { fh, before } = await openRegularFile(file, options.followSymlinks ?? false)
   const limits = new RecordLimits(file, maxBytes, maxFields)
   const state: LoadState = { phase: 'reading', rows: () => 0, report: () => {} }
-  state.report = () => progress?.(table, state.rows(), { phase: state.phase, bytesRead: limits.bytes, bytes: before.size })
+  state.report = () =>
+    progress?.(table, state.rows(), { phase: state.phase, bytesRead: limits.bytes, bytes: before.size, estimate: state.estimate })
   const timer = progress ? setInterval(state.report, 250) : undefined
   const read = (...sinks: NodeJS.WritableStream[]) => readInto(file, fh, before, limits, signal, sinks)
   const jobs = options.jobs ?? 1
@@ -224,6 +230,10 @@ export async function loadFile(
       state.rows = () => lines.rows
       await read(lines, await copyWritable(tx`copy pg_temp.ingest_input (position, fields, unreadable) from stdin`))
       await firstRecord(tx, table, file, options.header ?? false)
+      if (progress) {
+        const [{ rate }] = await tx<{ rate: number | null }[]>`select runner.validation_rate(${table}) as rate`
+        if (rate) state.estimate = lines.rows / rate
+      }
       state.phase = 'validating'
       state.report()
       const [batch] = await tx<IngestBatch[]>`select * from api.ingest_staged(${table}, 'csv', true)`
@@ -238,6 +248,7 @@ export async function loadFile(
 
 interface LoadState {
   phase: Phase
+  estimate?: number
   rows: () => number
   report: () => void
 }

@@ -66,14 +66,25 @@ function loadProgress(): { progress: Progress; clear: () => void } {
     const elapsed = (now - since.get(`${table}:${phase}`)!) / 1000
     let text = `${table}: ${rows.toLocaleString('en')} rows`
     if (phase === 'reading') {
-      text = `${table}: reading, ${text.slice(table.length + 2)}, ${Math.round(rows / Math.max(elapsed, 0.001)).toLocaleString('en')} rows/s`
+      text = `${table}: reading, ${text.slice(table.length + 2)}`
+      // (a rate over the first fraction of a second says nothing: 48,153,000 rows/s)
+      if (elapsed >= 0.5) text += `, ${Math.round(rows / elapsed).toLocaleString('en')} rows/s`
       if (detail && detail.bytes > 0) {
         text += `, ${Math.floor((detail.bytesRead * 100) / detail.bytes)}% of ${mb(detail.bytes)}`
         if (detail.bytesRead > 0 && elapsed >= 1)
           text += `, ETA ${seconds(((detail.bytes - detail.bytesRead) * elapsed) / detail.bytesRead)}`
       }
     } else if (phase === 'validating') {
-      text = `${table}: validating and inserting ${rows.toLocaleString('en')} rows in the database (${seconds(elapsed)} so far)`
+      // One statement validates, inserts and checks the references: its time left is estimated
+      // from the table's last loads (runner.validation_rate), when there are any.
+      const estimate = detail?.estimate
+      text = `${table}: validating, inserting and checking references of ${rows.toLocaleString('en')} rows in the database, ${seconds(elapsed)} so far`
+      if (estimate !== undefined) {
+        text +=
+          elapsed < estimate
+            ? `, ETA ${seconds(estimate - elapsed)} (at the ${Math.round(rows / estimate).toLocaleString('en')} rows/s of the last loads)`
+            : `, longer than the last loads (${seconds(estimate)})`
+      }
     } else {
       text = `${table}: writing the verdicts of ${rows.toLocaleString('en')} rows in one transaction (${seconds(elapsed)} so far)`
     }

@@ -149,3 +149,25 @@ test('output piped into a reader that stops early (| head -1): the load finishes
   const [{ n }] = await db.sql`select count(*)::int as n from data.jobs where job_id in (1, 2)`
   assert.equal(n, 2)
 })
+
+test('progress while the database validates: an ETA from the last loads of 10,000 rows or more (runner.validation_rate), none before', async () => {
+  const { loadFile } = await import('../../src/load.ts')
+  const lines = Array.from({ length: 12_000 }, (_, i) => `${i + 1},Department ${i + 1}`).join('\n') + '\n'
+  const dir = await folder({ 'departments.csv': lines })
+  const estimates = async () => {
+    const seen: (number | undefined)[] = []
+    await loadFile(db.sql, 'departments', join(dir, 'departments.csv'), (_table, rows, detail) => {
+      if (detail?.phase === 'validating') seen.push(detail.estimate)
+      assert.ok(rows <= 12_000)
+    })
+    return seen
+  }
+  const [first] = await db.sql`select runner.validation_rate('departments') as rate`
+  assert.equal(first.rate, null, 'no load of 10,000 rows yet')
+  const before = await estimates()
+  assert.ok(before.length > 0 && before.every((e) => e === undefined), String(before))
+  const [{ rate }] = await db.sql`select runner.validation_rate('departments') as rate`
+  assert.ok(rate > 0)
+  const [second] = await estimates()
+  assert.ok(second !== undefined && Math.abs(second - 12_000 / rate) < 1e-6, `estimate ${second} s at ${rate} rows/s`)
+})
