@@ -16,7 +16,10 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
     '3 more rejects than --max-rejects (the load rolled back).',
   options: {
     'dry-run': { type: 'boolean', help: 'validate everything and print the full verdict, then roll back: nothing is written' },
-    header: { type: 'boolean', help: 'skip the first line of each file (without it, a header line is refused)' },
+    header: {
+      type: 'boolean',
+      help: 'skip the first line of each file, refused if it looks like data (without it, a header line is refused)',
+    },
     'max-rejects': {
       type: 'string',
       arg: 'N|P%',

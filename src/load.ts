@@ -292,17 +292,33 @@ async function firstRecord(tx: Tx, table: string, file: string, header: boolean)
     { position: string; fields: string[] | null }[]
   >`select position, fields from pg_temp.ingest_input order by position limit 1`
   if (!first) return
-  if (header) {
-    await tx`delete from pg_temp.ingest_input where position = ${first.position}`
-    return
-  }
-  if (first.fields) await refuseHeader(tx, table, file, first.position, first.fields)
+  if (first.fields) await refuseHeader(tx, table, file, first.position, first.fields, header)
+  if (header) await tx`delete from pg_temp.ingest_input where position = ${first.position}`
 }
 
-/** Refuses a file whose first record looks like a header (the rule: runner.looks_like_header). */
-async function refuseHeader(sql: Queryable, table: string, file: string, line: number | string, fields: string[]): Promise<void> {
-  const [{ header }] = await sql<{ header: boolean | null }[]>`select runner.looks_like_header(${table}, ${fields}) as header`
-  if (header) {
+/**
+ * Refuses a file whose first record looks like a header when the files have none (the rule:
+ * runner.looks_like_header), or like data when --header says they have one (runner.looks_like_record):
+ * skipped, that row would be lost without a word.
+ */
+async function refuseHeader(
+  sql: Queryable,
+  table: string,
+  file: string,
+  line: number | string,
+  fields: string[],
+  header = false,
+): Promise<void> {
+  const [{ wrong }] = header
+    ? await sql<{ wrong: boolean | null }[]>`select runner.looks_like_record(${table}, ${fields}) as wrong`
+    : await sql<{ wrong: boolean | null }[]>`select runner.looks_like_header(${table}, ${fields}) as wrong`
+  if (wrong && header) {
+    throw new Error(
+      `${file}, line ${line}: refused: --header skips the first line, but it looks like data (${fields.join(',')}), ` +
+        'not a header: drop --header for files without one',
+    )
+  }
+  if (wrong) {
     throw new Error(
       `${file}, line ${line}: refused: it looks like a header (${fields.join(',')}), and the files have none: ` +
         'pass --header to skip the first line of each file, or remove it',
@@ -428,14 +444,13 @@ async function loadParallel(
     )
     let first: { record: string[]; line: number } | undefined
     const lines = new ShareLines(await Promise.all(shares), keyIndex, (record, line) => {
-      if (header) return false
       first = { record, line }
-      return true
+      return !header
     })
     state.rows = () => lines.rows
     await read(lines)
     // Before the workers judge anything: a refused file is rolled back in every worker.
-    if (first) await refuseHeader(coordinator, table, file, first.line, first.record)
+    if (first) await refuseHeader(coordinator, table, file, first.line, first.record, header)
     state.phase = 'validating'
     state.report()
     release()

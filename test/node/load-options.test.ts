@@ -117,6 +117,22 @@ test('a header line is refused unless --header skips it; --header skips the firs
   assert.match(r.stdout, /jobs: 1 rows read, 1 inserted, 0 unchanged, 0 rejected/)
 })
 
+test('--header on files without a header is refused, not a first row lost without a word (runner.looks_like_record)', async () => {
+  const dir = await folder({ 'departments.csv': '61,Legal\n62,Tax\n' })
+  const before = await state()
+  const r = await load([dir, '--header'])
+  assert.equal(r.code, 1)
+  assert.match(
+    r.stderr,
+    /departments\.csv, line 1: refused: --header skips the first line, but it looks like data \(61,Legal\).*drop --header/,
+  )
+  assert.deepEqual(await state(), before)
+  const record = async (fields: string[]) =>
+    (await db.sql<{ r: boolean }[]>`select runner.looks_like_record('employees', ${fields}) as r`)[0].r
+  assert.ok(await record(['1', 'Harold', '2021-11-07T02:48:42Z', '2', '96']))
+  assert.ok(!(await record(['id', 'name', 'datetime', 'department_id', 'job_id'])))
+})
+
 test('a folder without some of the files loads the others with a warning', async () => {
   const dir = await folder({ 'departments.csv': '51,Research\n' })
   const r = await load([dir])
