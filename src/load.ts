@@ -497,12 +497,14 @@ export async function loadDirectory(sql: Queryable, dir: string, progressOrOptio
   return results
 }
 
-export function formatResult(r: LoadResult): string {
+export function formatResult(r: LoadResult, dryRun = false): string {
   const b = r.batch
   const rate = Math.round(b.received / Math.max(r.seconds, 0.001))
+  // A rolled-back batch (a dry run, a load above --max-rejects): its number names nothing,
+  // and nothing was inserted.
   const head =
-    `${r.table}: ${b.received} rows read, ${b.inserted} inserted, ${b.unchanged} unchanged, ${b.rejected} rejected` +
-    ` (batch ${b.batch_id}, ${r.seconds.toFixed(2)} s, ${rate} rows/s)`
+    `${r.table}: ${b.received} rows read, ${b.inserted} ${dryRun ? 'would be inserted' : 'inserted'}, ${b.unchanged} unchanged, ${b.rejected} rejected` +
+    ` (${dryRun ? 'rolled back' : `batch ${b.batch_id}`}, ${r.seconds.toFixed(2)} s, ${rate} rows/s)`
   const reasons = r.reasons.map((x) => `    ${x.reason}: ${x.rows}`)
   return [head, ...reasons].join('\n')
 }

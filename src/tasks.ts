@@ -165,8 +165,9 @@ export async function loadSamples(url: string, dir = SAMPLE_DIR, options: LoadCo
       })
     }
     clear()
-    for (const r of results) console.log(formatResult(r))
     const over = overLimit(maxRejects, ...totals(results))
+    // (above --max-rejects, rolled back as a dry run is)
+    for (const r of results) console.log(formatResult(r, dryRun || Boolean(over)))
     if (over) throw Object.assign(new Error(`${over}: the load was rolled back, nothing was written`), { exitCode: 3 })
     const withRejects = results.filter((r) => r.batch.rejected > 0).map((r) => r.batch.batch_id)
     if (dryRun) console.log('dry run: nothing was written (rolled back)')

@@ -50,9 +50,10 @@ test('--dry-run prints the full verdict (the references between files included) 
   const before = await state()
   const r = await load([dir, '--dry-run'])
   assert.equal(r.code, 0, r.stderr)
-  assert.match(r.stdout, /departments: 3 rows read, 2 inserted, 0 unchanged, 1 rejected/)
+  assert.match(r.stdout, /departments: 3 rows read, 2 would be inserted, 0 unchanged, 1 rejected \(rolled back, /)
+  assert.doesNotMatch(r.stdout, /batch \d+/, 'a rolled-back batch has no number to give')
   // Ann's department 1 comes from departments.csv of the same run: judged as the real load would.
-  assert.match(r.stdout, /employees: 2 rows read, 1 inserted, 0 unchanged, 1 rejected/)
+  assert.match(r.stdout, /employees: 2 rows read, 1 would be inserted, 0 unchanged, 1 rejected/)
   assert.match(r.stdout, /unknown_reference:department_id: 1/)
   assert.match(r.stdout, /dry run: nothing was written/)
   assert.deepEqual(await state(), before)
@@ -71,6 +72,7 @@ test('--max-rejects: above the limit exit 3 and nothing written; within it, load
       ),
     )
     assert.deepEqual(await state(), before)
+    assert.match(r.stdout, /departments: 3 rows read, 2 would be inserted, 0 unchanged, 1 rejected \(rolled back, /)
   }
   const r = await load([dir, '--max-rejects', '40%'])
   assert.equal(r.code, 0, r.stderr)
