@@ -198,7 +198,7 @@ function invalid(e: RaisedError): ApiError {
         return {
           status: 400,
           code,
-          message: `${name} must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}${got}`,
+          message: `${name} must be ${allowed.length === 1 ? '' : 'one of '}${allowed.map((v) => JSON.stringify(v)).join(', ')}${got}`,
           detail: { allowed },
         }
       break

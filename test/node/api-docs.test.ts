@@ -219,6 +219,7 @@ describe('error messages', () => {
       ['GET', '/tables/jobs/rows/abc', undefined, /^id must be a whole number from 1 to \d+; got "abc"$/],
       ['POST', '/tables/jobs/rows?dry_run=maybe', '[]', /^dry_run must be true or false; got "maybe"$/],
       ['POST', '/tables/jobs/restore', '{}', /^the body needs one of "file", "newest" \(exactly one\)$/],
+      ['POST', '/tables/jobs/restore', '{"newest": false}', /^newest must be true; got false$/],
       [
         'POST',
         '/tables/jobs/restore',
