@@ -6,7 +6,7 @@ import { lib } from './ts.mjs'
 const { parseCommandLine } = await lib('args.ts')
 parseCommandLine(import.meta.url, {
   usage: [''],
-  summary: 'Migrates, then serves the REST API on HOST:PORT until Ctrl-C (OpenAPI at /openapi.json).',
+  summary: 'Migrates, then serves the REST API on HOST:PORT until Ctrl-C (browse it at /docs; OpenAPI at /openapi.json).',
   options: {},
   environment: [
     ['HOST, PORT', 'where to listen (default 127.0.0.1:8000; another address needs API_TOKEN)'],

@@ -237,7 +237,7 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
   const { peersKnown } = await import('./api/peer.ts')
   console.log(
     `API on http://${host.includes(':') ? `[${host}]` : host}:${(app.server.address() as { port: number }).port}` +
-      ` (OpenAPI: /openapi.json; database login ${api.how}; ${access(token, readToken, peersKnown())})`,
+      ` (browse it at /docs, OpenAPI: /openapi.json; database login ${api.how}; ${access(token, readToken, peersKnown())})`,
   )
   if (!shutdown.aborted) await new Promise((resolve) => shutdown.addEventListener('abort', resolve, { once: true }))
   await worker.stop() // lets a backup in progress finish (the runner's pool closes with the app)
