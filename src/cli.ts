@@ -51,8 +51,10 @@ export async function run(task: (db: Database, shutdown: AbortSignal) => Promise
     await task(db, shutdown.signal)
   } catch (err) {
     process.stderr.write(`error: ${describeError(err)}\n`)
-    // (an error may carry its own: load.mjs exits 3 above --max-rejects)
-    process.exitCode = (err as { exitCode?: number }).exitCode ?? 1
+    // (an error may carry its own: load.mjs exits 3 above --max-rejects). A table the database
+    // does not know (IBTAB) can only come from the command line here: a bad argument, exit 2.
+    const e = err as { exitCode?: number; code?: string }
+    process.exitCode = e.exitCode ?? (e.code === 'IBTAB' ? 2 : 1)
   } finally {
     await db?.stop()
   }

@@ -55,7 +55,10 @@ export async function verifyCommand(url: string, file: string, table?: string): 
 export async function listCommand(url: string, table: string): Promise<void> {
   const { backupDirFromEnv, backupDirOf, listBackups } = await import('./backup/folders.ts')
   const sql = connect(url, { max: 1 })
-  const dir = await backupDirOf(sql, backupDirFromEnv()).finally(() => sql.end())
+  const dir = await (async () => {
+    await tablesInLoadOrder(sql, [table]) // IBTAB for a table the database does not know, not "no backups of it"
+    return backupDirOf(sql, backupDirFromEnv())
+  })().finally(() => sql.end())
   const list = await listBackups(dir, table)
   if (list.length === 0) console.log(`no backups of ${table} in ${dir}`)
   for (const b of list) console.log(`${b.file}\t${b.kind}\t${b.rows ?? '?'} rows\t${mb(b.bytes)}\t${b.created_at ?? ''}`)

@@ -128,3 +128,21 @@ test('npm test -- --help prints the help instead of running the suite', async ()
   assert.match(r.stdout, /Usage: npx zx scripts\/test\.mjs \[test files\.\.\.\]/)
   assert.doesNotMatch(r.stdout, /TAP version/)
 })
+
+test('a table the database does not know, named on the command line, is a bad argument: exit 2 with the tables it knows', async () => {
+  const { freshDatabase } = await import('../support.ts')
+  const db = await freshDatabase()
+  for (const args of [
+    ['scripts/backup.mjs', 'nosuch'],
+    ['scripts/backup.mjs', '--list', 'nosuch'], // it said "no backups of nosuch", exit 0
+    ['scripts/restore.mjs', 'nosuch', '--dry-run'],
+  ]) {
+    const r = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(zx, args, { cwd: projectRoot, env: { ...process.env, DATABASE_URL: db.url }, timeout: 60_000 }, (err, _stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
+      )
+    })
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`)
+    assert.match(r.stderr, /^error: unknown table "nosuch" \[IBTAB\]\nhint: use one of: departments, jobs, employees\n$/)
+  }
+})
