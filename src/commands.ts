@@ -136,6 +136,7 @@ export async function scheduleCommand(url: string, action: 'install' | 'list' | 
     }
     const { timeZone, jobs } = await listJobs(sql)
     console.log(`pg_cron jobs of ${db} (schedules are in ${timeZone}):`)
+    if (jobs.length === 0) console.log('  none: npx zx scripts/schedule.mjs installs them')
     for (const j of jobs) {
       console.log(
         `  ${j.job.padEnd(36)} ${j.schedule.padEnd(14)} ${j.active ? 'active' : 'paused'}  last run: ${j.last_run ? `${j.last_run} ${j.last_status}` : 'never'}\n    ${j.command}`,
