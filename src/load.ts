@@ -51,9 +51,10 @@ export interface LoadResult {
   seconds: number
 }
 
-/** What a load is doing: reading the file (COPY into staging), validating (and, on one
- *  connection, inserting) in the database, writing a parallel load's verdicts (one statement). */
-export type Phase = 'reading' | 'validating' | 'writing'
+/** What a load is doing: reading the file (COPY into staging); on one connection, validating,
+ *  inserting and checking references (one statement); in a parallel load, validating the shares
+ *  on K connections, then writing the verdicts (one statement: inserts, rejects, references). */
+export type Phase = 'reading' | 'validating' | 'validating-shares' | 'writing'
 export type Progress = (
   table: string,
   rowsRead: number,
@@ -451,7 +452,7 @@ async function loadParallel(
     await read(lines)
     // Before the workers judge anything: a refused file is rolled back in every worker.
     if (first) await refuseHeader(coordinator, table, file, first.line, first.record, header)
-    state.phase = 'validating'
+    state.phase = 'validating-shares'
     state.report()
     release()
     await Promise.all(workers)

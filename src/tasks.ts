@@ -85,8 +85,10 @@ function loadProgress(): { progress: Progress; clear: () => void } {
             ? `, ETA ${seconds(estimate - elapsed)} (at the ${Math.round(rows / estimate).toLocaleString('en')} rows/s of the last loads)`
             : `, longer than the last loads (${seconds(estimate)})`
       }
+    } else if (phase === 'validating-shares') {
+      text = `${table}: validating ${rows.toLocaleString('en')} rows on several connections, ${seconds(elapsed)} so far`
     } else {
-      text = `${table}: writing the verdicts of ${rows.toLocaleString('en')} rows in one transaction (${seconds(elapsed)} so far)`
+      text = `${table}: inserting, logging rejects and checking references of ${rows.toLocaleString('en')} rows in one statement, ${seconds(elapsed)} so far`
     }
     if (tty) process.stderr.write(`\r\x1b[K${text}`)
     else if (now - lastLine >= 10_000) {
