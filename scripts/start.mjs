@@ -7,8 +7,8 @@ const { parseCommandLine } = await lib('args.ts')
 parseCommandLine(import.meta.url, {
   usage: [''],
   summary:
-    'Migrates, loads the sample data of data/historical/, writes the 2021 reports to REPORTS_DIR,\n' +
-    'then serves the API until Ctrl-C (npm start runs this).',
+    'Migrates, loads the sample data of data/historical/, writes the reports of every year with hires\n' +
+    '(and of 2021) to REPORTS_DIR, then serves the API until Ctrl-C (npm start runs this).',
   options: {},
   environment: [
     ['HOST, PORT', 'where the API listens (default 127.0.0.1:8000)'],
