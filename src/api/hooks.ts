@@ -9,6 +9,7 @@ import { REPLICA_HEADERS } from './context.ts'
 import { DOCS_PREFIX, redactUrl } from './guard.ts'
 import { jsonErrorPlace } from './json-error.ts'
 import { BODY_LIMIT, type Limits } from './limits.ts'
+import { errorsOf } from './schemas.ts'
 
 /** GET routes that stay on the primary: the backup files live beside it, and the schedule is its operator's view. */
 const PRIMARY_READS = new Set(['/schedule', '/tables/:table/backups'])
@@ -110,6 +111,8 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
         ...schema,
         querystring: { ...query, properties: { ...query.properties, min_lsn: MIN_LSN } },
         headers: { ...headers, properties: { ...headers.properties, [REPLICA_HEADERS.lsn]: MIN_LSN } },
+        // (a malformed min_lsn is a 400 on every read, GET /stats included)
+        response: { ...errorsOf([400]), ...(schema.response as Record<string, unknown> | undefined) },
       }
     }
     route.handler = async function (request, reply) {

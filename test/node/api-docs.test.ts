@@ -162,7 +162,11 @@ describe('/openapi.json', () => {
     assert.equal(new Set(ids).size, ids.length, ids.join(', '))
     const paths = await spec()
     const statusesOf = (path: string, method: string) => Object.keys(paths[path][method].responses).join(',')
-    assert.equal(statusesOf('/stats', 'get'), '200,503')
+    // A read that takes min_lsn (or X-Hirebase-LSN) can refuse a malformed one: 400, /stats too.
+    assert.equal(statusesOf('/stats', 'get'), '200,400,503')
+    assert.equal((await call('GET', '/stats?min_lsn=zz')).status, 400)
+    assert.equal(statusesOf('/schedule', 'get'), '200,503')
+    assert.equal(statusesOf('/health', 'get'), '200,503')
     assert.equal(statusesOf('/reports/hires-by-quarter', 'get'), '200,400,503')
     assert.equal(statusesOf('/tables/{table}/rows/{id}', 'get'), '200,400,404,503')
     assert.equal(statusesOf('/tables/{table}/rows', 'post'), '200,400,403,404,409,413,415,503')
