@@ -8,12 +8,21 @@ interface PgError extends Error {
   hint?: string
 }
 
+/** What to do when the database cannot be reached or logged in to (the driver says only what failed). */
+const CONNECT_HINTS: Record<string, string> = {
+  ECONNREFUSED: "is PostgreSQL running at DATABASE_URL's host and port? (unset DATABASE_URL to use the embedded one)",
+  ENOTFOUND: "DATABASE_URL's host name is not known: check it (unset DATABASE_URL to use the embedded one)",
+  '28P01': 'check the user and password in DATABASE_URL (a password with @, : or / is written %40, %3A, %2F)',
+  '3D000': 'create that database (createdb <name>), or name an existing one at the end of DATABASE_URL',
+}
+
 export function describeError(err: unknown): string {
   if (!(err instanceof Error)) return String(err)
   const e = err as PgError
   const lines = [e.code && /^[0-9A-Z]{5}$/.test(e.code) ? `${e.message} [${e.code}]` : e.message]
   if (e.detail) lines.push(`detail: ${e.detail}`)
-  if (e.hint) lines.push(`hint: ${e.hint}`)
+  const hint = e.hint ?? (e.code && process.env.DATABASE_URL ? CONNECT_HINTS[e.code] : undefined)
+  if (hint) lines.push(`hint: ${hint}`)
   return lines.join('\n')
 }
 

@@ -115,6 +115,8 @@ describe('bad values and arguments exit 2 naming them', { concurrency: 4 }, () =
     const r = await cli(['scripts/migrate.mjs'])
     assert.equal(r.code, 1, r.stderr)
     assert.doesNotMatch(r.stderr, /Usage:/)
+    // ... saying what to check, not only the driver's "connect ECONNREFUSED 127.0.0.1:1"
+    assert.match(r.stderr, /^error: connect ECONNREFUSED 127\.0\.0\.1:1\nhint: is PostgreSQL running at DATABASE_URL's host and port\?/)
   })
 })
 
