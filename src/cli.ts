@@ -21,7 +21,13 @@ export function describeError(err: unknown): string {
   const e = err as PgError
   const lines = [e.code && /^[0-9A-Z]{5}$/.test(e.code) ? `${e.message} [${e.code}]` : e.message]
   if (e.detail) lines.push(`detail: ${e.detail}`)
-  const hint = e.hint ?? (e.code && process.env.DATABASE_URL ? CONNECT_HINTS[e.code] : undefined)
+  const hint =
+    e.hint ??
+    (e.code === '3F000' && /schema "(report|api|runner|data|internal)" does not exist/.test(e.message)
+      ? 'the database is not migrated yet: npx zx scripts/migrate.mjs (load.mjs and npm start migrate too)'
+      : e.code && process.env.DATABASE_URL
+        ? CONNECT_HINTS[e.code]
+        : undefined)
   if (hint) lines.push(`hint: ${hint}`)
   return lines.join('\n')
 }

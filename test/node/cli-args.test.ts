@@ -148,3 +148,12 @@ test('a table the database does not know, named on the command line, is a bad ar
     assert.match(r.stderr, /^error: unknown table "nosuch" \[IBTAB\]\nhint: use one of: departments, jobs, employees\n$/)
   }
 })
+
+test('an unmigrated database: the error says to migrate (report.mjs and backup.mjs do not migrate first)', async () => {
+  const { describeError } = await import('../../src/cli.ts')
+  const err = Object.assign(new Error('schema "report" does not exist'), { code: '3F000' })
+  assert.equal(
+    describeError(err),
+    'schema "report" does not exist [3F000]\nhint: the database is not migrated yet: npx zx scripts/migrate.mjs (load.mjs and npm start migrate too)',
+  )
+})
