@@ -22,6 +22,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
     ['BACKUP_KEEP', 'backups kept per table (default 7)'],
     ['FILE_MODE', 'mode of the files written (default 0600)'],
     ['AVRO_MAX_BLOCK_BYTES', 'the largest Avro block --verify reads (default 16 MiB)'],
+    ['CI', 'set: no progress line on a terminal (as when the output is not one)'],
   ],
   examples: ['npx zx scripts/backup.mjs --all', 'npx zx scripts/backup.mjs --list employees'],
   validate: (v, tables) => {

@@ -19,6 +19,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
     ['BACKUP_DIR', 'folder of the backups (default backups/)'],
     ['BACKUP_KEEP', 'snapshots kept per table (default 7)'],
     ['AVRO_MAX_BLOCK_BYTES', 'the largest Avro block read, stored or inflated (default 16 MiB)'],
+    ['CI', 'set: no progress line on a terminal (as when the output is not one)'],
   ],
   examples: ['npx zx scripts/restore.mjs employees --dry-run', 'npx zx scripts/restore.mjs --all'],
   validate: (v, args) => {

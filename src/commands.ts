@@ -9,10 +9,12 @@ import { tablesInLoadOrder } from './tables.ts'
 const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MB`
 
 const rate = (rows: number, seconds: number) => `${Math.round(rows / Math.max(seconds, 0.001))} rows/s`
-const ttyRows = process.stderr.isTTY
-  ? (table: string, rows: number, total: number) =>
-      process.stderr.write(`\r\x1b[K${table}: ${rows.toLocaleString('en')}${total ? ` of ${total.toLocaleString('en')}` : ''} rows`)
-  : undefined
+// (CI services give a terminal whose log keeps every \r update: no progress there, as in load.mjs)
+const ttyRows =
+  process.stderr.isTTY && !process.env.CI
+    ? (table: string, rows: number, total: number) =>
+        process.stderr.write(`\r\x1b[K${table}: ${rows.toLocaleString('en')}${total ? ` of ${total.toLocaleString('en')}` : ''} rows`)
+    : undefined
 const clearTty = () => {
   if (ttyRows) process.stderr.write('\r\x1b[K')
 }
