@@ -1,6 +1,14 @@
 // @ts-check
 // Lets the zx entry points load the TypeScript library in src/ without a build step.
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { register } from 'tsx/esm/api'
+
+// Run by itself (npx zx scripts/ts.mjs), it would do nothing and exit 0: say what it is.
+if (process.argv.slice(1).some((arg) => resolve(arg) === fileURLToPath(import.meta.url))) {
+  process.stderr.write('error: scripts/ts.mjs is what the scripts use to load src/, not a command: see README, Commands\n')
+  process.exit(2)
+}
 
 register()
 

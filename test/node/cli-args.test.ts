@@ -157,3 +157,9 @@ test('an unmigrated database: the error says to migrate (report.mjs and backup.m
     'schema "report" does not exist [3F000]\nhint: the database is not migrated yet: npx zx scripts/migrate.mjs (load.mjs and npm start migrate too)',
   )
 })
+
+test('scripts/ts.mjs run by itself says it is no command (exit 2) instead of doing nothing', async () => {
+  const r = await cli(['scripts/ts.mjs', '--help'])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /^error: scripts\/ts\.mjs is what the scripts use to load src\/, not a command/)
+})
