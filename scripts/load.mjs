@@ -1,6 +1,7 @@
 #!/usr/bin/env zx
 // @ts-check
 // Load departments.csv, jobs.csv and employees.csv from a folder, migrating first (--help).
+import { readdirSync } from 'node:fs'
 import { lib } from './ts.mjs'
 
 const { existingPath, parseCommandLine, wholeNumber } = await lib('args.ts')
@@ -54,7 +55,12 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
     ['CI', 'set: progress as plain lines, as when the output is not a terminal'],
   ],
   examples: ['npx zx scripts/load.mjs data/historical --dry-run', 'npx zx scripts/load.mjs ~/export --header --max-rejects 1%'],
-  validate: (_values, [dir]) => dir === undefined || existingPath(dir, 'folder'),
+  validate: (_values, [dir]) => {
+    if (dir === undefined) return
+    existingPath(dir, 'folder')
+    // Before the database is started: which files are read is the database's list (runner.load_order).
+    if (!readdirSync(dir).some((name) => name.endsWith('.csv'))) throw new Error(`${JSON.stringify(dir)} has no .csv file to load`)
+  },
 })
 
 const { run } = await lib('cli.ts')

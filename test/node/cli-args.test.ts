@@ -85,6 +85,7 @@ describe('bad values and arguments exit 2 naming them', { concurrency: 4 }, () =
     [['scripts/load.mjs', 'a', 'b'], /^error: unexpected argument "b" \(at most 1\)/],
     [['scripts/load.mjs', '/nonexistent/folder'], /^error: "\/nonexistent\/folder": no such folder/],
     [['scripts/load.mjs', 'package.json'], /^error: "package.json" is not a folder/],
+    [['scripts/load.mjs', 'docs'], /^error: "docs" has no \.csv file to load/],
     [['scripts/replica.mjs', '--port', '70000'], /^error: --port "70000": expected a whole number from 1 to 65535/],
     [['scripts/test.mjs', 'test/node/no-such.test.ts'], /^error: "test\/node\/no-such.test.ts": no such file or folder/],
     [['scripts/load.mjs', '--dry-rn'], /^error: unknown option --dry-rn \(did you mean --dry-run\?\)/],

@@ -256,8 +256,10 @@ describe('scripts/load.mjs', () => {
     assert.match(stdout, /missing:department_name: 1/)
   })
 
-  test('exits 1 with a clear message when the directory has no CSV files', async () => {
+  test('exits 1 with a clear message when the directory has none of the CSV files', async () => {
+    // (a folder without any .csv file is refused before any work, exit 2: cli-args.test.ts)
     const dir = await mkdtemp(join(tmpdir(), 'hirebase-none-'))
+    await writeFile(join(dir, 'other.csv'), '1,x\n')
     const failed = await run(zx, ['scripts/load.mjs', dir], { cwd: projectRoot, env }).then(
       () => null,
       (e) => e,
@@ -268,6 +270,7 @@ describe('scripts/load.mjs', () => {
 
   test('exits 1 on the embedded default too (its exit hook must not turn a failure into 0)', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'hirebase-none-'))
+    await writeFile(join(dir, 'other.csv'), '1,x\n')
     const { DATABASE_URL: _, ...embedded } = process.env
     const failed = await run(zx, ['scripts/load.mjs', dir], { cwd: projectRoot, env: embedded }).then(
       () => null,
