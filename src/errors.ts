@@ -114,7 +114,14 @@ interface Invalid {
     passingSchemas?: unknown
   }
   /** With ajv's `verbose` (src/server.ts): the schema of the value, and the value. */
-  parentSchema?: { type?: string; minimum?: number; maximum?: number; examples?: unknown[]; enum?: unknown[] }
+  parentSchema?: {
+    type?: string
+    minimum?: number
+    maximum?: number
+    examples?: unknown[]
+    enum?: unknown[]
+    properties?: Record<string, unknown>
+  }
   schema?: unknown
   data?: unknown
 }
@@ -224,8 +231,17 @@ function invalid(e: RaisedError): ApiError {
           : `${place} must match exactly one of the forms in /openapi.json`,
       }
     }
-    case 'additionalProperties':
-      return { status: 400, code, message: `${place} has an unknown field ${JSON.stringify(first.params?.additionalProperty)}` }
+    case 'additionalProperties': {
+      // A mistyped parameter (?limt=2) is refused, as a mistyped option is on the command line.
+      const known = Object.keys(schema?.properties ?? {})
+      const what = e.validationContext === 'querystring' ? 'parameter' : 'field'
+      return {
+        status: 400,
+        code,
+        message: `${place} has an unknown ${what} ${JSON.stringify(first.params?.additionalProperty)}${known.length ? `: use ${known.join(', ')}` : ` (it takes no ${what})`}`,
+        detail: { allowed: known },
+      }
+    }
   }
   return { status: 400, code, message: e.message ?? 'bad parameter' }
 }

@@ -127,7 +127,8 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     bodyLimit: BODY_LIMIT,
     // The schema and the value on each validation error, for messages that name the bounds,
     // an example and what was given (src/errors.ts).
-    ajv: { customOptions: { verbose: true } },
+    // removeAdditional off: an unknown query parameter or body field is refused, not dropped.
+    ajv: { customOptions: { verbose: true, removeAdditional: false } },
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     return503OnClosing: true,

@@ -99,6 +99,9 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
     const config = route.config ?? {}
     // The Swagger UI's pages and files are static: they take no share of the pool.
     if (config.pool === false || route.url === DOCS_PREFIX || route.url.startsWith(`${DOCS_PREFIX}/`)) return
+    // Every query parameter a route takes is in its schema: any other is a 400, never ignored.
+    const given = route.schema ?? {}
+    route.schema = { ...given, querystring: { type: 'object', ...(given.querystring as object | undefined), additionalProperties: false } }
     const handler = route.handler as (this: unknown, request: FastifyRequest, reply: FastifyReply) => unknown
     const verbs = [route.method].flat()
     const reads = verbs.every((m) => m === 'GET' || m === 'HEAD') && !PRIMARY_READS.has(route.url)

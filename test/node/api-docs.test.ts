@@ -239,6 +239,25 @@ describe('error messages', () => {
     }
   })
 
+  test('an unknown query parameter or body field is refused, naming it and what the route takes (?limt=2 was ignored)', async () => {
+    const cases: [string, string, string | undefined, string, string[]][] = [
+      ['GET', '/tables/jobs/rows?limt=2', undefined, 'limt', ['after_id', 'limit', 'min_lsn']],
+      ['GET', '/reports/hires-by-quarter?yaer=2020', undefined, 'yaer', ['year', 'format', 'min_lsn']],
+      ['GET', '/stats?x=1', undefined, 'x', ['min_lsn']],
+      ['POST', '/tables/jobs/rows?dry=1', '[{"job_id": 1, "job_name": "x"}]', 'dry', ['dry_run']],
+      ['POST', '/tables/jobs/restore', '{"newest": true, "extra": 1}', 'extra', ['file', 'newest', 'dry_run']],
+    ]
+    for (const [method, path, body, name, allowed] of cases) {
+      const r = await call(method, path, body)
+      assert.equal(r.status, 400, path)
+      assert.equal(r.json.error.code, `bad_parameter:${name}`, path)
+      assert.deepEqual(r.json.error.allowed, allowed, path)
+      assert.match(r.json.error.message, new RegExp(`unknown (parameter|field) "${name}": use ${allowed.join(', ')}$`), path)
+    }
+    const [{ count }] = await sql`select count(*)::int as count from data.jobs where job_id = 1 and job_name = 'x'`
+    assert.equal(count, 0, 'the refused POST wrote nothing')
+  })
+
   test('body_too_large states the limit in bytes', async () => {
     const r = await call('POST', '/tables/jobs/rows', ' '.repeat(2 * 1024 * 1024 + 1))
     assert.equal(r.status, 413)
