@@ -9,6 +9,7 @@ import { databaseFolder } from './backup/folders.ts'
 import { apiConnection, type ApiConnection } from './roles.ts'
 import type { ApiContext } from './api/context.ts'
 import { installGuards, redactUrl, tokenCheck, type GuardOptions } from './api/guard.ts'
+import { peersKnown } from './api/peer.ts'
 import { installHooks } from './api/hooks.ts'
 import { BODY_LIMIT, gate, limitsFromEnv, type Limits } from './api/limits.ts'
 import { errorsOf, type Bounds } from './api/schemas.ts'
@@ -158,7 +159,8 @@ export async function buildServer(options: ServerOptions): Promise<{ app: Fastif
     requireToken: tokenCheck(options.token),
     security: options.token ? [{ bearer: [] }] : [],
     readSecurity: options.readToken ? [{ bearer: [] }] : [],
-    readErrors: (...statuses) => errorsOf([...statuses, ...(options.readToken ? [401] : []), 503]),
+    // Every read may refuse an unknown query parameter (400), and on Linux another local user without a token (403).
+    readErrors: (...statuses) => errorsOf([...statuses, 400, ...(options.readToken ? [401] : []), ...(peersKnown() ? [403] : []), 503]),
     writeErrors: (...statuses) => errorsOf([...statuses, 400, ...(options.token ? [401] : []), 403, 413, 415, 503]),
   }
   for (const routes of [docsRoutes, rowsRoutes, ingestLogRoutes, backupRoutes, reportRoutes, scheduleRoutes, referenceRoutes]) {

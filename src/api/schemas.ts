@@ -38,7 +38,7 @@ const errorSchema = {
 const WHEN: Record<number, string> = {
   400: 'A parameter or body the route does not accept (error.code says which)',
   401: 'No valid bearer token',
-  403: 'A write from a page of an origin not in ALLOWED_ORIGINS, or a database refusal (forbidden)',
+  403: 'A write from a page of an origin not in ALLOWED_ORIGINS, a call of another OS user of the machine without a token (other_local_user), or a database refusal (forbidden)',
   404: 'No such table, row, batch or backup',
   409: 'A conflict (error.code says which)',
   413: 'A body over the size limit (error.limit_bytes)',
