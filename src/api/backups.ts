@@ -112,6 +112,7 @@ export const backupRoutes: FastifyPluginAsync<ApiContext> = async (
       const result = await restoreTables(runner, [table], {
         ...backups,
         files: { [table]: request.body.file },
+        namesOnly: true,
         dryRun: request.body.dry_run,
       })
       request.batchLog = { ...result.tables[0] }

@@ -141,11 +141,16 @@ export async function listBackups(dir: string, table: string): Promise<BackupInf
 
 /**
  * The file a restore of `table` reads: the newest backup, or `file` (a name from the list,
- * or a path), which must resolve inside the backup folder.
+ * or a path), which must resolve inside the backup folder. With `namesOnly` (the API), `file`
+ * is a name in the table's folder, never a path from the server's working folder, and the
+ * messages do not show where the folder is.
  */
-export async function resolveBackupFile(dir: string, table: string, file?: string): Promise<string> {
+export async function resolveBackupFile(dir: string, table: string, file?: string, namesOnly = false): Promise<string> {
   const root = await realpath(dir).catch(() => {
-    throw new BackupFileError('backup_not_found', `no backups yet: ${dir} does not exist (run: npx zx scripts/backup.mjs ${table})`)
+    throw new BackupFileError(
+      'backup_not_found',
+      `no backups yet: ${namesOnly ? 'the backup folder' : dir} does not exist (run: npx zx scripts/backup.mjs ${table})`,
+    )
   })
   if (!file) {
     // Only the toolkit's own timestamped backups, which sort by name; never a snapshot.
@@ -153,13 +158,17 @@ export async function resolveBackupFile(dir: string, table: string, file?: strin
     if (!newest)
       throw new BackupFileError(
         'backup_not_found',
-        `no backup of ${table} in ${join(dir, table)} (run: npx zx scripts/backup.mjs ${table})`,
+        `no backup of ${table} in ${namesOnly ? 'the backup folder' : join(dir, table)} (run: npx zx scripts/backup.mjs ${table})`,
       )
     return join(root, table, newest.file)
   }
   const inside = (p: string) => p === root || p.startsWith(root + sep)
-  const outside = () => new BackupFileError('bad_backup', `refused: ${file} is outside the backup folder ${root}`)
-  const candidates = isAbsolute(file) ? [file] : [resolve(file), join(dir, table, file), join(dir, file)]
+  const outside = () => new BackupFileError('bad_backup', `refused: ${file} is outside the backup folder${namesOnly ? '' : ` ${root}`}`)
+  const candidates = namesOnly
+    ? [join(dir, table, file)]
+    : isAbsolute(file)
+      ? [file]
+      : [resolve(file), join(dir, table, file), join(dir, file)]
   for (const candidate of candidates) {
     const real = await realpath(candidate).catch(() => undefined)
     if (real) {

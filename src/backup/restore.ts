@@ -42,6 +42,8 @@ export async function verifyBackup(sql: Queryable, path: string, table?: string)
 export interface RestoreOptions extends BackupOptions {
   /** A file per table; the newest backup for the others. */
   files?: Record<string, string | undefined>
+  /** The files are names from the table's list (the API), not paths. */
+  namesOnly?: boolean
   dryRun?: boolean
 }
 
@@ -77,7 +79,7 @@ export async function restoreTables(sql: Sql, tables: string[], options: Restore
       for (const table of order) await tx`select runner.lock_table(${table})`
       // Resolved under the lock: a concurrent backup cannot prune the chosen file meanwhile.
       const files = new Map<string, string>()
-      for (const table of order) files.set(table, await resolveBackupFile(options.dir, table, options.files?.[table]))
+      for (const table of order) files.set(table, await resolveBackupFile(options.dir, table, options.files?.[table], options.namesOnly))
       for (const table of order) await stageFile(tx, table, files.get(table)!, options)
       const [{ result }] = await tx<{ result: Record<string, Omit<TableRestore, 'table' | 'file'>> }[]>`
       select runner.restore_apply(${order}, true) as result`

@@ -72,6 +72,29 @@ describe('a backup folder with strangers in it', () => {
     assert.equal(restored.tables[0].file, join('jobs', ours.at(-1)!))
   })
 
+  test("the API's file is a name in the table's folder: a same-named file in the server's working folder is not looked at, and no message shows a path", async () => {
+    const name = '20300101T000000000Z.avro'
+    const work = await mkdtemp(join(tmpdir(), 'hirebase-cwd-'))
+    await copyFile('/etc/hostname', join(work, name))
+    const cwd = process.cwd()
+    process.chdir(work)
+    try {
+      // The command line takes a path from the working folder (refused: outside the folder).
+      await assert.rejects(resolveBackupFile(dir, 'jobs', name), /is outside the backup folder \//)
+      // The API's name is looked up in the table's folder only.
+      await assert.rejects(resolveBackupFile(dir, 'jobs', name, true), (e: Error) => {
+        assert.equal(e.message, `no such backup file: ${name} (see: npx zx scripts/backup.mjs --list jobs)`)
+        return true
+      })
+      await assert.rejects(resolveBackupFile(join(root, 'none'), 'jobs', undefined, true), (e: Error) => {
+        assert.doesNotMatch(e.message, new RegExp(root))
+        return true
+      })
+    } finally {
+      process.chdir(cwd)
+    }
+  })
+
   test("two databases sharing BACKUP_DIR never see each other's backups", async () => {
     const other = await freshDatabase()
     await other.sql`call ingest_batch('jobs', '[{"job_id": 7100, "job_name": "Only in the other database"}]')`
