@@ -19,7 +19,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
     'dry-run': { type: 'boolean', help: 'validate everything and print the full verdict, then roll back: nothing is written' },
     header: {
       type: 'boolean',
-      help: 'skip the first line of each file, refused if it looks like data (without it, a header line is refused)',
+      help: 'skip the first record of each file, after any blank lines; refused if it looks like data (without it, a header is refused)',
     },
     'max-rejects': {
       type: 'string',
