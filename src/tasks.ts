@@ -219,15 +219,18 @@ export async function serve(url: string, shutdown: AbortSignal): Promise<void> {
     allowedHosts: listFromEnv(process.env.ALLOWED_HOSTS),
     allowedOrigins: listFromEnv(process.env.ALLOWED_ORIGINS),
   })
-  // What an interrupted backup or restore left behind (on the runner's pool: it takes the tables' locks).
-  const removed = await cleanBackupFolder(runner, databaseFolder(backupDirFromEnv(), api.roles.database))
-  if (removed.length) app.log.info({ removed }, 'removed leftovers of interrupted backups and restores')
-  // A port in use must end the command, not leave it waiting on its open pools.
-  await app.listen({ host, port }).catch(async (err) => {
+  // A failure before serving (a port in use, a leftover it cannot judge) must end the command,
+  // not leave it waiting on its open pools.
+  try {
+    // What an interrupted backup or restore left behind (on the runner's pool: it takes the tables' locks).
+    const removed = await cleanBackupFolder(runner, databaseFolder(backupDirFromEnv(), api.roles.database))
+    if (removed.length) app.log.info({ removed }, 'removed leftovers of interrupted backups and restores')
+    await app.listen({ host, port })
+  } catch (err) {
     await app.close()
     await sql.end({ timeout: 5 })
     throw err
-  })
+  }
   const { startBackupWorker } = await import('./worker.ts')
   const worker = await startBackupWorker(runner, {
     dir: databaseFolder(backupDirFromEnv(), api.roles.database),

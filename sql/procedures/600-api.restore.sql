@@ -208,3 +208,24 @@ begin
   end if;
   return v_result;
 end $$;
+
+-- A pre-restore snapshot names the server and the transaction that wrote it. The server is
+-- pg_control_system's identifier (null where the function is not granted): the embedded default
+-- and DATABASE_URL share BACKUP_DIR/<database>/ when their databases have the same name, and a
+-- transaction id of one server says nothing about another's.
+create or replace function runner.server_id() returns text
+language sql stable
+return case when has_function_privilege('pg_catalog.pg_control_system()', 'execute')
+            then (select system_identifier::text from pg_catalog.pg_control_system()) end;
+
+-- True when the snapshot's restore never committed here (its transaction aborted), so the file is
+-- clutter; false or null to keep it: another server's snapshot (another identifier, or an id
+-- this server has not reached: txid_status would raise 22023), one still running or committed,
+-- or one too old to tell.
+create or replace function runner.snapshot_aborted(p_xid bigint, p_server text) returns boolean
+language sql volatile
+return case
+  when p_server is not null and p_server is distinct from runner.server_id() then false
+  when p_xid >= txid_snapshot_xmax(txid_current_snapshot()) then false
+  else txid_status(p_xid) = 'aborted'
+end;

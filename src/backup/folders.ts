@@ -199,9 +199,13 @@ export async function cleanBackupFolder(sql: Sql, dir: string): Promise<string[]
           if (!(await lstat(path).catch(() => undefined))?.isFile()) continue
           let orphan = name.endsWith('.tmp')
           if (!orphan && folder.endsWith(PRE_RESTORE) && name.endsWith('.avro')) {
-            const xid = (await readFileMeta(path))?.['hirebase.restore_xid']?.toString()
+            const meta = await readFileMeta(path)
+            const xid = meta?.['hirebase.restore_xid']?.toString()
+            const server = meta?.['hirebase.restore_server']?.toString() ?? null
             if (xid && /^\d+$/.test(xid))
-              orphan = (await tx<{ s: string | null }[]>`select txid_status(${xid}::bigint) as s`)[0].s === 'aborted'
+              orphan =
+                (await tx<{ aborted: boolean | null }[]>`select runner.snapshot_aborted(${xid}::bigint, ${server}::text) as aborted`)[0]
+                  .aborted === true
           }
           if (!orphan) continue
           await rm(path, { force: true })

@@ -87,9 +87,14 @@ export async function restoreTables(sql: Sql, tables: string[], options: Restore
       if (!options.dryRun) {
         try {
           // The snapshot names this transaction: if it never commits (the process killed during
-          // the apply), the next start finds it aborted and removes the snapshot.
-          const [{ xid }] = await tx<{ xid: string }[]>`select txid_current()::text as xid`
-          for (const table of order) snapshots.set(table, (await writeBackup(tx, table, options, PRE_RESTORE, { restore_xid: xid })).file)
+          // the apply), the next start finds it aborted and removes the snapshot. And the server:
+          // another one (the embedded default and DATABASE_URL share BACKUP_DIR/hirebase/) has
+          // its own transaction ids, which say nothing about this one's.
+          const [{ xid, cluster }] = await tx<
+            { xid: string; cluster: string | null }[]
+          >`select txid_current()::text as xid, runner.server_id() as cluster`
+          const meta: Record<string, string> = cluster ? { restore_xid: xid, restore_server: cluster } : { restore_xid: xid }
+          for (const table of order) snapshots.set(table, (await writeBackup(tx, table, options, PRE_RESTORE, meta)).file)
           await tx`select runner.restore_apply(${order}, false)`
         } catch (err) {
           // The restore is rolled back: its snapshots would only be clutter.

@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { promisify } from 'node:util'
-import { cleanBackupFolder, databaseFolder, listBackups } from '../../src/backup/folders.ts'
-import { backupTable } from '../../src/backup/write.ts'
+import { cleanBackupFolder, databaseFolder, listBackups, PRE_RESTORE } from '../../src/backup/folders.ts'
+import { backupTable, writeBackup } from '../../src/backup/write.ts'
 import { restoreTables, verifyBackup } from '../../src/backup/restore.ts'
 import { projectRoot } from '../../src/paths.ts'
 import { freshDatabase, listenApi, startServeScript, timed } from '../support.ts'
@@ -368,6 +368,33 @@ describe('clean-up after an interruption', () => {
       )
     },
   )
+
+  test("another server's snapshots are kept: the start neither fails on an id in its future nor removes one by a local id", async () => {
+    // The embedded default and DATABASE_URL share BACKUP_DIR/hirebase/: a snapshot written on
+    // one named a transaction id the other had not reached (txid_status raised 22023 and
+    // npm start stopped, its pools left open), or that meant an unrelated local transaction.
+    const dir = databaseFolder(await mkdtemp(join(tmpdir(), 'hirebase-servers-')), db.name)
+    const aborted = await sql
+      .begin(async (tx) => {
+        const [{ xid }] = await tx<{ xid: string }[]>`select txid_current()::text as xid`
+        throw Object.assign(new Error('roll back'), { xid })
+      })
+      .catch((err: { xid: string }) => err.xid)
+    const [{ here }] = await sql<{ here: string | null }[]>`select runner.server_id() as here`
+    const snapshot = async (meta: Record<string, string>) => {
+      const file = await sql.begin((tx) => writeBackup(tx, 'jobs', { dir }, PRE_RESTORE, meta))
+      await new Promise((r) => setTimeout(r, 5)) // a new timestamp, so a new name
+      return file.file
+    }
+    const future = await snapshot({ restore_xid: '999999999999' })
+    const elsewhere = await snapshot({ restore_xid: aborted, restore_server: 'another server' })
+    const unnamed = await snapshot({ restore_xid: aborted }) // written before snapshots named their server
+    const mine = here ? await snapshot({ restore_xid: aborted, restore_server: here }) : undefined
+    const removed = await cleanBackupFolder(sql, dir)
+    assert.deepEqual(removed.sort(), [unnamed, ...(mine ? [mine] : [])].sort())
+    const left = (await listBackups(dir, 'jobs')).map((b) => `jobs/${b.file}`)
+    assert.ok(left.includes(future) && left.includes(elsewhere), `kept: ${left.join(', ')}`)
+  })
 
   test('load.mjs names the files it committed before a later file failed', async () => {
     const fresh = await freshDatabase()
