@@ -73,6 +73,12 @@ test('the settings .env may set are those of README "Configuration"', async () =
   assert.deepEqual([...SETTINGS].sort(), documented.sort())
 })
 
+test('.env.example lists every setting, as the README says', async () => {
+  const example = await readFile(join(projectRoot, '.env.example'), 'utf8')
+  const listed = [...example.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1])
+  assert.deepEqual(listed.sort(), [...SETTINGS].sort())
+})
+
 // Another user who can write .env could point DATABASE_URL at a server of theirs (the loader and
 // restores would send it the data) or list a page of theirs in ALLOWED_ORIGINS: such a file is
 // not read, as folders others can write are refused for backups and reports (src/files.ts).
