@@ -14,7 +14,10 @@ const { values } = parseCommandLine(import.meta.url, {
     remove: { type: 'boolean', help: 'remove the jobs' },
   },
   environment: [
-    ['SCHEDULE_BACKUP, SCHEDULE_REPORTS, SCHEDULE_HOUSEKEEPING', "5-field cron schedules (in the server's time zone)"],
+    [
+      'SCHEDULE_BACKUP, SCHEDULE_REPORTS, SCHEDULE_HOUSEKEEPING',
+      "5-field cron schedules, in pg_cron's time zone (GMT for pg_cron 1.4; --list prints it)",
+    ],
     ['RETENTION_DAYS', 'days the ingest log is kept (90; 1 to 36525)'],
   ],
   examples: ['SCHEDULE_BACKUP="0 3 * * *" npx zx scripts/schedule.mjs', 'npx zx scripts/schedule.mjs --list'],
