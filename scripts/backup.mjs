@@ -3,7 +3,7 @@
 // Back up tables as Avro files, verify a backup file, or list a table's backups (--help).
 import { lib } from './ts.mjs'
 
-const { parseCommandLine } = await lib('args.ts')
+const { existingPath, parseCommandLine } = await lib('args.ts')
 const { values, positionals } = parseCommandLine(import.meta.url, {
   usage: ['<table>... | --all', '--verify <file> [--table <table>]', '--list <table>'],
   summary:
@@ -30,6 +30,7 @@ const { values, positionals } = parseCommandLine(import.meta.url, {
     const forms = [v.all || tables.length > 0, v.verify !== undefined, v.list !== undefined].filter(Boolean).length
     if (forms === 0) throw new Error('name the tables to back up, or --all, --verify <file>, --list <table>')
     if (forms > 1 || (v.all && tables.length > 0)) throw new Error('use one of: <table>..., --all, --verify, --list')
+    if (v.verify !== undefined) existingPath(v.verify, 'file')
   },
 })
 

@@ -215,7 +215,7 @@ export const wholeNumber =
   }
 
 /** Refuses a path argument that does not exist or is not of the kind asked for (checked before any work). */
-export function existingPath(path: string, kind: 'folder' | 'file or folder'): void {
+export function existingPath(path: string, kind: 'folder' | 'file' | 'file or folder'): void {
   let stats
   try {
     stats = statSync(path)
@@ -223,6 +223,7 @@ export function existingPath(path: string, kind: 'folder' | 'file or folder'): v
     throw new Error(`${JSON.stringify(path)}: no such ${kind}`)
   }
   if (kind === 'folder' && !stats.isDirectory()) throw new Error(`${JSON.stringify(path)} is not a folder`)
+  if (kind === 'file' && !stats.isFile()) throw new Error(`${JSON.stringify(path)} is not a file`)
 }
 
 /** A year such as 2021. */

@@ -95,6 +95,7 @@ describe('bad values and arguments exit 2 naming them', { concurrency: 4 }, () =
     [['scripts/backup.mjs'], /^error: name the tables to back up, or --all/],
     [['scripts/backup.mjs', '--all', 'jobs'], /^error: use one of/],
     [['scripts/backup.mjs', '--table', 'jobs'], /^error: --table goes with --verify/],
+    [['scripts/backup.mjs', '--verify', 'no-such.avro'], /^error: "no-such.avro": no such file/],
     [['scripts/restore.mjs'], /^error: name the table to restore, or --all/],
     [['scripts/restore.mjs', '--all', 'jobs'], /^error: --all takes no table/],
     [['scripts/restore.mjs', 'jobs', 'file', 'extra'], /^error: unexpected argument "extra"/],
