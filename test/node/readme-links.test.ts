@@ -119,3 +119,29 @@ test('the link check knows GitHub anchors and catches a dead file or anchor', as
   ])
   assert.deepEqual(await deadLinks(root, 'docs/a.md'), ['docs/a.md:5: ../README.md#gone: README.md has no heading with the anchor #gone'])
 })
+
+// Paths of the checkout named in code spans (`src/backup/read.ts`, `test/node/bounds.test.ts`):
+// moved text kept naming src/backup.ts after backups became a folder.
+test('every path of the checkout that README.md and docs/*.md name in code exists', async () => {
+  const external = new Set(['src/backend/distributed/commands/trigger.c']) // Citus's source, cited in scale-out.md
+  const files = [
+    'README.md',
+    '.env.example',
+    ...(await readdir(join(projectRoot, 'docs'))).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`),
+  ]
+  const missing: string[] = []
+  let seen = 0
+  for (const file of files) {
+    const lines = (await readFile(join(projectRoot, file), 'utf8')).split('\n')
+    lines.forEach((text, i) => {
+      for (const [, path] of text.matchAll(/`((?:\.\.\/)?(?:src|test|sql|scripts|bench|docs|\.ci)\/[^`\s]*)`/g)) {
+        if (/[*<{…]/.test(path) || external.has(path)) continue // a pattern, not a path
+        seen++
+        const to = join(dirname(join(projectRoot, file)), path.startsWith('../') ? path : join(relative(dirname(file), '.'), path))
+        if (!existsSync(to)) missing.push(`${file}:${i + 1}: ${path}`)
+      }
+    })
+  }
+  assert.ok(seen > 30, `only ${seen} paths found: the scan is broken`)
+  assert.deepEqual(missing, [], 'paths that do not exist')
+})
