@@ -1,5 +1,5 @@
 // The caps (sql/procedures/760-internal.bounds.sql), property-tested against a model written
-// here from their documentation (README "What clients can make the database hold is bounded",
+// here from their documentation (docs/security.md "What clients can make the database hold is bounded",
 // the Configuration table, and the SQL file's comments):
 //   set_caps     runner.set_caps on generated objects: 22023 for a value that is no whole
 //                number >= 1 (up to 15 digits), 23514 for a name that is no cap, else
