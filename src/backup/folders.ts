@@ -179,7 +179,12 @@ export async function resolveBackupFile(dir: string, table: string, file?: strin
     }
   }
   if (!inside(resolve(candidates.at(-1)!))) throw outside()
-  throw new BackupFileError('backup_not_found', `no such backup file: ${file} (see: npx zx scripts/backup.mjs --list ${table})`)
+  // A file named on the command line that is not there: a bad argument (exit 2), found only now
+  // because the backup folder is the database's.
+  throw Object.assign(
+    new BackupFileError('backup_not_found', `no such backup file: ${file} (see: npx zx scripts/backup.mjs --list ${table})`),
+    { exitCode: 2 },
+  )
 }
 
 /**

@@ -151,6 +151,24 @@ test('a table the database does not know, named on the command line, is a bad ar
   }
 })
 
+test('a backup file named on the command line that the folder does not have is a bad argument: exit 2', async () => {
+  const { freshDatabase } = await import('../support.ts')
+  const { mkdtemp } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const db = await freshDatabase()
+  const env = { ...process.env, DATABASE_URL: db.url, BACKUP_DIR: await mkdtemp(join(tmpdir(), 'hirebase-cli-backups-')) }
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(zx, args, { cwd: projectRoot, env, timeout: 60_000 }, (err, _stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }),
+      )
+    })
+  assert.equal((await run(['scripts/backup.mjs', 'jobs'])).code, 0)
+  const r = await run(['scripts/restore.mjs', 'jobs', 'nope.avro', '--dry-run'])
+  assert.equal(r.code, 2, r.stderr)
+  assert.match(r.stderr, /^error: no such backup file: nope\.avro \(see: npx zx scripts\/backup\.mjs --list jobs\)/)
+})
+
 test('an unmigrated database: the error says to migrate (report.mjs and backup.mjs do not migrate first)', async () => {
   const { describeError } = await import('../../src/cli.ts')
   const err = Object.assign(new Error('schema "report" does not exist'), { code: '3F000' })
