@@ -51,7 +51,7 @@ const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, 
 /**
  * The uid owning the client end of a TCP connection whose client is at `clientIp:clientPort` and
  * whose server port is `serverPort`; undefined when no such socket is listed (the client is on
- * another machine or network namespace, or has gone).
+ * another machine or network namespace, or has closed it).
  */
 export function clientSocketOwner(clientIp: string, clientPort: number, serverPort: number): number | undefined {
   const candidates = ipBytes(clientIp)
@@ -64,7 +64,9 @@ export function clientSocketOwner(clientIp: string, clientPort: number, serverPo
     }
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/)
-      if (f.length < 8) continue
+      // No inode: its process has closed it (TIME_WAIT is listed as uid 0, which a server run as
+      // root took for its own user: a client that sent a write and closed at once was served).
+      if (f.length < 10 || f[9] === '0') continue
       const [localIp, localPort] = f[1].split(':')
       const remotePort = f[2].split(':')[1]
       if (parseInt(localPort, 16) !== clientPort || parseInt(remotePort, 16) !== serverPort) continue
