@@ -5,7 +5,7 @@
 // known, and the server's start-up line says that every local user may call it.
 import { readFileSync } from 'node:fs'
 import { isIPv4 } from 'node:net'
-import { endianness } from 'node:os'
+import { endianness, networkInterfaces } from 'node:os'
 import type { Socket } from 'node:net'
 
 const TABLES = ['/proc/net/tcp', '/proc/net/tcp6']
@@ -77,20 +77,34 @@ export function clientSocketOwner(clientIp: string, clientPort: number, serverPo
   return undefined
 }
 
-const isLoopbackPeer = (ip: string) => /^(::ffff:)?127\./i.test(ip) || ip === '::1'
+/**
+ * Whether a client address is this machine's: loopback, the server's own address, or any of its
+ * interfaces' (a local client may bind eth0's address and connect to 127.0.0.1: checking loopback
+ * peers only let such a connection through as "another machine's").
+ */
+function isOwnAddress(ip: string, serverIp: string | undefined): boolean {
+  if (/^(::ffff:)?127\./i.test(ip) || ip === '::1' || ip === serverIp) return true
+  const bare = ip
+    .replace(/^::ffff:/i, '')
+    .replace(/%.*$/, '')
+    .toLowerCase()
+  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address.toLowerCase() === bare))
+}
 
 const owners = new WeakMap<Socket, boolean>()
 
 /**
  * Whether a request's connection comes from another OS user of this machine (known once per
  * connection). A connection from another machine is not: tokens and the Host check govern it.
- * A loopback client whose socket cannot be found counts as another user (refused, not trusted).
+ * A client at an address of this machine whose socket cannot be found counts as another user
+ * (refused, not trusted).
  */
 export function fromOtherLocalUser(socket: Socket): boolean {
   const known = owners.get(socket)
   if (known !== undefined) return known
   const ip = socket.remoteAddress ?? ''
-  const other = isLoopbackPeer(ip) && clientSocketOwner(ip, socket.remotePort ?? 0, socket.localPort ?? 0) !== process.getuid?.()
+  const other =
+    isOwnAddress(ip, socket.localAddress) && clientSocketOwner(ip, socket.remotePort ?? 0, socket.localPort ?? 0) !== process.getuid?.()
   owners.set(socket, other)
   return other
 }

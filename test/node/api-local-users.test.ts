@@ -5,7 +5,7 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
 import { connect } from 'node:net'
-import { tmpdir, userInfo } from 'node:os'
+import { networkInterfaces, tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { after, test } from 'node:test'
@@ -103,6 +103,36 @@ test('with API_TOKEN and READ_TOKEN, another local user with a token is served, 
   assert.deepEqual(await asNobody('read-token'), ['200', '401 unauthorized'])
   assert.deepEqual(await asNobody('write-token'), ['200', '200'])
 })
+
+/** An address of this machine that is not loopback (a client may bind it and still reach 127.0.0.1). */
+const ownAddress = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && !a.internal && a.family === 'IPv4')?.address
+
+test(
+  'another local user connecting from a non-loopback address of this machine is still another local user',
+  { skip: !root || !ownAddress },
+  async () => {
+    // s6x: bound to the machine's eth0 address, nobody's connection to 127.0.0.1 came from "another
+    // machine", which the check let through (GET and POST served).
+    const base = await server({})
+    const script = `
+    const http = require('node:http')
+    const out = []
+    const send = (method) => new Promise((resolve, reject) => {
+      const req = http.request(${JSON.stringify(base)} + '/tables/jobs/rows', { method, localAddress: ${JSON.stringify(ownAddress)}, headers: { 'content-type': 'application/json' } }, (res) => {
+        let body = ''
+        res.on('data', (d) => (body += d))
+        res.on('end', () => resolve(res.statusCode + (JSON.parse(body).error ? ' ' + JSON.parse(body).error.code : '')))
+      })
+      req.on('error', reject)
+      req.end(method === 'POST' ? '[{"job_id":903,"job_name":"from eth0"}]' : undefined)
+    })
+    ;(async () => { for (const m of ['GET', 'POST']) out.push(await send(m)); console.log(JSON.stringify(out)) })()`
+    const { stdout } = await promisify(execFile)('runuser', ['-u', 'nobody', '--', process.execPath, '-e', script], { cwd: '/' })
+    assert.deepEqual(JSON.parse(stdout), ['403 other_local_user', '403 other_local_user'])
+  },
+)
 
 test('a client socket that is closed (TIME_WAIT, listed as uid 0) names nobody', async () => {
   // s6x: a client that sent its request and closed at once left an entry of uid 0 and inode 0;
