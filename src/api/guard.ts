@@ -123,8 +123,8 @@ export async function installGuards(app: FastifyInstance, options: GuardOptions)
     if (
       ownerOnly &&
       !open(request.method, request.url.split('?')[0]) &&
-      fromOtherLocalUser(request.raw.socket) &&
-      !tokens.some((t) => authorized(request.headers.authorization, t))
+      !tokens.some((t) => authorized(request.headers.authorization, t)) &&
+      (await fromOtherLocalUser(request.raw.socket))
     ) {
       return reply
         .code(403)

@@ -4,6 +4,7 @@
 // client's socket is a line of /proc/net/tcp (tcp6), with its uid. Elsewhere nothing can be
 // known, and the server's start-up line says that every local user may call it.
 import { readFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { isIPv4 } from 'node:net'
 import { endianness, networkInterfaces } from 'node:os'
 import type { Socket } from 'node:net'
@@ -20,14 +21,15 @@ export const peersKnown = (): boolean => {
   }
 }
 
-/** An address of /proc/net/tcp{,6} (32-bit words in host byte order, hex) as bytes. */
-function addressBytes(hex: string): number[] {
-  const bytes: number[] = []
-  for (let w = 0; w < hex.length; w += 8) {
-    const word = [0, 2, 4, 6].map((i) => parseInt(hex.slice(w + i, w + i + 2), 16))
-    bytes.push(...(endianness() === 'LE' ? word.reverse() : word))
+/** An address as /proc/net/tcp{,6} writes it: 32-bit words in host byte order, upper-case hex. */
+function procHex(bytes: number[]): string {
+  let out = ''
+  for (let w = 0; w < bytes.length; w += 4) {
+    const word = bytes.slice(w, w + 4)
+    if (endianness() === 'LE') word.reverse()
+    out += word.map((b) => b.toString(16).padStart(2, '0')).join('')
   }
-  return bytes
+  return out.toUpperCase()
 }
 
 /** The bytes of an IP address, an IPv4 one as IPv4-mapped IPv6 (::ffff:a.b.c.d) too. */
@@ -46,32 +48,48 @@ function ipBytes(ip: string): number[][] {
   return [all.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff])]
 }
 
-const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i])
+// One read of the tables at a time, shared by every lookup that began before it started: each
+// read costs the kernel ~20 ms when the machine has ~19,000 TCP sockets (TIME_WAIT included), and
+// a synchronous read per new connection held the event loop that long (about 90 new connections
+// per second for the whole server). A lookup never uses a read that began before it did: the
+// client's socket might not be listed yet, or an older socket with its address and port might.
+let running: Promise<unknown> = Promise.resolve()
+let queued: Promise<string[]> | undefined
+function freshTables(): Promise<string[]> {
+  queued ??= running.then(() => {
+    queued = undefined
+    const read = Promise.all(TABLES.map((table) => readFile(table, 'latin1').catch(() => '')))
+    running = read
+    return read
+  })
+  return queued
+}
+
+interface End {
+  address: string
+  port: number
+}
 
 /**
- * The uid owning the client end of a TCP connection whose client is at `clientIp:clientPort` and
- * whose server port is `serverPort`; undefined when no such socket is listed (the client is on
- * another machine or network namespace, or has closed it).
+ * The uid owning the client end of a TCP connection between `client` and `server`; undefined when
+ * no such socket is listed (the client is on another machine or network namespace, or has closed
+ * it).
  */
-export function clientSocketOwner(clientIp: string, clientPort: number, serverPort: number): number | undefined {
-  const candidates = ipBytes(clientIp)
-  for (const table of TABLES) {
-    let text: string
-    try {
-      text = readFileSync(table, 'latin1')
-    } catch {
-      continue
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/)
-      // No inode: its process has closed it (TIME_WAIT is listed as uid 0, which a server run as
-      // root took for its own user: a client that sent a write and closed at once was served).
-      if (f.length < 10 || f[9] === '0') continue
-      const [localIp, localPort] = f[1].split(':')
-      const remotePort = f[2].split(':')[1]
-      if (parseInt(localPort, 16) !== clientPort || parseInt(remotePort, 16) !== serverPort) continue
-      const local = addressBytes(localIp)
-      if (candidates.some((c) => same(c, local))) return Number(f[7])
+export async function clientSocketOwner(client: End, server: End): Promise<number | undefined> {
+  const port = (p: number) => p.toString(16).toUpperCase().padStart(4, '0')
+  const c = ipBytes(client.address)
+  const s = ipBytes(server.address)
+  // The client's line: its own address and port, then the server's (IPv4 in tcp, the rest in tcp6).
+  const keys = c.map((bytes, i) => ` ${procHex(bytes)}:${port(client.port)} ${procHex(s[i] ?? [])}:${port(server.port)} `)
+  for (const text of await freshTables()) {
+    for (const key of keys) {
+      for (let at = text.indexOf(key); at >= 0; at = text.indexOf(key, at + 1)) {
+        // sl local remote st tx:rx tr:when retrnsmt uid timeout inode
+        const f = text.slice(at, text.indexOf('\n', at)).trim().split(/\s+/)
+        // No inode: its process has closed it (TIME_WAIT is listed as uid 0, which a server run as
+        // root took for its own user: a client that sent a write and closed at once was served).
+        if (f.length >= 9 && f[8] !== '0') return Number(f[6])
+      }
     }
   }
   return undefined
@@ -91,7 +109,7 @@ function isOwnAddress(ip: string, serverIp: string | undefined): boolean {
   return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address.toLowerCase() === bare))
 }
 
-const owners = new WeakMap<Socket, boolean>()
+const owners = new WeakMap<Socket, Promise<boolean>>()
 
 /**
  * Whether a request's connection comes from another OS user of this machine (known once per
@@ -99,12 +117,15 @@ const owners = new WeakMap<Socket, boolean>()
  * A client at an address of this machine whose socket cannot be found counts as another user
  * (refused, not trusted).
  */
-export function fromOtherLocalUser(socket: Socket): boolean {
-  const known = owners.get(socket)
-  if (known !== undefined) return known
-  const ip = socket.remoteAddress ?? ''
-  const other =
-    isOwnAddress(ip, socket.localAddress) && clientSocketOwner(ip, socket.remotePort ?? 0, socket.localPort ?? 0) !== process.getuid?.()
-  owners.set(socket, other)
+export function fromOtherLocalUser(socket: Socket): Promise<boolean> {
+  let other = owners.get(socket)
+  if (other === undefined) {
+    const client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 }
+    const server = { address: socket.localAddress ?? '', port: socket.localPort ?? 0 }
+    other = isOwnAddress(client.address, server.address)
+      ? clientSocketOwner(client, server).then((uid) => uid !== process.getuid?.())
+      : Promise.resolve(false)
+    owners.set(socket, other)
+  }
   return other
 }
