@@ -16,11 +16,20 @@ declare
 begin
   if p_table is not null then perform internal.check_table(p_table); end if;
   for v_table in select table_name from data.dictionary_tables where p_table is null or table_name = p_table order by load_order loop
-    select q.request_id into v_id from data.backup_requests q
-     where q.table_name = v_table and q.finished_at is null
-     order by q.request_id limit 1
-       for key share skip locked;
-    if not found then
+    -- Looked up in a subtransaction rolled back at once, so that the lock is not the caller's
+    -- to keep: a caller that stayed in its transaction (BEGIN; SELECT api.request_backup(...))
+    -- made every runner's claim pass the waiting request, and every later request return it.
+    v_id := null;
+    begin
+      select q.request_id into v_id from data.backup_requests q
+       where q.table_name = v_table and q.finished_at is null
+       order by q.request_id limit 1
+         for key share skip locked;
+      raise exception 'look-up done: lock released' using errcode = 'IBPEK';
+    exception when sqlstate 'IBPEK' then
+      null;  -- v_id survives
+    end;
+    if v_id is null then
       insert into data.backup_requests (table_name, requested_by) values (v_table, p_requested_by) returning request_id into v_id;
     end if;
     v_ids := v_ids || v_id;

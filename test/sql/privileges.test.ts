@@ -159,6 +159,26 @@ describe('a hostile member of the API role', () => {
     assert.deepEqual(await waiting(), [['departments', 1], ['employees', 1], ['jobs', 1]])
   })
 
+  test('a caller that stays in its transaction does not keep the runners from the waiting request', async () => {
+    // s6x: request_backup's look-up of the waiting request kept its row lock in the caller's
+    // transaction; BEGIN; SELECT api.request_backup('jobs'); and no COMMIT made every runner's
+    // claim (SKIP LOCKED) pass it, and every later request return it: no backup of jobs at all.
+    await db.sql`update data.backup_requests set finished_at = now(), error = 'test' where finished_at is null`
+    const [{ ids: [waiting] }] = await db.sql<{ ids: string[] }[]>`select api.request_backup('jobs') as ids`
+    const staying = connect(hostileRole.urlFor(db.name), { max: 1, onnotice: () => {} })
+    const inside = await staying.reserve()
+    try {
+      await inside`begin`
+      assert.deepEqual((await inside`select api.request_backup('jobs') as ids`)[0].ids, [waiting])
+      const [claimed] = await db.sql.begin((tx) => tx`select * from runner.claim_backup_request('test')`)
+      assert.equal(claimed?.request_id, waiting, 'the runner takes the waiting request')
+    } finally {
+      await inside`rollback`
+      inside.release()
+      await staying.end()
+    }
+  })
+
   test('a refused request logs a bounded error message, whatever the caller says it was', async () => {
     // p_parse_error is the server's CSV parser's message; in psql it is whatever the caller passes.
     const said = 'x'.repeat(4_000_000)
