@@ -3,7 +3,7 @@
 // read every employee. Linux says who owns the other end of a loopback TCP connection: the
 // client's socket is a line of /proc/net/tcp (tcp6), with its uid. Elsewhere nothing can be
 // known, and the server's start-up line says that every local user may call it.
-import { readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { isIPv4 } from 'node:net'
 import { endianness, networkInterfaces } from 'node:os'
@@ -11,15 +11,10 @@ import type { Socket } from 'node:net'
 
 const TABLES = ['/proc/net/tcp', '/proc/net/tcp6']
 
-/** Whether this system tells the owner of a loopback connection's client socket. */
-export const peersKnown = (): boolean => {
-  try {
-    readFileSync(TABLES[0])
-    return true
-  } catch {
-    return false
-  }
-}
+let known: boolean | undefined
+/** Whether this system tells the owner of a loopback connection's client socket (asked once: the
+ *  OpenAPI errors of every read route ask, and reading the table costs ~20 ms on a busy machine). */
+export const peersKnown = (): boolean => (known ??= existsSync(TABLES[0]))
 
 /** An address as /proc/net/tcp{,6} writes it: 32-bit words in host byte order, upper-case hex. */
 function procHex(bytes: number[]): string {
@@ -55,9 +50,13 @@ function ipBytes(ip: string): number[][] {
 // client's socket might not be listed yet, or an older socket with its address and port might.
 let running: Promise<unknown> = Promise.resolve()
 let queued: Promise<string[]> | undefined
+let reads = 0
+/** How many times the tables were read (for the test that they are shared). */
+export const socketTableReads = () => reads
 function freshTables(): Promise<string[]> {
   queued ??= running.then(() => {
     queued = undefined
+    reads++
     const read = Promise.all(TABLES.map((table) => readFile(table, 'latin1').catch(() => '')))
     running = read
     return read
