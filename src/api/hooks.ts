@@ -101,7 +101,12 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
     if (config.pool === false || route.url === DOCS_PREFIX || route.url.startsWith(`${DOCS_PREFIX}/`)) return
     // Every query parameter a route takes is in its schema: any other is a 400, never ignored.
     const given = route.schema ?? {}
-    route.schema = { ...given, querystring: { type: 'object', ...(given.querystring as object | undefined), additionalProperties: false } }
+    // (properties: {} even when none: a schema without it is read as a map of properties, and the
+    // OpenAPI document then listed "type" and "additionalProperties" as query parameters.)
+    route.schema = {
+      ...given,
+      querystring: { type: 'object', properties: {}, ...(given.querystring as object | undefined), additionalProperties: false },
+    }
     const handler = route.handler as (this: unknown, request: FastifyRequest, reply: FastifyReply) => unknown
     const verbs = [route.method].flat()
     const reads = verbs.every((m) => m === 'GET' || m === 'HEAD') && !PRIMARY_READS.has(route.url)

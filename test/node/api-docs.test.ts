@@ -263,6 +263,23 @@ describe('error messages', () => {
     assert.equal(count, 0, 'the refused POST wrote nothing')
   })
 
+  test('a route without query parameters lists none in the OpenAPI document (it listed "type" and "additionalProperties"; found by query-params-property)', async () => {
+    const paths = await spec()
+    for (const [path, method] of [
+      ['/tables/{table}/backups', 'get'],
+      ['/tables/{table}/backup', 'post'],
+    ] as const) {
+      const query = ((paths[path][method] as { parameters?: { in: string; name: string }[] }).parameters ?? []).filter(
+        (p) => p.in === 'query',
+      )
+      assert.deepEqual(
+        query.map((p) => p.name),
+        [],
+        `${method} ${path}`,
+      )
+    }
+  })
+
   test('body_too_large states the limit in bytes', async () => {
     const r = await call('POST', '/tables/jobs/rows', ' '.repeat(2 * 1024 * 1024 + 1))
     assert.equal(r.status, 413)
