@@ -203,15 +203,31 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
     })
   })
 
-  // ajv coerces '1e200000' to Infinity and lets it through an integer schema with a maximum.
+  // ajv coerces what Number() reads: '1e0', '0x1', ' 1', '1.0', and '1e200000' (Infinity, through
+  // an integer schema with a maximum). A number in a query or a path is written in digits, as
+  // the data dictionary's ids are.
   app.addHook('preHandler', async (request) => {
-    for (const [context, values] of [
-      ['querystring', request.query],
-      ['params', request.params],
+    const url = request.raw.url ?? ''
+    const at = url.indexOf('?')
+    const query = new URLSearchParams(at >= 0 ? url.slice(at + 1) : '')
+    const pattern = (request.routeOptions.url ?? '').split('/')
+    const path = (at >= 0 ? url.slice(0, at) : url).split('/')
+    const inPath = (name: string) => {
+      const i = pattern.indexOf(`:${name}`)
+      try {
+        return i >= 0 ? decodeURIComponent(path[i] ?? '') : undefined
+      } catch {
+        return undefined
+      }
+    }
+    for (const [values, raw] of [
+      [request.query, (name: string) => query.get(name) ?? undefined],
+      [request.params, inPath],
     ] as const) {
       for (const [name, value] of Object.entries((values ?? {}) as Record<string, unknown>)) {
-        if (typeof value === 'number' && !Number.isFinite(value)) {
-          throw Object.assign(new Error(`${name} must be a whole number, not ${JSON.stringify(String(value))}`), {
+        const text = typeof value === 'number' ? (raw(name) ?? String(value)) : undefined
+        if (text !== undefined && !/^[0-9]+$/.test(text)) {
+          throw Object.assign(new Error(`${name} must be a whole number written in digits; got ${JSON.stringify(text.slice(0, 40))}`), {
             statusCode: 400,
             validation: [{ instancePath: `/${name}` }],
           })

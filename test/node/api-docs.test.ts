@@ -226,6 +226,13 @@ describe('error messages', () => {
       ['GET', '/reports/hires-by-quarter?year=99999', undefined, /^year must be a whole number from 1 to 9999, e\.g\. 2021; got 99999$/],
       ['GET', '/tables/jobs/rows?limit=0', undefined, /^limit must be a whole number from 1 to \d+; got 0$/],
       ['GET', '/tables/jobs/rows/abc', undefined, /^id must be a whole number from 1 to \d+; got "abc"$/],
+      // What Number() reads but is no whole number in digits (ajv coerced them: 0x1 was row 1).
+      ['GET', '/tables/jobs/rows/0x1', undefined, /^id must be a whole number written in digits; got "0x1"$/],
+      ['GET', '/tables/jobs/rows/1e0', undefined, /^id must be a whole number written in digits; got "1e0"$/],
+      ['GET', '/tables/jobs/rows?limit=1.0', undefined, /^limit must be a whole number written in digits; got "1.0"$/],
+      ['GET', '/tables/jobs/rows?limit=%201', undefined, /^limit must be a whole number written in digits; got " 1"$/],
+      ['GET', '/reports/hires-by-quarter?year=2.021e3', undefined, /^year must be a whole number written in digits; got "2.021e3"$/],
+      ['GET', '/ingest/batches/1e0/rejects', undefined, /^batch_id must be a whole number written in digits; got "1e0"$/],
       ['POST', '/tables/jobs/rows?dry_run=maybe', '[]', /^dry_run must be true or false; got "maybe"$/],
       ['POST', '/tables/jobs/restore', '{}', /^the body needs one of "file", "newest" \(exactly one\)$/],
       ['POST', '/tables/jobs/restore', '{"newest": false}', /^newest must be true; got false$/],
