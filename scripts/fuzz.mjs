@@ -28,6 +28,7 @@ const PROPERTY_FILES = [
   'test/node/lsn-property.test.ts',
   'test/sql/caps-property.test.ts',
   'test/node/query-params-property.test.ts',
+  'test/node/env-property.test.ts',
 ]
 const seed = String(values.seed ?? randomInt(2 ** 31))
 const scale = String(values.scale ?? 10)
