@@ -9,7 +9,6 @@ import { REPLICA_HEADERS } from './context.ts'
 import { DOCS_PREFIX, redactUrl } from './guard.ts'
 import { jsonErrorPlace } from './json-error.ts'
 import { BODY_LIMIT, type Limits } from './limits.ts'
-import { errorsOf } from './schemas.ts'
 
 /** GET routes that stay on the primary: the backup files live beside it, and the schedule is its operator's view. */
 const PRIMARY_READS = new Set(['/schedule', '/tables/:table/backups'])
@@ -111,16 +110,15 @@ export function installHooks(app: FastifyInstance, limits: Limits, replicas: Rep
     const verbs = [route.method].flat()
     const reads = verbs.every((m) => m === 'GET' || m === 'HEAD') && !PRIMARY_READS.has(route.url)
     const writes = verbs.some((m) => m !== 'GET' && m !== 'HEAD')
+    // (a malformed min_lsn is a 400, which every read's error responses list: readErrors)
     if (reads) {
-      const schema = route.schema ?? {}
-      const query = (schema.querystring ?? { type: 'object' }) as { properties?: Record<string, unknown> }
+      const schema = route.schema
+      const query = schema.querystring as { properties: Record<string, unknown> }
       const headers = (schema.headers ?? { type: 'object' }) as { properties?: Record<string, unknown> }
       route.schema = {
         ...schema,
         querystring: { ...query, properties: { ...query.properties, min_lsn: MIN_LSN } },
         headers: { ...headers, properties: { ...headers.properties, [REPLICA_HEADERS.lsn]: MIN_LSN } },
-        // (a malformed min_lsn is a 400 on every read, GET /stats included)
-        response: { ...errorsOf([400]), ...(schema.response as Record<string, unknown> | undefined) },
       }
     }
     route.handler = async function (request, reply) {
